@@ -1,0 +1,69 @@
+#!/bin/sh
+# Slipway's two commands:
+#   ./run.sh demo   set up everything (Debian packages, configure, build) and run `slipway demo`
+#   ./run.sh test   set up everything and run the whole test suite
+# Both are safe to run again: packages already installed are not reinstalled, builds are
+# incremental.
+set -eu
+cd "$(dirname "$0")"
+
+PACKAGES="g++ cmake ninja-build pkg-config ccache git ca-certificates
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libsqlite3-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  procps curl"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+setup_packages() {
+  missing=""
+  for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing="$missing $p"
+    fi
+  done
+  if [ -n "$missing" ]; then
+    echo "==> installing Debian packages:$missing"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  fi
+}
+
+build() {
+  BUILD_DIR=${SLIPWAY_BUILD_DIR:-build}
+  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+    echo "==> configuring ($BUILD_DIR)"
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  echo "==> building"
+  cmake --build "$BUILD_DIR" -j "$(nproc)"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  demo)
+    shift
+    setup_packages
+    build
+    exec "${SLIPWAY_BUILD_DIR:-build}/slipway" demo "$@"
+    ;;
+  test)
+    shift
+    setup_packages
+    build
+    echo "==> running the tests"
+    cd "${SLIPWAY_BUILD_DIR:-build}"
+    exec ctest --output-on-failure -j "$(nproc)" --timeout 600 "$@"
+    ;;
+  build)
+    setup_packages
+    build
+    ;;
+  *)
+    echo "usage: ./run.sh demo | test | build" >&2
+    exit 2
+    ;;
+esac

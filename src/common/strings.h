@@ -1,0 +1,38 @@
+// Small string helpers that the standard library lacks.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slipway {
+
+std::vector<std::string> split(std::string_view s, char sep, bool skip_empty = true);
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+std::string_view trim(std::string_view s);
+std::string to_lower(std::string_view s);
+// The last `max_bytes` of `s`, prefixed with a note when cut (for captured process output).
+std::string tail_bytes(std::string_view s, size_t max_bytes);
+// Replaces ${NAME} by vars(NAME) where the lookup succeeds; leaves other text untouched.
+template <class Lookup>
+std::string expand_vars(std::string_view s, Lookup&& lookup) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
+      const size_t end = s.find('}', i + 2);
+      if (end != std::string_view::npos) {
+        const std::string name(s.substr(i + 2, end - i - 2));
+        if (const auto* v = lookup(name)) {
+          out += *v;
+          i = end + 1;
+          continue;
+        }
+      }
+    }
+    out += s[i++];
+  }
+  return out;
+}
+
+}  // namespace slipway

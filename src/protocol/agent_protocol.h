@@ -1,0 +1,123 @@
+// The agent protocol: JSON text messages over one WebSocket per agent (GET /api/v1/agent/ws).
+//
+// Agent -> server
+//   hello      {type, name, env, roles[], zone, tags{}, address, agent_version, apps[AppState]}
+//              first message on every connection; the server answers welcome or closes.
+//   heartbeat  {type, apps[AppState]?}     every heartbeat_ms; apps only when something changed
+//   step       {type, action, step, status, output, started_at, duration_ms}
+//   result     {type, action, ok, app, version, healthy, reason, reverted_to, downloaded, apps[]}
+// Server -> agent
+//   welcome    {type, node, heartbeat_ms, server_version}
+//   install    {type, action, deploy, app, version, sha256, size, url, env{}, keep_releases}
+//              (the agent reads the manifest from the release itself: slipway.yaml)
+//   deactivate {type, action, deploy, app}   stop the app and remove its `current` link
+//   ping       {type}
+//
+// `action` identifies one command to one node; the agent echoes it in every step and result of
+// that command. Timestamps are milliseconds since the epoch. Unknown message types are refused.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/json.h"
+
+namespace slipway::protocol {
+
+// What a node reports about one app.
+struct AppState {
+  std::string app;
+  std::string version;  // the `current` release; empty when none
+  bool healthy = false;
+  bool running = false;  // the supervised process is up (or, for restart: apps, true when active)
+  int port = 0;
+  std::vector<std::string> releases;  // on disk, oldest first
+  std::string last_healthy;           // the last version that passed its health check
+};
+
+struct Hello {
+  std::string name;
+  std::string env;
+  std::vector<std::string> roles;
+  std::string zone;
+  std::map<std::string, std::string> tags;
+  std::string address;
+  std::string agent_version;
+  std::vector<AppState> apps;
+};
+
+struct Welcome {
+  std::string node;
+  int64_t heartbeat_ms = 5000;
+  std::string server_version;
+};
+
+struct Heartbeat {
+  std::optional<std::vector<AppState>> apps;
+};
+
+struct InstallCommand {
+  std::string action;
+  int64_t deploy = 0;
+  std::string app;
+  std::string version;
+  std::string sha256;
+  uint64_t size = 0;
+  std::string url;  // path on the server ("/api/v1/blobs/<sha256>") or absolute URL
+  std::map<std::string, std::string> env;  // extra environment (per-environment config, later)
+  int keep_releases = 5;
+};
+
+struct DeactivateCommand {
+  std::string action;
+  int64_t deploy = 0;
+  std::string app;
+};
+
+struct Ping {};
+
+enum class StepStatus { started, ok, failed, skipped };
+std::string_view step_status_name(StepStatus s);
+std::optional<StepStatus> step_status_from_name(std::string_view s);
+
+struct StepEvent {
+  std::string action;
+  std::string step;  // "download", "verify", "unpack", "hook:after_install", "stop", "switch",
+                     // "start", "health", "revert", ...
+  StepStatus status = StepStatus::started;
+  std::string output;
+  TimeMs started_at = 0;
+  int64_t duration_ms = 0;
+};
+
+struct InstallResult {
+  std::string action;
+  bool ok = false;
+  std::string app;
+  std::string version;  // what is current on the node now (empty: nothing)
+  bool healthy = false;
+  std::string reason;       // why it failed
+  std::string reverted_to;  // the version the node went back to by itself, if it did
+  bool downloaded = false;  // whether artifact bytes were fetched from the server
+  std::vector<AppState> apps;
+};
+
+using AgentMessage = std::variant<Hello, Heartbeat, StepEvent, InstallResult>;
+using ServerMessage = std::variant<Welcome, InstallCommand, DeactivateCommand, Ping>;
+
+std::string encode(const AgentMessage& m);
+std::string encode(const ServerMessage& m);
+// Strict: unknown types, unknown fields, wrong types and invalid names are invalid_argument.
+Result<AgentMessage> decode_agent_message(std::string_view text);
+Result<ServerMessage> decode_server_message(std::string_view text);
+
+json::value app_state_to_json(const AppState& s);
+Result<AppState> app_state_from_json(const json::value& v);
+
+}  // namespace slipway::protocol
