@@ -28,9 +28,10 @@ struct HealthOutcome {
 };
 
 // Probes every check.interval until the app has been healthy without a break for
-// check.healthy_for (healthy), or check.timeout has passed (unhealthy), or `alive()` returns
-// false (unhealthy: the process exited), or `cancelled` becomes true. A HealthKind::none check
-// is healthy at once.
+// check.healthy_for (healthy; the window opens when the first healthy probe answers, so a
+// non-zero healthy_for needs at least two healthy probes), or check.timeout has passed (unhealthy),
+// or `alive()` returns false (unhealthy: the process exited), or `cancelled` becomes true. A
+// HealthKind::none check is healthy at once.
 HealthOutcome wait_healthy(const artifacts::HealthCheck& check, const ProcessSpec& ctx,
                            const std::function<bool()>& alive,
                            const std::atomic<bool>* cancelled = nullptr);

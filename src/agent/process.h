@@ -5,6 +5,8 @@
 #include <map>
 #include <string>
 
+#include <sys/types.h>
+
 #include "common/duration.h"
 #include "common/error.h"
 
@@ -25,13 +27,33 @@ struct RunResult {
   bool timed_out = false;
   std::string output;  // stdout and stderr interleaved, the last max_output bytes
   Millis duration{0};
+  Millis timeout{0};  // the limit that applied (for describe())
   bool ok() const { return exit_code == 0 && !timed_out; }
   std::string describe() const;  // "exit code 3", "killed by signal 9", "timed out after 5.0s"
 };
 
 // Runs the command in its own process group, waits at most `timeout` (then SIGTERM to the group,
 // SIGKILL 2 s later), and captures its output. An io error only when it could not be started.
+// A non-positive timeout means no limit.
 Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout,
                               size_t max_output = 64 * 1024);
+
+// The building block shared by run_command and the Supervisor: starts `/bin/sh -c spec.command`
+// as the leader of a new process group (so that the whole tree can be signalled at once), in
+// spec.cwd (when not empty), with the agent's environment plus spec.env, standard input from
+// /dev/null, standard output and error to `out_fd`, no other descriptor inherited, and default
+// signal dispositions and mask. With `die_with_parent`, the child gets SIGTERM when the thread that
+// called spawn_shell exits (PR_SET_PDEATHSIG), so call it from a thread that outlives the child
+// (one that waits for it, or the supervisor's own thread). Returns once the shell has been exec'd;
+// an io error (with the reason) when it could not be started, e.g. a missing working directory. The
+// caller must reap the pid.
+Result<pid_t> spawn_shell(const ProcessSpec& spec, int out_fd, bool die_with_parent = false);
+
+// True while some process of group `pgid` runs. Zombies do not count: where nothing reaps
+// orphans (a container whose init does not), they would otherwise keep a dead group "alive".
+bool process_group_alive(pid_t pgid);
+
+// "exit code 3" or "killed by signal 9 (SIGKILL)", from a waitpid status.
+std::string describe_wait_status(int status);
 
 }  // namespace slipway::agent

@@ -1,17 +1,18 @@
 // Supervises the long-running process of each app (manifest `start:`): spawns it in its own
 // process group with its output appended to a log file, restarts it with backoff (1 s doubling to
 // 30 s) when it dies, and stops it with SIGTERM then SIGKILL. The children get PR_SET_PDEATHSIG so
-// that they do not outlive an agent that is killed; a pid file per app lets a restarted agent kill a
-// leftover process before it starts a new one.
+// that they do not outlive an agent that is killed; a pid file per app lets a restarted agent kill
+// a leftover process before it starts a new one. A simple command (no shell operators) is run as
+// `exec COMMAND`, so that the supervised pid is the app itself rather than a shell around it.
 //
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
-#include <sys/types.h>
-
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <sys/types.h>
 
 #include "agent/process.h"
 #include "common/duration.h"

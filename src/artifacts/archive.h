@@ -58,10 +58,14 @@ struct ArchiveEntry {
   std::string content;      // file
   std::string link_target;  // symlink, hardlink
   unsigned mode = 0644;     // permission bits, may include 04000/02000
-  int64_t declared_size = -1;  // file: size in the header; -1 means content.size()
+  // file: size in the header; -1 means content.size(). The tar writer stores exactly this many
+  // bytes: longer content is cut, shorter content padded with zero bytes (so a large
+  // declared_size with empty content makes a large, highly compressible file cheaply).
+  int64_t declared_size = -1;
 };
 
-// Writes a gzip-compressed POSIX (pax) tar archive.
+// Writes a gzip-compressed POSIX (pax) tar archive. Entries get a fixed modification time and the
+// gzip header no time stamp, so the same entries always give the same bytes.
 Status write_tar_gz(const fs::path& out, const std::vector<ArchiveEntry>& entries);
 
 // Writes a .tar.gz of the contents of `dir` (entries relative to it, sorted, regular files,

@@ -33,11 +33,14 @@ class BlobStore {
   Result<std::string> commit(const fs::path& temp_file,
                              const std::optional<std::string>& expected_sha256 = std::nullopt);
 
+  // An empty path when `sha256` is not 64 lower-case hex digits (so that no caller can be led
+  // outside ROOT by a crafted digest).
   fs::path path_of(const std::string& sha256) const;
   bool contains(const std::string& sha256) const;
   Result<uint64_t> size_of(const std::string& sha256) const;
   // Re-hashes the stored blob; an io error when it no longer matches its address.
   Status verify(const std::string& sha256) const;
+  // Removing a blob that is not there is not an error.
   Status remove(const std::string& sha256);
 
   const fs::path& root() const { return root_; }

@@ -15,6 +15,7 @@
 // any set of strings gets a total, deterministic order.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,7 +29,15 @@ bool is_pep440(std::string_view v);
 int compare_versions(std::string_view a, std::string_view b);
 
 // Ascending order; versions of equal precedence are ordered by their text, so the result does not
-// depend on the input order.
+// depend on the input order. compare_versions() chooses its scheme per pair, which is not a strict
+// weak order over a set that mixes schemes (for SemVer 1.0.0-1 < 1.0.0, for PEP 440 it is a post
+// release above 1.0): sort with this function, not std::sort(compare_versions). It sorts the
+// whole set under the first scheme that every element satisfies (SemVer, PEP 440, natural), which
+// for a set in one scheme is exactly compare_versions().
 void sort_versions(std::vector<std::string>& versions);
+
+// The order sort_versions() would give, as indices into `versions` (for sorting records that
+// carry a version: out[0] is the index of the lowest one).
+std::vector<size_t> version_order(const std::vector<std::string>& versions);
 
 }  // namespace slipway::artifacts

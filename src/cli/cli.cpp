@@ -1,0 +1,264 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <functional>
+#include <iostream>
+
+#include "agent/agent.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "server/server.h"
+
+namespace slipway::cli {
+
+namespace {
+
+void client_flags(CLI::App* sub, ClientFlags& f, bool output = true) {
+  sub->add_option("--server", f.server, "Server URL")->envname("SLIPWAY_SERVER")->capture_default_str();
+  sub->add_option("--token", f.token, "API token (the admin token is in DATA_DIR/admin.token)")
+      ->envname("SLIPWAY_TOKEN");
+  if (output) {
+    sub->add_option("-o,--output", f.output, "Output format")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+  }
+}
+
+Result<Millis> duration_flag(const std::string& name, const std::string& v) {
+  auto d = parse_duration(v);
+  if (!d) return err(Errc::invalid_argument, name + ": " + d.error().message);
+  return d;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"Slipway: ship versioned code to a fleet of servers, and take it back in seconds."};
+  app.name("slipway");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("slipway ") + SLIPWAY_VERSION);
+  std::function<int()> action;
+  std::string log_level = "info";
+
+  // server
+  server::ServerOptions so;
+  std::string so_data, so_heartbeat = "5s", so_lost = "15s", so_node_timeout = "15m";
+  auto* server = app.add_subcommand("server", "Run the Slipway server (artifacts, inventory, deploys, API)");
+  server->add_option("--data", so_data, "Data directory (database, artifacts, tokens)")->required();
+  server->add_option("--listen", so.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  server->add_option("--heartbeat", so_heartbeat, "How often agents send heartbeats")->capture_default_str();
+  server->add_option("--lost-after", so_lost, "An agent silent this long is lost")->capture_default_str();
+  server->add_option("--node-timeout", so_node_timeout, "A node with no result for this long fails its deploy")
+      ->capture_default_str();
+  server->add_option("--keep-releases", so.keep_releases, "Releases each agent keeps on disk")
+      ->check(CLI::Range(2, 100))
+      ->capture_default_str();
+  server->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  server->callback([&] {
+    action = [&]() -> int {
+      so.data_dir = so_data;
+      auto hb = duration_flag("--heartbeat", so_heartbeat);
+      auto lost = duration_flag("--lost-after", so_lost);
+      auto nt = duration_flag("--node-timeout", so_node_timeout);
+      if (!hb) return fail(hb.error());
+      if (!lost) return fail(lost.error());
+      if (!nt) return fail(nt.error());
+      so.heartbeat = *hb;
+      so.lost_after = *lost;
+      so.node_timeout = *nt;
+      if (so.lost_after <= so.heartbeat) {
+        return fail(err(Errc::invalid_argument, "--lost-after must be longer than --heartbeat"));
+      }
+      init_logging("server", log_level);
+      return server::run_server(so);
+    };
+  });
+
+  // agent
+  agent::AgentOptions ao;
+  std::string ao_roles, ao_root;
+  std::vector<std::string> ao_tags;
+  auto* agent = app.add_subcommand("agent", "Run the agent of one node");
+  agent->add_option("--server", ao.server, "Server URL")->envname("SLIPWAY_SERVER")->required();
+  agent->add_option("--token", ao.token, "The agent join token (DATA_DIR/join.token)")
+      ->envname("SLIPWAY_JOIN_TOKEN")
+      ->required();
+  agent->add_option("--name", ao.name, "This node's name")->required();
+  agent->add_option("--env", ao.env, "Environment (staging, production, ...)")->required();
+  agent->add_option("--roles", ao_roles, "Roles, comma-separated (api,worker)");
+  agent->add_option("--zone", ao.zone, "Zone (eu-1a, ...)");
+  agent->add_option("--tag", ao_tags, "A tag K=V (repeatable)");
+  agent->add_option("--root", ao_root, "Root directory for releases and state")->required();
+  agent->add_option("--address", ao.address, "The address its apps listen on (SLIPWAY_ADDRESS)")
+      ->capture_default_str();
+  agent->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  agent->callback([&] {
+    action = [&]() -> int {
+      ao.roles = split(ao_roles, ',');
+      ao.root = ao_root;
+      for (const auto& t : ao_tags) {
+        const auto eq = t.find('=');
+        if (eq == std::string::npos) return fail(err(Errc::invalid_argument, "--tag must be K=V, got " + t));
+        ao.tags[t.substr(0, eq)] = t.substr(eq + 1);
+      }
+      init_logging("agent " + ao.name, log_level);
+      return agent::run_agent(ao);
+    };
+  });
+
+  // push
+  ClientFlags cf;
+  PushArgs push_args;
+  auto* push = app.add_subcommand("push", "Upload a .tar.gz artifact as a new version of an app");
+  push->add_option("file", push_args.file, "The artifact (.tar.gz with slipway.yaml at its root)")->required();
+  push->add_option("--app", push_args.app, "App name")->required();
+  push->add_option("--version", push_args.version, "Version (SemVer or PEP 440)")->required();
+  client_flags(push, cf);
+  push->callback([&] { action = [&] { return cmd_push(cf, push_args); }; });
+
+  // versions
+  std::string versions_app;
+  auto* versions = app.add_subcommand("versions", "List the versions of an app, in version order");
+  versions->add_option("app", versions_app, "App name")->required();
+  client_flags(versions, cf);
+  versions->callback([&] { action = [&] { return cmd_versions(cf, versions_app); }; });
+
+  // nodes
+  std::string nodes_env, nodes_state;
+  auto* nodes = app.add_subcommand("nodes", "List the nodes (agents) the server knows, alive and lost");
+  nodes->add_option("--env", nodes_env, "Only this environment");
+  nodes->add_option("--state", nodes_state, "Only alive or lost nodes");
+  client_flags(nodes, cf);
+  nodes->callback([&] { action = [&] { return cmd_nodes(cf, nodes_env, nodes_state); }; });
+
+  // status
+  std::string status_env, status_app;
+  auto* status = app.add_subcommand("status", "What is deployed where: node x app -> version and health");
+  status->add_option("--env", status_env, "Only this environment");
+  status->add_option("--app", status_app, "Only this app");
+  client_flags(status, cf);
+  status->callback([&] { action = [&] { return cmd_status(cf, status_env, status_app); }; });
+
+  // deploy
+  DeployArgs da;
+  auto* deploy = app.add_subcommand("deploy", "Deploy a version of an app to an environment, in batches");
+  deploy->add_option("app", da.app, "App name")->required();
+  deploy->add_option("version", da.version, "Version (default: the newest)");
+  deploy->add_option("--env", da.env, "Environment")->required();
+  deploy->add_option("--role", da.role, "Only nodes with this role");
+  deploy->add_option("--zone", da.zone, "Only nodes in this zone");
+  deploy->add_option("--selector", da.selector, "More terms: 'tag:team=x zone in (a,b)'");
+  deploy->add_option("--batch", da.batch, "Nodes at a time: N or N% (default 25%)");
+  deploy->add_option("--max-failures", da.max_failures, "Failed nodes tolerated before stopping and rolling back")
+      ->capture_default_str();
+  deploy->add_flag("--detach", da.detach, "Start it and return at once");
+  client_flags(deploy, cf);
+  deploy->callback([&] { action = [&] { return cmd_deploy(cf, da); }; });
+
+  // rollback
+  RollbackArgs ra;
+  auto* rollback = app.add_subcommand("rollback", "Roll an app back to its previous successful release (or --to)");
+  rollback->add_option("app", ra.app, "App name")->required();
+  rollback->add_option("--env", ra.env, "Environment")->required();
+  rollback->add_option("--to", ra.to, "This version instead of the previous successful one");
+  rollback->add_option("--role", ra.role, "Only nodes with this role");
+  rollback->add_option("--zone", ra.zone, "Only nodes in this zone");
+  rollback->add_option("--batch", ra.batch, "Nodes at a time (default: that of the last deploy)");
+  rollback->add_option("--max-failures", ra.max_failures, "Failed nodes tolerated")->capture_default_str();
+  rollback->add_flag("--detach", ra.detach, "Start it and return at once");
+  client_flags(rollback, cf);
+  rollback->callback([&] { action = [&] { return cmd_rollback(cf, ra); }; });
+
+  // watch, abort
+  int64_t watch_id = 0;
+  auto* watch = app.add_subcommand("watch", "Follow a running deploy until it ends (exit code as deploy)");
+  watch->add_option("id", watch_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+  client_flags(watch, cf, false);
+  watch->callback([&] { action = [&] { return cmd_watch(cf, watch_id); }; });
+
+  int64_t abort_id = 0;
+  bool no_rollback = false;
+  auto* abort_cmd = app.add_subcommand("abort", "Stop a running deploy and roll back what it changed");
+  abort_cmd->add_option("id", abort_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+  abort_cmd->add_flag("--no-rollback", no_rollback, "Leave the nodes already changed as they are");
+  client_flags(abort_cmd, cf);
+  abort_cmd->callback([&] { action = [&] { return cmd_abort(cf, abort_id, !no_rollback); }; });
+
+  // history
+  std::string history_app, history_env;
+  int history_limit = 50;
+  auto* history = app.add_subcommand("history", "Deploys: who, when, what, how long, outcome");
+  history->add_option("app", history_app, "Only this app");
+  history->add_option("--env", history_env, "Only this environment");
+  history->add_option("--limit", history_limit, "At most this many")->capture_default_str();
+  client_flags(history, cf);
+  int64_t show_id = 0;
+  auto* show = history->add_subcommand("show", "One deploy, node by node and step by step");
+  show->add_option("id", show_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+  client_flags(show, cf);
+  show->callback([&] { action = [&] { return cmd_history_show(cf, show_id); }; });
+  history->callback([&] {
+    if (!action) action = [&] { return cmd_history(cf, history_app, history_env, history_limit); };
+  });
+
+  // lab
+  auto* lab = app.add_subcommand("lab", "A local fleet: a server and N agents as processes on loopback");
+  lab->require_subcommand(1);
+  LabUpArgs la;
+  std::string la_roles = "api", la_zones;
+  auto* lab_up = lab->add_subcommand("up", "Start a server and N agents");
+  lab_up->add_option("--dir", la.dir, "Directory for the lab's files")->required();
+  lab_up->add_option("--nodes", la.nodes, "How many agents")->check(CLI::Range(1, 1000))->capture_default_str();
+  lab_up->add_option("--env", la.env, "Their environment")->capture_default_str();
+  lab_up->add_option("--roles", la_roles, "Their roles, comma-separated")->capture_default_str();
+  lab_up->add_option("--zones", la_zones, "Zones, round-robin (a,b) or with counts (a:2,b:3)");
+  lab_up->add_option("--first-address", la.first_address, "First loopback address")->capture_default_str();
+  lab_up->add_option("--listen", la.listen, "The server's HOST:PORT")->capture_default_str();
+  lab_up->add_flag("--attach", la.attach, "Stay in the foreground; Ctrl-C stops the lab");
+  lab_up->callback([&] {
+    action = [&] {
+      la.roles = split(la_roles, ',');
+      la.zones = split(la_zones, ',');
+      return cmd_lab_up(la);
+    };
+  });
+  std::string lab_dir;
+  auto* lab_down = lab->add_subcommand("down", "Stop every process of a lab started with `lab up`");
+  lab_down->add_option("--dir", lab_dir, "The lab's directory")->required();
+  lab_down->callback([&] { action = [&] { return cmd_lab_down(lab_dir); }; });
+  auto* lab_status = lab->add_subcommand("status", "Show the processes of a lab");
+  lab_status->add_option("--dir", lab_dir, "The lab's directory")->required();
+  lab_status->callback([&] { action = [&] { return cmd_lab_status(lab_dir); }; });
+
+  // demo
+  DemoArgs demo_args;
+  auto* demo = app.add_subcommand("demo", "Run the guided demo on a local fleet of five agents");
+  demo->add_option("--dir", demo_args.dir, "Directory for its files (default: a new one in /tmp)");
+  demo->add_flag("--exit-when-done", demo_args.exit_when_done, "Stop everything at the end instead of waiting for Ctrl-C");
+  demo->callback([&] { action = [&] { return cmd_demo(demo_args); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (!action) return kExitUsage;
+  try {
+    return action();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFailed;
+  }
+}
+
+}  // namespace slipway::cli

@@ -1,0 +1,240 @@
+// slipway deploy, rollback, watch, abort — and the progress display they share.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <mutex>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/duration.h"
+#include "common/names.h"
+
+namespace slipway::cli {
+
+namespace {
+
+int64_t num(const json::value& v, const char* key) {
+  if (!v.is_object()) return 0;
+  const auto* x = v.as_object().if_contains(key);
+  return x && x->is_int64() ? x->get_int64() : 0;
+}
+
+std::string text(const json::value& v, const char* key) {
+  if (!v.is_object()) return {};
+  const auto* x = v.as_object().if_contains(key);
+  return x && x->is_string() ? std::string(x->get_string()) : std::string();
+}
+
+// Prints events as lines; on a terminal keeps a progress bar on the last line.
+class Progress {
+ public:
+  Progress(std::ostream& out, bool live) : out_(out), live_(live && stdout_is_tty()) {}
+
+  void event(const engine::DeployEvent& e, const json::value& d) {
+    clear_bar();
+    const std::string time = format_time(e.at).substr(11, 8);
+    auto line = [&](const std::string& s) { out_ << paint(time, Color::dim) << "  " << s << "\n"; };
+    if (e.kind == "deploy.started") {
+      line(paint(fmt::format("deploy #{}", e.deploy), Color::bold) + ": " + e.message);
+    } else if (e.kind == "batch.started") {
+      line(paint(e.message, Color::cyan));
+    } else if (e.kind == "node.step") {
+      if (e.status != "started") {
+        const Color c = e.status == "ok" ? Color::none : e.status == "failed" ? Color::red : Color::dim;
+        std::string s = fmt::format("  {:<12} {:<20} {}", e.node, e.step,
+                                    paint(e.status, c == Color::none ? Color::green : c));
+        if (e.duration_ms > 0) s += paint(" " + format_duration(Millis(e.duration_ms)), Color::dim);
+        if (e.status == "skipped" && !e.message.empty()) s += paint("  " + first_line(e.message), Color::dim);
+        line(s);
+        if (e.status == "failed" && !e.message.empty()) out_ << indent_lines(e.message, 16, 8);
+      }
+    } else if (e.kind == "node.finished") {
+      const bool good = e.status == "healthy" || e.status == "reverted";
+      std::string s = fmt::format("{} {} {}", good ? paint("✓", Color::green) : paint("✗", Color::red),
+                                  e.node, e.status);
+      if (e.duration_ms > 0) s += paint(" (" + format_duration(Millis(e.duration_ms)) + ")", Color::dim);
+      if (!e.message.empty()) s += ": " + e.message;
+      line(s);
+    } else if (e.kind == "revert.started" || e.kind == "deploy.aborting") {
+      line(paint(e.message, Color::yellow));
+    }
+    last_ = d;
+    draw_bar();
+  }
+
+  void done() { clear_bar(); }
+
+ private:
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  void clear_bar() {
+    if (live_ && bar_shown_) {
+      out_ << "\r\033[K";
+      bar_shown_ = false;
+    }
+  }
+
+  void draw_bar() {
+    if (!live_) return;
+    const int64_t total = num(last_, "node_count");
+    const int64_t healthy = num(last_, "healthy_count");
+    const int64_t failed = num(last_, "failed_count");
+    if (total <= 0) return;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(healthy * kWidth / total);
+    const int bad = std::min<int>(kWidth - filled, static_cast<int>(failed * kWidth / total + (failed ? 1 : 0)));
+    std::string bar;
+    for (int i = 0; i < filled; ++i) bar += "█";
+    std::string badbar;
+    for (int i = 0; i < bad; ++i) badbar += "█";
+    std::string rest;
+    for (int i = filled + bad; i < kWidth; ++i) rest += "░";
+    out_ << fmt::format("[{}{}{}] {}/{} healthy", paint(bar, Color::green), paint(badbar, Color::red), rest,
+                        healthy, total);
+    if (failed) out_ << paint(fmt::format(", {} failed", failed), Color::red);
+    out_ << fmt::format("  batch {}/{}  {}", num(last_, "current_batch") + 1, num(last_, "batches"),
+                        format_duration(Millis(num(last_, "duration_ms"))));
+    out_.flush();
+    bar_shown_ = true;
+  }
+
+  std::ostream& out_;
+  bool live_;
+  bool bar_shown_ = false;
+  json::value last_;
+};
+
+int summarize(const engine::Deploy& d, std::ostream& out) {
+  const std::string what = d.kind == engine::DeployKind::rollback ? "rollback" : "deploy";
+  const int total = static_cast<int>(d.nodes.size());
+  const int healthy = d.count(engine::NodeStatus::healthy);
+  const std::string took = format_duration(d.duration(d.finished_at));
+  switch (d.state) {
+    case engine::DeployState::succeeded:
+      out << paint("✓", Color::green) << " "
+          << fmt::format("{} #{} succeeded: {}/{} node(s) healthy on {} {} in {}\n", what, d.id, healthy,
+                         total, d.app, d.version, took);
+      return kExitOk;
+    case engine::DeployState::rolled_back:
+      out << paint("✗", Color::red) << " "
+          << fmt::format("{} #{} of {} {} FAILED and was rolled back ({}): {}\n", what, d.id, d.app,
+                         d.version, took, d.reason);
+      break;
+    case engine::DeployState::failed:
+      out << paint("✗", Color::red) << " "
+          << fmt::format("{} #{} of {} {} FAILED{} ({}): {}\n", what, d.id, d.app, d.version,
+                         d.phase == engine::Phase::revert ? "" : " and was NOT rolled back", took, d.reason);
+      break;
+    case engine::DeployState::running:
+      out << fmt::format("{} #{} is still running\n", what, d.id);
+      break;
+  }
+  for (const auto& n : d.nodes) {
+    if (n.status == engine::NodeStatus::failed || n.status == engine::NodeStatus::revert_failed) {
+      out << fmt::format("  {} {}: {}{}\n", n.node, engine::node_status_name(n.status), n.reason,
+                         n.reverted_to.empty() ? "" : " (went back to " + n.reverted_to + " by itself)");
+    }
+  }
+  out << fmt::format("  details: slipway history show {}\n", d.id);
+  return kExitFailed;
+}
+
+}  // namespace
+
+int follow_deploy(client::ApiClient& c, const json::value& created, std::ostream& out, bool live) {
+  const int64_t id = num(created, "id");
+  Progress p(out, live);
+  std::mutex mu;
+  auto final = c.watch(id, [&](const engine::DeployEvent& e, const json::value& d) {
+    std::lock_guard lock(mu);
+    p.event(e, d);
+  });
+  p.done();
+  if (!final) {
+    out.flush();
+    return fail(final.error());
+  }
+  return summarize(*final, out);
+}
+
+namespace {
+
+int start_and_follow(const ClientFlags& f, const std::string& path, const json::object& body, bool detach) {
+  auto c = make_client(f);
+  auto r = c.post(path, body);
+  if (!r) return fail(r.error());
+  if (const auto* lost = r->as_object().if_contains("lost_nodes_left_out")) {
+    std::cerr << paint("warning:", Color::yellow) << " " << lost->as_array().size()
+              << " matching node(s) are lost and left out of this deploy\n";
+  }
+  if (detach) {
+    if (f.json()) {
+      print_json(*r);
+    } else {
+      std::cout << fmt::format("deploy #{} started; follow it with: slipway watch {}\n", num(*r, "id"),
+                               num(*r, "id"));
+    }
+    return kExitOk;
+  }
+  if (f.json()) {
+    auto final = c.watch(num(*r, "id"), nullptr);
+    if (!final) return fail(final.error());
+    print_json(engine::to_json(*final, true));
+    return final->state == engine::DeployState::succeeded ? kExitOk : kExitFailed;
+  }
+  return follow_deploy(c, *r, std::cout, true);
+}
+
+}  // namespace
+
+int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
+  json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
+  if (!a.version.empty()) body["version"] = a.version;
+  if (!a.role.empty()) body["role"] = a.role;
+  if (!a.zone.empty()) body["zone"] = a.zone;
+  if (!a.selector.empty()) body["selector"] = a.selector;
+  if (!a.batch.empty()) {
+    if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
+    body["batch"] = a.batch;
+  }
+  if (a.max_failures < 0) return fail(err(Errc::invalid_argument, "--max-failures must be 0 or more"));
+  if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
+  if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
+  return start_and_follow(f, "/api/v1/deploys", body, a.detach);
+}
+
+int cmd_rollback(const ClientFlags& f, const RollbackArgs& a) {
+  json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
+  if (!a.to.empty()) body["to"] = a.to;
+  if (!a.role.empty()) body["role"] = a.role;
+  if (!a.zone.empty()) body["zone"] = a.zone;
+  if (!a.batch.empty()) {
+    if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
+    body["batch"] = a.batch;
+  }
+  if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
+  if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
+  return start_and_follow(f, "/api/v1/rollbacks", body, a.detach);
+}
+
+int cmd_watch(const ClientFlags& f, int64_t id) {
+  auto c = make_client(f);
+  auto r = c.get(fmt::format("/api/v1/deploys/{}", id));
+  if (!r) return fail(r.error());
+  return follow_deploy(c, *r, std::cout, true);
+}
+
+int cmd_abort(const ClientFlags& f, int64_t id, bool rollback) {
+  auto c = make_client(f);
+  auto r = c.post(fmt::format("/api/v1/deploys/{}/abort", id), json::object{{"rollback", rollback}});
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+  } else {
+    std::cout << fmt::format("deploy #{} is stopping{}\n", id,
+                             rollback ? "; what it changed will be rolled back" : " (no rollback)");
+  }
+  return kExitOk;
+}
+
+}  // namespace slipway::cli

@@ -1,0 +1,132 @@
+// slipway nodes, slipway status
+#include <fmt/format.h>
+
+#include <iostream>
+#include <set>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/names.h"
+#include "common/strings.h"
+
+namespace slipway::cli {
+
+namespace {
+
+std::string str(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+std::string roles_of(const json::object& n) {
+  std::vector<std::string> roles;
+  for (const auto& r : n.at("roles").as_array()) roles.emplace_back(r.as_string());
+  return roles.empty() ? "-" : join(roles, ",");
+}
+
+std::string state_cell(const std::string& state) {
+  return state == "alive" ? paint(state, Color::green) : paint(state, Color::red);
+}
+
+std::string query(std::initializer_list<std::pair<const char*, std::string>> kv) {
+  std::string q;
+  for (const auto& [k, v] : kv) {
+    if (v.empty()) continue;
+    q += (q.empty() ? "?" : "&") + std::string(k) + "=" + v;
+  }
+  return q;
+}
+
+}  // namespace
+
+int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& state) {
+  if (!env.empty()) {
+    if (auto st = validate_name(NameKind::env, env); !st) return fail(st.error());
+  }
+  if (!state.empty() && state != "alive" && state != "lost") {
+    return fail(err(Errc::invalid_argument, "--state must be alive or lost"));
+  }
+  auto c = make_client(f);
+  auto r = c.get("/api/v1/nodes" + query({{"env", env}, {"state", state}}));
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  Table t({"NAME", "ENV", "ROLES", "ZONE", "ADDRESS", "STATE", "LAST SEEN", "APPS"});
+  for (const auto& v : r->as_object().at("nodes").as_array()) {
+    const auto& n = v.as_object();
+    std::vector<std::string> apps;
+    for (const auto& [name, a] : n.at("apps").as_object()) {
+      apps.push_back(fmt::format("{} {}", std::string_view(name), str(a.as_object(), "version")));
+    }
+    const std::string zone = str(n, "zone");
+    t.row({str(n, "name"), str(n, "env"), roles_of(n), zone.empty() ? "-" : zone, str(n, "address"),
+           state_cell(str(n, "state")), str(n, "last_seen").substr(0, 19).replace(10, 1, " "),
+           apps.empty() ? "-" : join(apps, ", ")});
+  }
+  if (t.empty()) {
+    std::cout << "no nodes" << (env.empty() ? "" : " in " + env) << "\n";
+    return kExitOk;
+  }
+  t.print(std::cout);
+  return kExitOk;
+}
+
+int cmd_status(const ClientFlags& f, const std::string& env, const std::string& app) {
+  if (!env.empty()) {
+    if (auto st = validate_name(NameKind::env, env); !st) return fail(st.error());
+  }
+  if (!app.empty()) {
+    if (auto st = validate_name(NameKind::app, app); !st) return fail(st.error());
+  }
+  auto c = make_client(f);
+  auto r = c.get("/api/v1/status" + query({{"env", env}, {"app", app}}));
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  const auto& nodes = r->as_object().at("nodes").as_array();
+  std::set<std::string> apps;
+  for (const auto& v : nodes) {
+    for (const auto& [name, a] : v.as_object().at("apps").as_object()) apps.emplace(name);
+  }
+  std::vector<std::string> headers = {"NODE", "ENV", "ROLES", "ZONE", "STATE"};
+  for (const auto& a : apps) headers.push_back(a);
+  Table t(headers);
+  for (const auto& v : nodes) {
+    const auto& n = v.as_object();
+    const std::string zone = str(n, "zone");
+    std::vector<std::string> row = {str(n, "name"), str(n, "env"), roles_of(n),
+                                    zone.empty() ? "-" : zone, state_cell(str(n, "state"))};
+    for (const auto& a : apps) {
+      const auto* av = n.at("apps").as_object().if_contains(a);
+      if (!av) {
+        row.push_back("-");
+        continue;
+      }
+      const auto& ao = av->as_object();
+      const std::string version = str(ao, "version");
+      const bool healthy = ao.at("healthy").as_bool();
+      row.push_back(version.empty() ? "-" : version + " " + (healthy ? paint("healthy", Color::green)
+                                                                     : paint("unhealthy", Color::red)));
+    }
+    t.row(std::move(row));
+  }
+  if (t.empty()) {
+    std::cout << "no nodes" << (env.empty() ? "" : " in " + env) << "\n";
+  } else {
+    t.print(std::cout);
+  }
+  const auto& running = r->as_object().at("running").as_array();
+  for (const auto& d : running) {
+    const auto& o = d.as_object();
+    std::cout << fmt::format("\nrunning: deploy #{} of {} {} to {} ({} of {} nodes healthy)\n",
+                             o.at("id").as_int64(), str(o, "app"), str(o, "version"), str(o, "env"),
+                             o.at("healthy_count").as_int64(), o.at("node_count").as_int64());
+  }
+  return kExitOk;
+}
+
+}  // namespace slipway::cli

@@ -1,0 +1,100 @@
+// The CLI's subcommands: each is a function from its parsed options to an exit code. cli.cpp
+// defines the flags (CLI11) and calls these; nothing here depends on the argument parser.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/api_client.h"
+#include "common/error.h"
+
+namespace slipway::cli {
+
+struct ClientFlags {
+  std::string server = "http://127.0.0.1:7700";
+  std::string token;
+  std::string output = "table";  // table | json
+  bool json() const { return output == "json"; }
+};
+
+client::ApiClient make_client(const ClientFlags& f);
+// Prints "error: MESSAGE" to standard error and returns the exit code for the error's code.
+int fail(const Error& e);
+// Prints a JSON value to standard output (pretty enough for humans, one document).
+void print_json(const json::value& v);
+
+// Artifacts
+struct PushArgs {
+  std::string file;
+  std::string app;
+  std::string version;
+};
+int cmd_push(const ClientFlags& f, const PushArgs& a);
+int cmd_versions(const ClientFlags& f, const std::string& app);
+
+// Inventory
+int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& state);
+int cmd_status(const ClientFlags& f, const std::string& env, const std::string& app);
+
+// Deploys
+struct DeployArgs {
+  std::string app;
+  std::string version;  // "" = newest
+  std::string env;
+  std::string role;
+  std::string zone;
+  std::string selector;
+  std::string batch;  // "" = server default
+  int max_failures = 0;
+  bool detach = false;
+};
+int cmd_deploy(const ClientFlags& f, const DeployArgs& a);
+struct RollbackArgs {
+  std::string app;
+  std::string env;
+  std::string to;
+  std::string role;
+  std::string zone;
+  std::string batch;
+  int max_failures = 0;
+  bool detach = false;
+};
+int cmd_rollback(const ClientFlags& f, const RollbackArgs& a);
+int cmd_watch(const ClientFlags& f, int64_t id);
+int cmd_abort(const ClientFlags& f, int64_t id, bool rollback);
+
+// Follows a deploy the server just created (its JSON) until it ends, printing progress to `out`
+// (a live bar when `live` and standard output is a terminal); returns 0 when it succeeded, 1 when
+// it did not, 3 when the server was lost.
+int follow_deploy(client::ApiClient& c, const json::value& created, std::ostream& out, bool live);
+
+// History
+int cmd_history(const ClientFlags& f, const std::string& app, const std::string& env, int limit);
+int cmd_history_show(const ClientFlags& f, int64_t id);
+
+// Lab
+struct LabUpArgs {
+  std::string dir;
+  int nodes = 3;
+  std::string env = "staging";
+  std::vector<std::string> roles = {"api"};
+  std::vector<std::string> zones;
+  std::string first_address = "127.0.0.11";
+  std::string listen = "127.0.0.1:0";
+  bool attach = false;  // stay in the foreground until Ctrl-C
+};
+int cmd_lab_up(const LabUpArgs& a);
+int cmd_lab_down(const std::string& dir);
+int cmd_lab_status(const std::string& dir);
+
+// The demo
+struct DemoArgs {
+  std::string dir;  // "" = a fresh temporary directory
+  bool exit_when_done = false;  // do not wait for Ctrl-C (for tests)
+};
+int cmd_demo(const DemoArgs& a);
+
+}  // namespace slipway::cli

@@ -1,0 +1,80 @@
+#include <fmt/format.h>
+
+#include <boost/json/serialize.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace slipway::cli {
+
+client::ApiClient make_client(const ClientFlags& f) {
+  client::ClientConfig c;
+  c.server = f.server;
+  c.token = f.token;
+  c.user = client::default_user();
+  return client::ApiClient(c);
+}
+
+int fail(const Error& e) {
+  std::cerr << paint("error:", Color::red) << " " << e.message << "\n";
+  if (e.code == Errc::unauthenticated) {
+    std::cerr << "hint: give the admin token with --token or SLIPWAY_TOKEN (the server wrote it to "
+                 "DATA_DIR/admin.token)\n";
+  }
+  return exit_code(e.code);
+}
+
+namespace {
+void pretty(std::ostream& os, const json::value& jv, std::string& indent) {
+  switch (jv.kind()) {
+    case json::kind::object: {
+      const auto& obj = jv.get_object();
+      if (obj.empty()) {
+        os << "{}";
+        return;
+      }
+      os << "{\n";
+      indent.append(2, ' ');
+      size_t i = 0;
+      for (const auto& [k, v] : obj) {
+        os << indent << json::serialize(json::value(k)) << ": ";
+        pretty(os, v, indent);
+        if (++i < obj.size()) os << ",";
+        os << "\n";
+      }
+      indent.resize(indent.size() - 2);
+      os << indent << "}";
+      return;
+    }
+    case json::kind::array: {
+      const auto& arr = jv.get_array();
+      if (arr.empty()) {
+        os << "[]";
+        return;
+      }
+      os << "[\n";
+      indent.append(2, ' ');
+      for (size_t i = 0; i < arr.size(); ++i) {
+        os << indent;
+        pretty(os, arr[i], indent);
+        if (i + 1 < arr.size()) os << ",";
+        os << "\n";
+      }
+      indent.resize(indent.size() - 2);
+      os << indent << "]";
+      return;
+    }
+    default:
+      os << json::serialize(jv);
+  }
+}
+}  // namespace
+
+void print_json(const json::value& v) {
+  std::string indent;
+  pretty(std::cout, v, indent);
+  std::cout << "\n";
+}
+
+}  // namespace slipway::cli

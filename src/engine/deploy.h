@@ -1,0 +1,127 @@
+// What a deploy is: the records the deploy engine keeps, stores and shows.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/error.h"
+#include "common/json.h"
+
+namespace slipway::engine {
+
+using DeployId = int64_t;
+
+enum class DeployState { running, succeeded, failed, rolled_back };
+enum class DeployKind { deploy, rollback };
+enum class Phase { forward, revert };
+
+// Per node of a deploy.
+//   pending -> running -> healthy | failed          (forward phase)
+//   pending -> skipped                               (the deploy stopped before reaching it)
+//   healthy|failed -> reverting -> reverted | revert_failed   (revert phase)
+enum class NodeStatus { pending, running, healthy, failed, skipped, reverting, reverted, revert_failed };
+
+std::string_view deploy_state_name(DeployState s);
+std::optional<DeployState> deploy_state_from_name(std::string_view s);
+std::string_view deploy_kind_name(DeployKind k);
+std::optional<DeployKind> deploy_kind_from_name(std::string_view s);
+std::string_view node_status_name(NodeStatus s);
+std::optional<NodeStatus> node_status_from_name(std::string_view s);
+bool is_terminal(DeployState s);
+
+// "2" (nodes) or "25%" (of the targeted nodes, rounded down, at least 1).
+struct BatchSize {
+  int value = 25;
+  bool percent = true;
+  static Result<BatchSize> parse(std::string_view text);
+  int resolve(int total) const;
+  std::string to_string() const;
+};
+
+struct ArtifactRef {
+  std::string version;
+  std::string sha256;
+  uint64_t size = 0;
+};
+
+struct NodeProgress {
+  std::string node;
+  std::string zone;
+  int batch = 0;              // 0-based wave number
+  std::string from_version;   // what the node ran before this deploy ("" = nothing)
+  NodeStatus status = NodeStatus::pending;
+  std::string step;           // the last step reported
+  std::string action;         // the command in flight
+  TimeMs started_at = 0;
+  TimeMs finished_at = 0;
+  std::string reason;         // why it failed
+  std::string reverted_to;    // the agent went back by itself to this version
+  std::string version_now;    // what the node reported as current in its last result
+  bool downloaded = false;
+};
+
+struct Deploy {
+  DeployId id = 0;
+  DeployKind kind = DeployKind::deploy;
+  std::string app;
+  std::string version;
+  std::string env;
+  std::string selector;   // extra terms beyond env (canonical text), "" = the whole env
+  std::string strategy = "rolling";
+  BatchSize batch;
+  int max_failures = 0;
+  DeployState state = DeployState::running;
+  Phase phase = Phase::forward;
+  std::string reason;     // why it failed or was rolled back
+  std::string actor;      // who started it
+  std::string aborted_by;
+  TimeMs created_at = 0;
+  TimeMs finished_at = 0;
+  int batches = 0;        // number of waves
+  int current_batch = 0;
+  std::vector<NodeProgress> nodes;
+
+  int count(NodeStatus s) const;
+  int failures() const;  // failed + revert_failed
+  Millis duration(TimeMs now) const;
+};
+
+// A step of a node as recorded in the history.
+struct StepRecord {
+  DeployId deploy = 0;
+  std::string node;
+  std::string step;
+  std::string status;  // started, ok, failed, skipped
+  std::string output;
+  TimeMs started_at = 0;
+  int64_t duration_ms = 0;
+};
+
+// A progress event for watchers (CLI, console).
+struct DeployEvent {
+  DeployId deploy = 0;
+  int64_t seq = 0;
+  TimeMs at = 0;
+  std::string kind;    // deploy.started, batch.started, node.step, node.finished,
+                       // revert.started, deploy.finished
+  std::string node;
+  std::string step;
+  std::string status;  // step status, node status or deploy state
+  std::string message;
+  int64_t duration_ms = 0;  // of a finished step or node
+};
+
+json::value to_json(const Deploy& d, bool with_nodes = true);
+Result<Deploy> deploy_from_json(const json::value& v);
+json::value to_json(const StepRecord& s);
+Result<StepRecord> step_from_json(const json::value& v);
+json::value to_json(const DeployEvent& e);
+Result<DeployEvent> event_from_json(const json::value& v);
+
+}  // namespace slipway::engine

@@ -1,0 +1,121 @@
+// The deploy engine: the state machine of every running deploy.
+//
+// A deploy updates its targeted nodes in waves (batches). Each node of a wave is sent an install
+// command; the wave is done when every node of it has reported a result (or failed: disconnected,
+// not connected, no result within node_timeout). When the failures exceed max_failures, or the
+// deploy is aborted, no further wave starts and, once the nodes in flight have answered, every node
+// the deploy changed is sent back to the version it ran before (in waves of the same size): the
+// deploy ends rolled_back (or failed, when going back failed somewhere). Agents revert a node whose
+// new release fails its health check by themselves; the engine only reverts the nodes that are
+// still on the new version.
+//
+// Thread-safety: none. The server calls it from one thread (its I/O thread).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "engine/deploy.h"
+#include "engine/interfaces.h"
+
+namespace slipway::engine {
+
+struct Target {
+  std::string node;
+  std::string zone;
+  std::string from_version;  // the app's current version on the node, "" when none
+};
+
+struct DeployRequest {
+  DeployKind kind = DeployKind::deploy;
+  std::string app;
+  std::string env;
+  std::string selector;  // canonical text of the terms beyond env
+  ArtifactRef artifact;  // the version to deploy
+  // The artifacts of the versions the targets run now, to send them back on failure. A version
+  // missing here can still be restored when the node has it on disk (the agent checks the digest).
+  std::map<std::string, ArtifactRef> previous;
+  BatchSize batch;
+  int max_failures = 0;
+  std::string actor;
+  std::map<std::string, std::string> env_vars;  // passed to the agents with every install
+  int keep_releases = 5;
+};
+
+struct EngineOptions {
+  Millis node_timeout{15 * 60'000};  // a node that reports no result within this has failed
+};
+
+class Engine {
+ public:
+  Engine(const Clock& clock, NodeTransport& transport, DeployJournal& journal, EventSink& sink,
+         EngineOptions opts = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The first id to hand out (one more than the highest in the store).
+  void set_next_id(DeployId id) { next_id_ = id; }
+
+  // Starts a deploy. Errors: failed_precondition when there are no targets, conflict when a deploy
+  // of the same app to the same environment is running, invalid_argument on a bad request.
+  Result<DeployId> start(DeployRequest req, std::vector<Target> targets);
+
+  // Reports from agents; reports that do not match a command in flight to that node are ignored
+  // (and counted in ignored_reports()).
+  void on_step(const std::string& node, const protocol::StepEvent& e);
+  void on_result(const std::string& node, const protocol::InstallResult& r);
+  // The node's connection is gone: whatever it was doing has failed.
+  void on_node_lost(const std::string& node);
+  // Checks deadlines; call it about once a second.
+  void tick();
+
+  // Stops a running deploy and rolls back what it changed (unless rollback is false).
+  Status abort(DeployId id, const std::string& actor, bool rollback = true);
+
+  const Deploy* find(DeployId id) const;
+  const Deploy* running_for(const std::string& app, const std::string& env) const;
+  std::vector<const Deploy*> running() const;
+  uint64_t ignored_reports() const { return ignored_reports_; }
+
+  // Finished deploys are dropped from memory after this call (the store keeps them).
+  void forget_finished();
+
+ private:
+  struct Run;
+  struct ActionRef {
+    DeployId deploy;
+    size_t node_index;
+  };
+
+  void start_wave(Run& run);
+  void dispatch_forward(Run& run, size_t idx);
+  void dispatch_revert(Run& run, size_t idx);
+  void finish_node(Run& run, size_t idx, bool ok, const std::string& reason);
+  void advance(Run& run);
+  void begin_revert(Run& run);
+  void finish(Run& run, DeployState state, const std::string& reason);
+  void emit(Run& run, std::string kind, const std::string& node, std::string step,
+            std::string status, std::string message, int64_t duration_ms = 0);
+  std::string new_action(Run& run, size_t idx);
+  Run* run_for_action(const std::string& node, const std::string& action, size_t* idx);
+
+  const Clock& clock_;
+  NodeTransport& transport_;
+  DeployJournal& journal_;
+  EventSink& sink_;
+  EngineOptions opts_;
+  DeployId next_id_ = 1;
+  uint64_t next_action_ = 1;
+  uint64_t ignored_reports_ = 0;
+  std::map<DeployId, std::unique_ptr<Run>> runs_;
+  std::unordered_map<std::string, ActionRef> actions_;
+  std::unordered_map<std::string, std::vector<ActionRef>> node_actions_;
+};
+
+}  // namespace slipway::engine

@@ -1,0 +1,39 @@
+// What the deploy engine needs from the rest of the server. The engine is plain logic: it never
+// touches a socket, a file or the database itself, so a strategy can be tested with a hand-driven
+// clock and a fake fleet, and a fleet of thousands can be simulated without processes.
+#pragma once
+
+#include <string>
+
+#include "engine/deploy.h"
+#include "protocol/agent_protocol.h"
+
+namespace slipway::engine {
+
+// Sends commands to the agents. A false return means the node is not connected now; the engine
+// then counts the node as failed for the deploy.
+class NodeTransport {
+ public:
+  virtual ~NodeTransport() = default;
+  virtual bool send_install(const std::string& node, const protocol::InstallCommand& cmd) = 0;
+  virtual bool send_deactivate(const std::string& node, const protocol::DeactivateCommand& cmd) = 0;
+};
+
+// Persists the deploy records. Calls must not block (the server queues them to its database
+// thread) and are made in the order things happened.
+class DeployJournal {
+ public:
+  virtual ~DeployJournal() = default;
+  virtual void save_deploy(const Deploy& d) = 0;  // header and every node (insert or update)
+  virtual void save_node(DeployId id, const NodeProgress& n) = 0;
+  virtual void save_step(const StepRecord& s) = 0;
+};
+
+// Receives progress events (for watchers) and learns when a deploy is over.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void on_event(const DeployEvent& e, const Deploy& d) = 0;
+};
+
+}  // namespace slipway::engine

@@ -1,0 +1,43 @@
+// A node of the inventory: a machine with an agent, as the server knows it.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace slipway::inventory {
+
+enum class NodeState { alive, lost };
+std::string_view node_state_name(NodeState s);
+
+// One app as a node last reported it.
+struct NodeApp {
+  std::string version;  // current release; empty when none
+  bool healthy = false;
+  bool running = false;
+  int port = 0;
+  std::vector<std::string> releases;
+  std::string last_healthy;
+  TimeMs updated_at = 0;
+};
+
+struct Node {
+  std::string name;
+  std::string env;
+  std::vector<std::string> roles;
+  std::string zone;
+  std::map<std::string, std::string> tags;
+  std::string address;
+  std::string agent_version;
+  TimeMs first_seen = 0;
+  TimeMs last_seen = 0;
+  NodeState state = NodeState::lost;
+  std::map<std::string, NodeApp> apps;
+
+  bool has_role(std::string_view role) const;
+};
+
+}  // namespace slipway::inventory

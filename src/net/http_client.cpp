@@ -1,0 +1,262 @@
+#include "net/http_client.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace slipway::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+Result<Url> parse_url(std::string_view text) {
+  auto r = boost::urls::parse_uri(text);
+  if (!r) {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not a valid URL: {}", text.substr(0, 200), r.error().message()));
+  }
+  Url u;
+  u.scheme = std::string(r->scheme());
+  if (u.scheme != "http") {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}': only http:// URLs are supported", text.substr(0, 200)));
+  }
+  u.host = std::string(r->encoded_host());
+  if (u.host.size() > 2 && u.host.front() == '[' && u.host.back() == ']') {
+    u.host = u.host.substr(1, u.host.size() - 2);
+  }
+  if (u.host.empty()) {
+    return err(Errc::invalid_argument, fmt::format("'{}' has no host", text.substr(0, 200)));
+  }
+  u.port = r->has_port() ? std::string(r->port()) : "80";
+  u.target = std::string(r->encoded_resource());
+  if (u.target.empty() || u.target.front() != '/') u.target = "/" + u.target;
+  return u;
+}
+
+namespace {
+
+Error net_error(const beast::error_code& ec, std::string_view what, const Url& u) {
+  if (ec == beast::error::timeout || ec == asio::error::timed_out) {
+    return err(Errc::timeout, fmt::format("{} {}:{} timed out", what, u.host, u.port));
+  }
+  return err(Errc::unavailable,
+             fmt::format("{} {}:{} failed: {}", what, u.host, u.port, ec.message()));
+}
+
+// Runs `body` as a coroutine on a private io_context until it finishes.
+template <class T, class F>
+Result<T> run_sync(F&& body) {
+  asio::io_context ioc;
+  std::optional<Result<T>> out;
+  asio::co_spawn(
+      ioc, [&]() -> asio::awaitable<void> { out.emplace(co_await body(ioc)); },
+      [&](std::exception_ptr e) {
+        if (e && !out) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            out.emplace(err(Errc::internal, ex.what()));
+          }
+        }
+      });
+  ioc.run();
+  if (!out) return err(Errc::internal, "HTTP exchange did not complete");
+  return std::move(*out);
+}
+
+asio::awaitable<Result<beast::tcp_stream*>> connect(beast::tcp_stream& stream, const Url& u,
+                                                   Millis timeout) {
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  auto [rec, endpoints] =
+      co_await resolver.async_resolve(u.host, u.port, asio::as_tuple(asio::use_awaitable));
+  if (rec) co_return net_error(rec, "resolving", u);
+  stream.expires_after(timeout);
+  auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+  if (cec) co_return net_error(cec, "connecting to", u);
+  co_return &stream;
+}
+
+template <class Body>
+void set_common(http::request<Body>& req, std::string_view method, const Url& u,
+                const Headers& headers) {
+  req.method_string(method);
+  req.target(u.target);
+  req.version(11);
+  req.set(http::field::host, u.host + ":" + u.port);
+  req.set(http::field::user_agent, "slipway/" SLIPWAY_VERSION);
+  for (const auto& [k, v] : headers) req.set(k, v);
+}
+
+template <class Req>
+asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpOptions& opts) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  auto c = co_await connect(stream, u, opts.timeout);
+  if (!c) co_return c.error();
+  stream.expires_after(opts.timeout);
+  auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+  if (wec) co_return net_error(wec, "sending to", u);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(opts.max_body);
+  auto [rec, rn] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+  if (rec == http::error::body_limit) {
+    co_return err(Errc::too_large, fmt::format("response from {}:{} is larger than {} bytes",
+                                               u.host, u.port, opts.max_body));
+  }
+  if (rec) co_return net_error(rec, "reading from", u);
+  HttpResult out;
+  auto& res = parser.get();
+  out.status = static_cast<int>(res.result_int());
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.headers[name] = std::string(f.value());
+  }
+  out.body = std::move(res.body());
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return out;
+}
+
+}  // namespace
+
+Result<HttpResult> http_request(std::string_view method, std::string_view url,
+                                const Headers& headers, std::string_view body,
+                                const HttpOptions& opts) {
+  auto u = parse_url(url);
+  if (!u) return u.error();
+  return run_sync<HttpResult>([&](asio::io_context&) -> asio::awaitable<Result<HttpResult>> {
+    http::request<http::string_body> req;
+    set_common(req, method, *u, headers);
+    req.body() = std::string(body);
+    if (!body.empty() && req.find(http::field::content_type) == req.end()) {
+      req.set(http::field::content_type, "application/json");
+    }
+    req.prepare_payload();
+    co_return co_await exchange(*u, req, opts);
+  });
+}
+
+Result<HttpResult> http_upload_file(std::string_view method, std::string_view url,
+                                    const Headers& headers, const std::filesystem::path& file,
+                                    const HttpOptions& opts) {
+  auto u = parse_url(url);
+  if (!u) return u.error();
+  http::request<http::file_body> req;
+  beast::error_code ec;
+  req.body().open(file.c_str(), beast::file_mode::scan, ec);
+  if (ec) {
+    return err(Errc::invalid_argument,
+               fmt::format("cannot open {}: {}", file.string(), ec.message()));
+  }
+  set_common(req, method, *u, headers);
+  req.set(http::field::content_type, "application/octet-stream");
+  req.prepare_payload();
+  return run_sync<HttpResult>([&](asio::io_context&) -> asio::awaitable<Result<HttpResult>> {
+    co_return co_await exchange(*u, req, opts);
+  });
+}
+
+Result<DownloadResult> http_download(std::string_view url, const Headers& headers,
+                                     const std::filesystem::path& dest, bool resume,
+                                     const HttpOptions& opts) {
+  auto u = parse_url(url);
+  if (!u) return u.error();
+  uint64_t have = 0;
+  if (resume) {
+    struct stat st {};
+    if (::stat(dest.c_str(), &st) == 0 && S_ISREG(st.st_mode)) have = static_cast<uint64_t>(st.st_size);
+  }
+  return run_sync<DownloadResult>([&](asio::io_context&) -> asio::awaitable<Result<DownloadResult>> {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    auto c = co_await connect(stream, *u, opts.timeout);
+    if (!c) co_return c.error();
+    http::request<http::empty_body> req;
+    set_common(req, "GET", *u, headers);
+    if (have > 0) req.set(http::field::range, fmt::format("bytes={}-", have));
+    stream.expires_after(opts.timeout);
+    auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+    if (wec) co_return net_error(wec, "sending to", *u);
+
+    beast::flat_buffer buf;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    auto [hec, hn] =
+        co_await http::async_read_header(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+    if (hec) co_return net_error(hec, "reading from", *u);
+    DownloadResult out;
+    out.status = static_cast<int>(parser.get().result_int());
+    const bool ok = out.status == 200 || out.status == 206;
+    out.resumed = out.status == 206;
+    int fd = -1;
+    if (ok) {
+      const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed ? O_APPEND : O_TRUNC);
+      fd = ::open(dest.c_str(), flags, 0600);
+      if (fd < 0) {
+        co_return err(Errc::io, fmt::format("cannot open {}: {}", dest.string(), std::strerror(errno)));
+      }
+    }
+    std::vector<char> chunk(1 << 16);
+    while (!parser.is_done()) {
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+      stream.expires_after(opts.timeout);
+      auto [rec, rn] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+      if (rec == http::error::need_buffer) rec = {};
+      const size_t got = chunk.size() - parser.get().body().size;
+      if (got > 0) {
+        if (ok) {
+          size_t off = 0;
+          while (off < got) {
+            const ssize_t n = ::write(fd, chunk.data() + off, got - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+              const int e = errno;
+              ::close(fd);
+              co_return err(Errc::io, fmt::format("cannot write {}: {}", dest.string(), std::strerror(e)));
+            }
+            off += static_cast<size_t>(n);
+          }
+          out.bytes_received += got;
+        } else if (out.error_body.size() < 64 * 1024) {
+          out.error_body.append(chunk.data(), got);
+        }
+      }
+      if (rec) {
+        if (fd >= 0) ::close(fd);
+        co_return net_error(rec, "downloading from", *u);
+      }
+    }
+    if (fd >= 0) {
+      if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        co_return err(Errc::io, fmt::format("cannot flush {}: {}", dest.string(), std::strerror(errno)));
+      }
+      struct stat st {};
+      if (::stat(dest.c_str(), &st) == 0) out.file_size = static_cast<uint64_t>(st.st_size);
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_return out;
+  });
+}
+
+}  // namespace slipway::net

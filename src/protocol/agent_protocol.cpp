@@ -1,0 +1,302 @@
+#include "protocol/agent_protocol.h"
+
+#include <fmt/format.h>
+
+#include <type_traits>
+
+#include "common/names.h"
+
+namespace slipway::protocol {
+
+namespace {
+
+json::array str_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+json::object str_object(const std::map<std::string, std::string>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+json::array apps_array(const std::vector<AppState>& apps) {
+  json::array a;
+  for (const auto& s : apps) a.push_back(app_state_to_json(s));
+  return a;
+}
+
+Result<std::vector<AppState>> apps_from(const json::array* arr) {
+  std::vector<AppState> out;
+  if (!arr) return out;
+  if (arr->size() > 1000) return err(Errc::invalid_argument, "too many apps in one message");
+  for (const auto& v : *arr) {
+    auto s = app_state_from_json(v);
+    if (!s) return s.error();
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+Status check(NameKind kind, const std::string& v) { return validate_name(kind, v); }
+
+}  // namespace
+
+std::string_view step_status_name(StepStatus s) {
+  switch (s) {
+    case StepStatus::started: return "started";
+    case StepStatus::ok: return "ok";
+    case StepStatus::failed: return "failed";
+    case StepStatus::skipped: return "skipped";
+  }
+  return "started";
+}
+
+std::optional<StepStatus> step_status_from_name(std::string_view s) {
+  if (s == "started") return StepStatus::started;
+  if (s == "ok") return StepStatus::ok;
+  if (s == "failed") return StepStatus::failed;
+  if (s == "skipped") return StepStatus::skipped;
+  return std::nullopt;
+}
+
+json::value app_state_to_json(const AppState& s) {
+  return json::object{{"app", s.app},         {"version", s.version},
+                      {"healthy", s.healthy}, {"running", s.running},
+                      {"port", s.port},       {"releases", str_array(s.releases)},
+                      {"last_healthy", s.last_healthy}};
+}
+
+Result<AppState> app_state_from_json(const json::value& v) {
+  JsonReader r(v, "app state");
+  AppState s;
+  s.app = r.str("app");
+  s.version = r.str_or("version", "");
+  s.healthy = r.boolean_or("healthy", false);
+  s.running = r.boolean_or("running", false);
+  s.port = static_cast<int>(r.i64_or("port", 0));
+  s.releases = r.str_list("releases");
+  s.last_healthy = r.str_or("last_healthy", "");
+  if (auto st = r.finish(); !st) return st.error();
+  if (auto st = check(NameKind::app, s.app); !st) return st.error();
+  if (!s.version.empty()) {
+    if (auto st = check(NameKind::version, s.version); !st) return st.error();
+  }
+  if (s.port < 0 || s.port > 65535) return err(Errc::invalid_argument, "app state: bad port");
+  if (s.releases.size() > 1000) return err(Errc::invalid_argument, "app state: too many releases");
+  return s;
+}
+
+std::string encode(const AgentMessage& m) {
+  json::object o;
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          o = {{"type", "hello"},         {"name", msg.name},
+               {"env", msg.env},          {"roles", str_array(msg.roles)},
+               {"zone", msg.zone},        {"tags", str_object(msg.tags)},
+               {"address", msg.address},  {"agent_version", msg.agent_version},
+               {"apps", apps_array(msg.apps)}};
+        } else if constexpr (std::is_same_v<T, Heartbeat>) {
+          o = {{"type", "heartbeat"}};
+          if (msg.apps) o["apps"] = apps_array(*msg.apps);
+        } else if constexpr (std::is_same_v<T, StepEvent>) {
+          o = {{"type", "step"},
+               {"action", msg.action},
+               {"step", msg.step},
+               {"status", step_status_name(msg.status)},
+               {"output", msg.output},
+               {"started_at", msg.started_at},
+               {"duration_ms", msg.duration_ms}};
+        } else if constexpr (std::is_same_v<T, InstallResult>) {
+          o = {{"type", "result"},       {"action", msg.action},
+               {"ok", msg.ok},           {"app", msg.app},
+               {"version", msg.version}, {"healthy", msg.healthy},
+               {"reason", msg.reason},   {"reverted_to", msg.reverted_to},
+               {"downloaded", msg.downloaded}, {"apps", apps_array(msg.apps)}};
+        }
+      },
+      m);
+  return to_json(o);
+}
+
+std::string encode(const ServerMessage& m) {
+  json::object o;
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Welcome>) {
+          o = {{"type", "welcome"},
+               {"node", msg.node},
+               {"heartbeat_ms", msg.heartbeat_ms},
+               {"server_version", msg.server_version}};
+        } else if constexpr (std::is_same_v<T, InstallCommand>) {
+          o = {{"type", "install"},    {"action", msg.action},   {"deploy", msg.deploy},
+               {"app", msg.app},       {"version", msg.version}, {"sha256", msg.sha256},
+               {"size", msg.size},     {"url", msg.url},         {"env", str_object(msg.env)},
+               {"keep_releases", msg.keep_releases}};
+        } else if constexpr (std::is_same_v<T, DeactivateCommand>) {
+          o = {{"type", "deactivate"},
+               {"action", msg.action},
+               {"deploy", msg.deploy},
+               {"app", msg.app}};
+        } else if constexpr (std::is_same_v<T, Ping>) {
+          o = {{"type", "ping"}};
+        }
+      },
+      m);
+  return to_json(o);
+}
+
+Result<AgentMessage> decode_agent_message(std::string_view text) {
+  auto parsed = parse_json(text, "agent message");
+  if (!parsed) return parsed.error();
+  JsonReader r(*parsed, "agent message");
+  const std::string type = r.str("type");
+  if (!r.ok()) {
+    if (auto st = r.finish(true); !st) return st.error();
+  }
+  if (type == "hello") {
+    Hello h;
+    h.name = r.str("name");
+    h.env = r.str("env");
+    h.roles = r.str_list("roles");
+    h.zone = r.str_or("zone", "");
+    h.tags = r.str_map("tags");
+    h.address = r.str_or("address", "");
+    h.agent_version = r.str_or("agent_version", "");
+    auto apps = apps_from(r.opt_array("apps"));
+    if (auto st = r.finish(); !st) return st.error();
+    if (!apps) return apps.error();
+    h.apps = std::move(*apps);
+    if (auto st = check(NameKind::node, h.name); !st) return st.error();
+    if (auto st = check(NameKind::env, h.env); !st) return st.error();
+    if (h.roles.size() > 64) return err(Errc::invalid_argument, "hello: too many roles");
+    for (const auto& role : h.roles) {
+      if (auto st = check(NameKind::role, role); !st) return st.error();
+    }
+    if (!h.zone.empty()) {
+      if (auto st = check(NameKind::zone, h.zone); !st) return st.error();
+    }
+    if (h.tags.size() > 64) return err(Errc::invalid_argument, "hello: too many tags");
+    for (const auto& [k, v] : h.tags) {
+      if (auto st = check(NameKind::tag_key, k); !st) return st.error();
+      if (auto st = check(NameKind::tag_value, v); !st) return st.error();
+    }
+    if (h.address.size() > 64 || h.agent_version.size() > 64) {
+      return err(Errc::invalid_argument, "hello: address or agent_version too long");
+    }
+    return AgentMessage{std::move(h)};
+  }
+  if (type == "heartbeat") {
+    Heartbeat hb;
+    const auto* arr = r.opt_array("apps");
+    if (auto st = r.finish(); !st) return st.error();
+    if (arr) {
+      auto apps = apps_from(arr);
+      if (!apps) return apps.error();
+      hb.apps = std::move(*apps);
+    }
+    return AgentMessage{std::move(hb)};
+  }
+  if (type == "step") {
+    StepEvent e;
+    e.action = r.str("action");
+    e.step = r.str("step");
+    const std::string status = r.str("status");
+    e.output = r.str_or("output", "");
+    e.started_at = r.i64_or("started_at", 0);
+    e.duration_ms = r.i64_or("duration_ms", 0);
+    if (auto st = r.finish(); !st) return st.error();
+    auto s = step_status_from_name(status);
+    if (!s) {
+      return err(Errc::invalid_argument,
+                 fmt::format("step: unknown status '{}'", std::string_view(status).substr(0, 32)));
+    }
+    e.status = *s;
+    if (e.action.size() > 128 || e.step.size() > 128) {
+      return err(Errc::invalid_argument, "step: action or step name too long");
+    }
+    return AgentMessage{std::move(e)};
+  }
+  if (type == "result") {
+    InstallResult res;
+    res.action = r.str("action");
+    res.ok = r.boolean_or("ok", false);
+    res.app = r.str("app");
+    res.version = r.str_or("version", "");
+    res.healthy = r.boolean_or("healthy", false);
+    res.reason = r.str_or("reason", "");
+    res.reverted_to = r.str_or("reverted_to", "");
+    res.downloaded = r.boolean_or("downloaded", false);
+    auto apps = apps_from(r.opt_array("apps"));
+    if (auto st = r.finish(); !st) return st.error();
+    if (!apps) return apps.error();
+    res.apps = std::move(*apps);
+    if (auto st = check(NameKind::app, res.app); !st) return st.error();
+    return AgentMessage{std::move(res)};
+  }
+  return err(Errc::invalid_argument,
+             fmt::format("agent message: unknown type '{}'", std::string_view(type).substr(0, 32)));
+}
+
+Result<ServerMessage> decode_server_message(std::string_view text) {
+  auto parsed = parse_json(text, "server message");
+  if (!parsed) return parsed.error();
+  JsonReader r(*parsed, "server message");
+  const std::string type = r.str("type");
+  if (!r.ok()) {
+    if (auto st = r.finish(true); !st) return st.error();
+  }
+  if (type == "welcome") {
+    Welcome w;
+    w.node = r.str("node");
+    w.heartbeat_ms = r.i64_or("heartbeat_ms", 5000);
+    w.server_version = r.str_or("server_version", "");
+    if (auto st = r.finish(true); !st) return st.error();  // newer servers may add fields
+    if (w.heartbeat_ms < 100 || w.heartbeat_ms > 3'600'000) {
+      return err(Errc::invalid_argument, "welcome: heartbeat_ms out of range");
+    }
+    return ServerMessage{std::move(w)};
+  }
+  if (type == "install") {
+    InstallCommand c;
+    c.action = r.str("action");
+    c.deploy = r.i64_or("deploy", 0);
+    c.app = r.str("app");
+    c.version = r.str("version");
+    c.sha256 = r.str("sha256");
+    c.size = static_cast<uint64_t>(r.i64_or("size", 0));
+    c.url = r.str("url");
+    c.env = r.str_map("env");
+    c.keep_releases = static_cast<int>(r.i64_or("keep_releases", 5));
+    if (auto st = r.finish(true); !st) return st.error();
+    if (auto st = check(NameKind::app, c.app); !st) return st.error();
+    if (auto st = check(NameKind::version, c.version); !st) return st.error();
+    if (c.sha256.size() != 64) return err(Errc::invalid_argument, "install: bad sha256");
+    if (c.keep_releases < 1 || c.keep_releases > 100) {
+      return err(Errc::invalid_argument, "install: keep_releases must be 1..100");
+    }
+    return ServerMessage{std::move(c)};
+  }
+  if (type == "deactivate") {
+    DeactivateCommand c;
+    c.action = r.str("action");
+    c.deploy = r.i64_or("deploy", 0);
+    c.app = r.str("app");
+    if (auto st = r.finish(true); !st) return st.error();
+    if (auto st = check(NameKind::app, c.app); !st) return st.error();
+    return ServerMessage{std::move(c)};
+  }
+  if (type == "ping") {
+    if (auto st = r.finish(true); !st) return st.error();
+    return ServerMessage{Ping{}};
+  }
+  return err(Errc::invalid_argument,
+             fmt::format("server message: unknown type '{}'", std::string_view(type).substr(0, 32)));
+}
+
+}  // namespace slipway::protocol

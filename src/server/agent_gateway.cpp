@@ -1,0 +1,157 @@
+#include "server/agent_gateway.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/this_coro.hpp>
+
+#include "server/context.h"
+#include "net/ws_connection.h"
+
+namespace slipway::server {
+
+namespace {
+
+std::map<std::string, inventory::NodeApp> to_node_apps(const std::vector<protocol::AppState>& apps) {
+  std::map<std::string, inventory::NodeApp> out;
+  for (const auto& a : apps) {
+    inventory::NodeApp n;
+    n.version = a.version;
+    n.healthy = a.healthy;
+    n.running = a.running;
+    n.port = a.port;
+    n.releases = a.releases;
+    n.last_healthy = a.last_healthy;
+    out[a.app] = std::move(n);
+  }
+  return out;
+}
+
+}  // namespace
+
+AgentGateway::AgentGateway(ServerContext& ctx) : ctx_(ctx) {}
+
+asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
+  // The first message must be hello.
+  auto first = co_await conn->read();
+  if (!first) co_return;
+  auto msg = protocol::decode_agent_message(*first);
+  if (!msg || !std::holds_alternative<protocol::Hello>(*msg)) {
+    const std::string why = msg ? "the first message must be hello" : msg.error().message;
+    spdlog::warn("agent from {} refused: {}", conn->remote(), why);
+    conn->close(why);
+    co_return;
+  }
+  auto hello = std::get<protocol::Hello>(std::move(*msg));
+  const std::string name = hello.name;
+  const TimeMs now = now_ms();
+
+  if (auto it = sessions_.find(name); it != sessions_.end()) {
+    // The same agent reconnecting before its old connection was noticed dead, or another process
+    // with the same name: the newest connection wins (per-agent credentials come with TLS).
+    spdlog::warn("node {} connected again from {}; closing its previous connection", name,
+                 conn->remote());
+    auto old = it->second;
+    sessions_.erase(it);
+    old->close("replaced by a new connection");
+    ctx_.engine->on_node_lost(name);
+  }
+
+  inventory::Node node;
+  node.name = name;
+  node.env = hello.env;
+  node.roles = hello.roles;
+  node.zone = hello.zone;
+  node.tags = hello.tags;
+  node.address = hello.address.empty() ? conn->remote() : hello.address;
+  node.agent_version = hello.agent_version;
+  node.apps = to_node_apps(hello.apps);
+  for (auto& [app, a] : node.apps) a.updated_at = now;
+  ctx_.inventory.register_node(std::move(node), now);
+  ctx_.save_node(name);
+  sessions_[name] = conn;
+  spdlog::info("node {} connected from {} (env {}, roles {}, zone {})", name, conn->remote(),
+               hello.env, fmt::join(hello.roles, ","), hello.zone.empty() ? "-" : hello.zone);
+
+  protocol::Welcome w;
+  w.node = name;
+  w.heartbeat_ms = ctx_.opts.heartbeat.count();
+  w.server_version = SLIPWAY_VERSION;
+  conn->send(protocol::encode(protocol::ServerMessage{w}));
+
+  for (;;) {
+    auto text = co_await conn->read();
+    if (!text) break;
+    auto m = protocol::decode_agent_message(*text);
+    if (!m) {
+      spdlog::warn("node {}: malformed message refused: {}", name, m.error().message);
+      continue;
+    }
+    const TimeMs t = now_ms();
+    // A connection that was replaced must not speak for the node any more.
+    if (auto it = sessions_.find(name); it == sessions_.end() || it->second != conn) break;
+    ctx_.inventory.touch(name, t);
+    if (auto* hb = std::get_if<protocol::Heartbeat>(&*m)) {
+      if (hb->apps) {
+        ctx_.inventory.set_apps(name, to_node_apps(*hb->apps), t);
+        ctx_.save_node(name);
+      }
+    } else if (auto* step = std::get_if<protocol::StepEvent>(&*m)) {
+      ctx_.engine->on_step(name, *step);
+    } else if (auto* res = std::get_if<protocol::InstallResult>(&*m)) {
+      if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
+      ctx_.save_node(name);
+      ctx_.engine->on_result(name, *res);
+    } else {
+      spdlog::warn("node {}: unexpected message (hello twice?)", name);
+    }
+  }
+
+  if (auto it = sessions_.find(name); it != sessions_.end() && it->second == conn) {
+    sessions_.erase(it);
+    on_lost(name, "connection closed");
+  }
+}
+
+void AgentGateway::on_lost(const std::string& node, const std::string& why) {
+  spdlog::info("node {} lost: {}", node, why);
+  ctx_.inventory.mark_lost(node, now_ms());
+  ctx_.save_node(node);
+  ctx_.engine->on_node_lost(node);
+}
+
+bool AgentGateway::send_install(const std::string& node, const protocol::InstallCommand& cmd) {
+  auto it = sessions_.find(node);
+  if (it == sessions_.end() || !it->second->is_open()) return false;
+  it->second->send(protocol::encode(protocol::ServerMessage{cmd}));
+  return true;
+}
+
+bool AgentGateway::send_deactivate(const std::string& node,
+                                   const protocol::DeactivateCommand& cmd) {
+  auto it = sessions_.find(node);
+  if (it == sessions_.end() || !it->second->is_open()) return false;
+  it->second->send(protocol::encode(protocol::ServerMessage{cmd}));
+  return true;
+}
+
+void AgentGateway::check_liveness() {
+  const TimeMs now = now_ms();
+  for (const auto& name : ctx_.inventory.expire(now, ctx_.opts.lost_after)) {
+    if (auto it = sessions_.find(name); it != sessions_.end()) {
+      auto conn = it->second;
+      sessions_.erase(it);
+      conn->close("no heartbeat");
+    }
+    ctx_.save_node(name);
+    spdlog::info("node {} lost: no heartbeat for {}", name, format_duration(ctx_.opts.lost_after));
+    ctx_.engine->on_node_lost(name);
+  }
+}
+
+void AgentGateway::close_all() {
+  for (auto& [name, conn] : sessions_) conn->close("server shutting down");
+  sessions_.clear();
+}
+
+}  // namespace slipway::server

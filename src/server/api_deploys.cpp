@@ -1,0 +1,334 @@
+// Deploy routes: start a deploy or a rollback, list and show them, abort, watch live.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "artifacts/version.h"
+#include "common/names.h"
+#include "server/context.h"
+
+namespace slipway::server {
+
+namespace {
+
+struct DeployParams {
+  engine::DeployKind kind = engine::DeployKind::deploy;
+  std::string app;
+  std::string version;  // "" = newest (deploy) or previous successful (rollback)
+  std::string env;
+  inventory::Selector extra;  // beyond env
+  std::optional<engine::BatchSize> batch;
+  int max_failures = 0;
+};
+
+Result<DeployParams> parse_params(const std::string& body, engine::DeployKind kind) {
+  auto v = parse_json(body, "request body");
+  if (!v) return v.error();
+  JsonReader r(*v, kind == engine::DeployKind::deploy ? "deploy request" : "rollback request");
+  DeployParams p;
+  p.kind = kind;
+  p.app = r.str("app");
+  p.version = r.str_or(kind == engine::DeployKind::deploy ? "version" : "to", "");
+  p.env = r.str("env");
+  const auto role = r.str_or("role", "");
+  const auto zone = r.str_or("zone", "");
+  const auto selector = r.str_or("selector", "");
+  const auto batch = r.opt_str("batch");
+  p.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
+  if (auto st = r.finish(); !st) return st.error();
+  if (auto st = validate_name(NameKind::app, p.app); !st) return st.error();
+  if (auto st = validate_name(NameKind::env, p.env); !st) return st.error();
+  if (!p.version.empty()) {
+    if (auto st = validate_name(NameKind::version, p.version); !st) return st.error();
+  }
+  if (!selector.empty()) {
+    auto sel = inventory::Selector::parse(selector);
+    if (!sel) return sel.error();
+    for (const auto& t : sel->terms()) {
+      if (t.key == "env" && !t.is_tag) {
+        return err(Errc::invalid_argument, "give the environment with env, not in the selector");
+      }
+    }
+    p.extra = std::move(*sel);
+  }
+  if (!role.empty()) {
+    if (auto st = validate_name(NameKind::role, role); !st) return st.error();
+    p.extra.add(inventory::eq_term("role", role));
+  }
+  if (!zone.empty()) {
+    if (auto st = validate_name(NameKind::zone, zone); !st) return st.error();
+    p.extra.add(inventory::eq_term("zone", zone));
+  }
+  if (batch) {
+    auto b = engine::BatchSize::parse(*batch);
+    if (!b) return b.error();
+    p.batch = *b;
+  }
+  if (p.max_failures < 0 || p.max_failures > 1'000'000) {
+    return err(Errc::invalid_argument, "max_failures must be 0 or more");
+  }
+  return p;
+}
+
+engine::ArtifactRef ref_of(const store::ArtifactRecord& a) {
+  return engine::ArtifactRef{a.version, a.sha256, a.size};
+}
+
+// Everything a deploy needs from the database, read in one go on the database thread.
+struct DeployInputs {
+  std::optional<store::ArtifactRecord> artifact;
+  std::vector<std::string> known_versions;
+  std::map<std::string, engine::ArtifactRef> all;  // every version of the app
+  std::optional<engine::Deploy> last;              // the newest deploy of app/env
+  std::string rollback_to;                          // previous successful release
+  std::string current;                              // newest successful release
+};
+
+Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
+  DeployInputs in;
+  auto list = s.list_artifacts(p.app);
+  if (!list) return list.error();
+  for (const auto& a : *list) {
+    in.all[a.version] = ref_of(a);
+    in.known_versions.push_back(a.version);
+  }
+  artifacts::sort_versions(in.known_versions);
+  store::DeployFilter f;
+  f.app = p.app;
+  f.env = p.env;
+  f.limit = 1;
+  auto last = s.list_deploys(f);
+  if (!last) return last.error();
+  if (!last->empty()) in.last = last->front();
+  f.state = engine::DeployState::succeeded;
+  f.limit = 200;
+  auto ok = s.list_deploys(f);
+  if (!ok) return ok.error();
+  if (!ok->empty()) {
+    in.current = ok->front().version;
+    for (const auto& d : *ok) {
+      if (d.version != in.current) {
+        in.rollback_to = d.version;
+        break;
+      }
+    }
+  }
+  return in;
+}
+
+std::string node_list(const std::vector<std::string>& names, size_t max = 8) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < max; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > max) out += fmt::format(" and {} more", names.size() - max);
+  return out;
+}
+
+asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
+                                       engine::DeployKind kind) {
+  auto p = parse_params(req.body, kind);
+  if (!p) co_return Response::error(p.error());
+  auto job0 = [params = *p](store::Store& s) { return load_inputs(s, params); };
+  auto in = co_await ctx.db_call(job0);
+  if (!in) co_return Response::error(in.error());
+
+  // Which version.
+  std::string version = p->version;
+  if (in->all.empty()) {
+    co_return Response::error(
+        err(Errc::not_found, fmt::format("no versions of {} have been pushed", p->app)));
+  }
+  if (version.empty()) {
+    if (kind == engine::DeployKind::deploy) {
+      version = in->known_versions.back();
+    } else if (in->rollback_to.empty()) {
+      co_return Response::error(err(
+          Errc::failed_precondition,
+          fmt::format("there is no earlier successful release of {} in {} to roll back to{}; give "
+                      "one with --to VERSION",
+                      p->app, p->env, in->current.empty() ? "" : " (the current one is " + in->current + ")")));
+    } else {
+      version = in->rollback_to;
+    }
+  }
+  auto art = in->all.find(version);
+  if (art == in->all.end()) {
+    co_return Response::error(err(
+        Errc::not_found,
+        fmt::format("{} {} is not in the repository (known versions: {})", p->app, version,
+                    node_list(std::vector<std::string>(in->known_versions.rbegin(), in->known_versions.rend()), 6))));
+  }
+
+  // Which nodes.
+  inventory::Selector sel = p->extra;
+  sel.add(inventory::eq_term("env", p->env));
+  std::vector<engine::Target> targets;
+  std::vector<std::string> lost;
+  size_t in_env = 0;
+  for (const auto* n : ctx.inventory.select(sel, true)) {
+    const auto app = n->apps.find(p->app);
+    const std::string current = app == n->apps.end() ? "" : app->second.version;
+    if (kind == engine::DeployKind::rollback && app == n->apps.end()) continue;
+    if (n->state != inventory::NodeState::alive) {
+      lost.push_back(n->name);
+      continue;
+    }
+    targets.push_back(engine::Target{n->name, n->zone, current});
+  }
+  for (const auto* n : ctx.inventory.all()) in_env += n->env == p->env ? 1 : 0;
+  if (targets.empty()) {
+    std::string why = fmt::format("no alive node matches env={}{}{}", p->env,
+                                  p->extra.empty() ? "" : " ", p->extra.to_string());
+    if (kind == engine::DeployKind::rollback) why += fmt::format(" and runs {}", p->app);
+    why += fmt::format(" ({} node(s) known in {}", in_env, p->env);
+    if (!lost.empty()) why += fmt::format(", matching but lost: {}", node_list(lost));
+    why += "): nothing to deploy to";
+    co_return Response::error(err(Errc::failed_precondition, why));
+  }
+
+  engine::DeployRequest dr;
+  dr.kind = kind;
+  dr.app = p->app;
+  dr.env = p->env;
+  dr.selector = p->extra.to_string();
+  dr.artifact = art->second;
+  for (const auto& t : targets) {
+    if (t.from_version.empty()) continue;
+    if (auto it = in->all.find(t.from_version); it != in->all.end()) dr.previous[t.from_version] = it->second;
+  }
+  // A rollback obeys the batch size of the deploy it undoes unless told otherwise.
+  dr.batch = p->batch ? *p->batch : (kind == engine::DeployKind::rollback && in->last ? in->last->batch : engine::BatchSize{});
+  dr.max_failures = p->max_failures;
+  dr.actor = req.actor;
+  dr.keep_releases = ctx.opts.keep_releases;
+  auto id = ctx.engine->start(std::move(dr), std::move(targets));
+  if (!id) co_return Response::error(id.error());
+  const engine::Deploy* d = ctx.engine->find(*id);
+  spdlog::info("deploy #{} started by {}: {} {} to {} ({} nodes{})", *id, req.actor, p->app, version,
+               p->env, d ? d->nodes.size() : 0,
+               lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()));
+  json::value body = d ? engine::to_json(*d, true) : json::value(json::object{{"id", *id}});
+  if (!lost.empty() && body.is_object()) {
+    json::array l;
+    for (const auto& n : lost) l.emplace_back(n);
+    body.as_object()["lost_nodes_left_out"] = std::move(l);
+  }
+  co_return Response::json(201, body);
+}
+
+Result<engine::DeployId> parse_id(const std::string& s) {
+  engine::DeployId id = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (ec != std::errc() || p != s.data() + s.size() || id <= 0) {
+    return err(Errc::invalid_argument, fmt::format("'{}' is not a deploy id", s.substr(0, 32)));
+  }
+  return id;
+}
+
+}  // namespace
+
+void register_deploy_routes(ServerContext& ctx) {
+  ServerContext* c = &ctx;
+
+  ctx.router.add("POST", "/api/v1/deploys", Caller::admin, [c](Request& req) {
+    return start_deploy(*c, req, engine::DeployKind::deploy);
+  });
+  ctx.router.add("POST", "/api/v1/rollbacks", Caller::admin, [c](Request& req) {
+    return start_deploy(*c, req, engine::DeployKind::rollback);
+  });
+
+  ctx.router.add("GET", "/api/v1/deploys", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+    store::DeployFilter f;
+    f.app = req.query_or("app");
+    f.env = req.query_or("env");
+    if (!f.app.empty()) {
+      if (auto st = validate_name(NameKind::app, f.app); !st) co_return Response::error(st.error());
+    }
+    if (!f.env.empty()) {
+      if (auto st = validate_name(NameKind::env, f.env); !st) co_return Response::error(st.error());
+    }
+    if (auto s = req.query_or("state"); !s.empty()) {
+      f.state = engine::deploy_state_from_name(s);
+      if (!f.state) co_return Response::error(err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
+    }
+    if (auto l = req.query_or("limit"); !l.empty()) {
+      auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), f.limit);
+      if (ec != std::errc() || f.limit < 1 || f.limit > 1000) {
+        co_return Response::error(err(Errc::invalid_argument, "limit must be 1..1000"));
+      }
+    }
+    if (auto b = req.query_or("before"); !b.empty()) {
+      auto id = parse_id(b);
+      if (!id) co_return Response::error(id.error());
+      f.before_id = *id;
+    }
+    auto job1 = [f](store::Store& s) { return s.list_deploys(f); };
+    auto list = co_await c->db_call(job1);
+    if (!list) co_return Response::error(list.error());
+    json::array out;
+    for (auto& d : *list) {
+      // The engine's copy is the live one.
+      if (const auto* live = c->engine->find(d.id)) {
+        out.push_back(engine::to_json(*live, false));
+      } else {
+        out.push_back(engine::to_json(d, false));
+      }
+    }
+    co_return Response::json(200, json::object{{"deploys", std::move(out)}});
+  });
+
+  ctx.router.add("GET", "/api/v1/deploys/{id}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+    auto id = parse_id(req.param("id"));
+    if (!id) co_return Response::error(id.error());
+    json::value body;
+    if (const auto* live = c->engine->find(*id)) {
+      body = engine::to_json(*live, true);
+    } else {
+      auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
+      auto d = co_await c->db_call(job2);
+      if (!d) co_return Response::error(d.error());
+      if (!*d) co_return Response::error(err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
+      body = engine::to_json(**d, true);
+    }
+    if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
+      auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
+      auto steps = co_await c->db_call(job3);
+      if (!steps) co_return Response::error(steps.error());
+      json::array arr;
+      for (const auto& s : *steps) arr.push_back(engine::to_json(s));
+      body.as_object()["steps"] = std::move(arr);
+    }
+    co_return Response::json(200, body);
+  });
+
+  ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Caller::admin,
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   auto id = parse_id(req.param("id"));
+                   if (!id) co_return Response::error(id.error());
+                   bool rollback = true;
+                   if (!req.body.empty()) {
+                     auto v = parse_json(req.body, "request body");
+                     if (!v) co_return Response::error(v.error());
+                     JsonReader r(*v, "abort request");
+                     rollback = r.boolean_or("rollback", true);
+                     if (auto st = r.finish(); !st) co_return Response::error(st.error());
+                   }
+                   if (auto st = c->engine->abort(*id, req.actor, rollback); !st) {
+                     co_return Response::error(st.error());
+                   }
+                   const auto* d = c->engine->find(*id);
+                   co_return Response::json(202, d ? engine::to_json(*d, false) : json::value(json::object{{"id", *id}}));
+                 });
+
+  ctx.router.add(
+      "GET", "/api/v1/deploys/{id}/watch", Caller::admin,
+      [](Request&) -> asio::awaitable<Response> { co_return Response{}; }, RouteKind::websocket);
+
+  ctx.router.add(
+      "GET", "/api/v1/agent/ws", Caller::agent,
+      [](Request&) -> asio::awaitable<Response> { co_return Response{}; }, RouteKind::websocket);
+}
+
+}  // namespace slipway::server

@@ -1,0 +1,110 @@
+// The state one server process shares between its parts, and the two ways handlers leave the I/O
+// thread: db_call (the database thread) and work_call (the worker pool). Internal to the server.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "artifacts/blob_store.h"
+#include "engine/engine.h"
+#include "inventory/inventory.h"
+#include "server/http.h"
+#include "server/server.h"
+#include "store/db_executor.h"
+
+namespace slipway::server {
+
+namespace asio = boost::asio;
+
+class AgentGateway;
+class Watchers;
+
+struct Stats {
+  std::atomic<uint64_t> artifact_downloads{0};  // blob GETs that sent bytes
+  std::atomic<uint64_t> bytes_served{0};
+  std::atomic<uint64_t> http_requests{0};
+};
+
+class ServerContext {
+ public:
+  ServerContext(ServerOptions options, asio::io_context& io);
+  ~ServerContext();
+
+  ServerOptions opts;
+  asio::io_context& ioc;
+  asio::thread_pool workers;
+  std::unique_ptr<store::DbExecutor> db;
+  artifacts::BlobStore blobs;
+  inventory::Inventory inventory;
+  std::unique_ptr<AgentGateway> gateway;
+  std::unique_ptr<Watchers> watchers;
+  std::unique_ptr<engine::DeployJournal> journal;
+  std::unique_ptr<engine::Engine> engine;
+  Router router;
+  std::string admin_token;
+  std::string join_token;
+  std::string url;  // where this server listens, e.g. http://127.0.0.1:7700
+  Stats stats;
+
+  // Who is calling, from the Authorization header.
+  Caller authenticate(const std::string& authorization) const;
+
+  // Runs f(Store&) on the database thread and resumes the caller on the I/O thread with its
+  // result. Everything posted before runs first, so a read sees every earlier write.
+  // Never write the lambda inside the co_await expression: GCC 12 destroys a lambda temporary
+  // of a co_await expression twice (a double free with captures such as strings). Name it first:
+  //   auto job = [id](store::Store& s) { return s.get_deploy(id); };
+  //   auto d = co_await ctx.db_call(job);
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F, store::Store&>> db_call(F f) {
+    using R = std::invoke_result_t<F, store::Store&>;
+    return asio::async_initiate<const asio::use_awaitable_t<>, void(R)>(
+        [this](auto handler, F fn) {
+          auto ex = asio::get_associated_executor(handler, ioc.get_executor());
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          db->post([ex, h, fn = std::move(fn)](store::Store& s) mutable {
+            auto r = std::make_shared<R>(fn(s));
+            asio::post(ex, [h, r]() mutable { std::move (*h)(std::move(*r)); });
+          });
+        },
+        asio::use_awaitable, std::move(f));
+  }
+
+  // Runs f() on the worker pool (hashing, archive inspection) and resumes on the I/O thread.
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F>> work_call(F f) {
+    using R = std::invoke_result_t<F>;
+    return asio::async_initiate<const asio::use_awaitable_t<>, void(R)>(
+        [this](auto handler, F fn) {
+          auto ex = asio::get_associated_executor(handler, ioc.get_executor());
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          asio::post(workers, [ex, h, fn = std::move(fn)]() mutable {
+            auto r = std::make_shared<R>(fn());
+            asio::post(ex, [h, r]() mutable { std::move (*h)(std::move(*r)); });
+          });
+        },
+        asio::use_awaitable, std::move(f));
+  }
+
+  // Persists a node's current record (fire and forget, on the database thread).
+  void save_node(const std::string& name);
+};
+
+// Registers the API routes (api_*.cpp).
+void register_artifact_routes(ServerContext& ctx);
+void register_inventory_routes(ServerContext& ctx);
+void register_deploy_routes(ServerContext& ctx);
+
+}  // namespace slipway::server

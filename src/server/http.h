@@ -1,0 +1,80 @@
+// The server's view of HTTP, free of Beast: a request as the handlers see it, the response they
+// return, and the route table. Handlers are coroutines on the server's I/O thread; they must not
+// block (database work goes through ServerContext::db_call, CPU-heavy work to the worker pool).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json.h"
+
+namespace slipway::server {
+
+enum class Caller { none, admin, agent };
+
+struct Request {
+  std::string method;
+  std::string path;  // decoded path, without the query
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string body_file;  // for streamed uploads: where the body was written
+  std::string remote;     // peer address
+  Caller caller = Caller::none;
+  std::string actor;  // who, for the history
+  std::map<std::string, std::string> params;  // from the route pattern
+
+  std::string query_or(const std::string& key, std::string fallback = "") const;
+  std::string param(const std::string& key) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::map<std::string, std::string> headers;
+
+  static Response json(int status, const json::value& v);
+  // The one mapping from an Error to an HTTP response:
+  // {"error": {"code": "not_found", "message": "..."}} with the status of the code.
+  static Response error(const Error& e);
+};
+
+using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+
+// Streaming routes the listener handles itself (bodies that must not be held in memory).
+enum class RouteKind { normal, upload, download, websocket };
+
+struct Route {
+  std::string method;
+  std::vector<std::string> segments;  // "{name}" segments capture
+  Caller min_caller = Caller::admin;  // who may call: admin, agent (agents and admins), none
+  RouteKind kind = RouteKind::normal;
+  Handler handler;
+};
+
+class Router {
+ public:
+  void add(std::string method, std::string_view pattern, Caller min_caller, Handler h,
+           RouteKind kind = RouteKind::normal);
+  // The matching route and its captured parameters; `method_allowed` is false when the path
+  // exists for another method only (405).
+  const Route* match(const std::string& method, const std::string& path,
+                     std::map<std::string, std::string>& params, bool& path_exists) const;
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Decodes the path of a request target, splits off the query and decodes it; an error for
+// malformed percent-encoding, NUL bytes or over-long targets.
+Result<std::pair<std::string, std::map<std::string, std::string>>> split_target(
+    std::string_view target);
+
+}  // namespace slipway::server

@@ -1,0 +1,371 @@
+#include "server/listener.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "server/agent_gateway.h"
+#include "server/context.h"
+#include "server/watchers.h"
+#include "net/ws_connection.h"
+
+namespace slipway::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using asio::ip::tcp;
+using net::WsConnection;
+using net::WsStream;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kIdleTimeout = 60s;     // waiting for the next request on a kept-alive connection
+constexpr auto kIoTimeout = 60s;       // any single read or write making no progress
+constexpr size_t kMaxHeaderBytes = 16 * 1024;
+constexpr size_t kMaxJsonBody = 1 << 20;
+
+bool caller_allowed(Caller have, Caller need) {
+  if (need == Caller::none) return true;
+  if (need == Caller::agent) return have == Caller::agent || have == Caller::admin;
+  return have == Caller::admin;
+}
+
+http::response<http::string_body> to_beast(const Response& r, unsigned version, bool keep_alive,
+                                           bool head) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "slipway/" SLIPWAY_VERSION);
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [k, v] : r.headers) res.set(k, v);
+  res.keep_alive(keep_alive);
+  if (head) {
+    res.content_length(r.body.size());
+  } else {
+    res.body() = r.body;
+    res.prepare_payload();
+  }
+  return res;
+}
+
+// Sends [offset, offset + length) of `path` with sendfile(2): the bytes go from the page cache to
+// the socket without passing through this process.
+asio::awaitable<bool> send_file_range(ServerContext& ctx, beast::tcp_stream& stream,
+                                      const std::string& path, uint64_t offset, uint64_t length) {
+  using namespace asio::experimental::awaitable_operators;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) co_return false;
+  auto& sock = stream.socket();
+  stream.expires_never();
+  boost::system::error_code ec;
+  sock.native_non_blocking(true, ec);
+  asio::steady_timer timer(sock.get_executor());
+  off_t off = static_cast<off_t>(offset);
+  uint64_t remaining = length;
+  bool ok = true;
+  while (remaining > 0) {
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(remaining, 8 << 20));
+    const ssize_t n = ::sendfile(sock.native_handle(), fd, &off, chunk);
+    if (n > 0) {
+      remaining -= static_cast<uint64_t>(n);
+      ctx.stats.bytes_served += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      timer.expires_after(kIoTimeout);
+      auto r = co_await (sock.async_wait(tcp::socket::wait_write, asio::as_tuple(asio::use_awaitable)) ||
+                         timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+      if (r.index() == 1 || std::get<0>(std::get<0>(r))) {
+        ok = false;
+        break;
+      }
+      continue;
+    }
+    ok = false;  // n == 0 (file shrank) or a socket error
+    break;
+  }
+  ::close(fd);
+  co_return ok;
+}
+
+asio::awaitable<void> write_response(beast::tcp_stream& stream, const Response& r,
+                                     unsigned version, bool keep_alive, bool head,
+                                     bool& ok) {
+  auto res = to_beast(r, version, keep_alive, head);
+  stream.expires_after(kIoTimeout);
+  if (head) {
+    http::response_serializer<http::string_body> sr(res);
+    auto [ec, n] = co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
+    ok = !ec;
+  } else {
+    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+    ok = !ec;
+  }
+}
+
+asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  std::string remote;
+  {
+    boost::system::error_code ec;
+    auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+  }
+  beast::flat_buffer buf;
+  for (;;) {
+    http::request_parser<http::empty_body> hp;
+    hp.header_limit(kMaxHeaderBytes);
+    hp.body_limit(boost::none);
+    stream.expires_after(kIdleTimeout);
+    auto [ec, n] = co_await http::async_read_header(stream, buf, hp, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+          ec != asio::error::connection_reset && ec != asio::error::eof) {
+        // A malformed request: say so, then close.
+        Response r = Response::error(err(Errc::invalid_argument,
+                                         fmt::format("malformed HTTP request: {}", ec.message())));
+        if (ec == http::error::header_limit) r.status = 431;
+        bool ok = false;
+        co_await write_response(stream, r, 11, false, false, ok);
+      }
+      break;
+    }
+    ++ctx.stats.http_requests;
+    auto& hdr = hp.get();
+    const unsigned version = hdr.version();
+    bool keep_alive = hdr.keep_alive();
+    Request req;
+    req.method = std::string(hdr.method_string());
+    req.remote = remote;
+    for (const auto& f : hdr) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(f.value());
+    }
+    const bool has_body = hp.content_length().value_or(0) > 0 || hp.chunked();
+    Response res;
+    const Route* route = nullptr;
+    auto target = split_target(hdr.target());
+    if (!target) {
+      res = Response::error(target.error());
+    } else {
+      req.path = std::move(target->first);
+      req.query = std::move(target->second);
+      bool path_exists = false;
+      route = ctx.router.match(req.method, req.path, req.params, path_exists);
+      if (!route) {
+        res = path_exists ? Response::error(err(Errc::invalid_argument,
+                                                fmt::format("{} is not allowed on {}", req.method, req.path)))
+                          : Response::error(err(Errc::not_found, fmt::format("no such route: {} {}",
+                                                                             req.method, req.path)));
+        if (path_exists) res.status = 405;
+      } else {
+        req.caller = ctx.authenticate(req.headers["authorization"]);
+        if (!caller_allowed(req.caller, route->min_caller)) {
+          res = Response::error(req.caller == Caller::none
+                                    ? err(Errc::unauthenticated,
+                                          "a valid token is required (Authorization: Bearer TOKEN)")
+                                    : err(Errc::forbidden, "this token may not use this route"));
+          route = nullptr;
+        }
+      }
+    }
+    if (!route) {
+      // Do not read a body we refuse: answer and close.
+      bool ok = false;
+      co_await write_response(stream, res, version, keep_alive && !has_body, req.method == "HEAD", ok);
+      if (!ok || !keep_alive || has_body) break;
+      continue;
+    }
+    auto user = req.headers.find("x-slipway-user");
+    req.actor = user != req.headers.end() && !user->second.empty() && user->second.size() < 128
+                    ? user->second
+                    : (req.caller == Caller::admin ? "admin" : "agent");
+
+    if (route->kind == RouteKind::websocket) {
+      if (!websocket::is_upgrade(hdr)) {
+        bool ok = false;
+        co_await write_response(stream,
+                                Response::error(err(Errc::invalid_argument,
+                                                    "this route needs a WebSocket upgrade")),
+                                version, false, false, ok);
+        break;
+      }
+      stream.expires_never();
+      WsStream ws(std::move(stream));
+      auto [aec] = co_await ws.async_accept(hdr, asio::as_tuple(asio::use_awaitable));
+      if (aec) co_return;
+      auto conn = std::make_shared<WsConnection>(std::move(ws), remote);
+      if (req.path == "/api/v1/agent/ws") {
+        co_await ctx.gateway->serve(conn);
+      } else {
+        int64_t id = 0;
+        try {
+          id = std::stoll(req.param("id"));
+        } catch (...) {
+        }
+        co_await ctx.watchers->serve(conn, id);
+      }
+      co_return;
+    }
+
+    if (route->kind == RouteKind::upload) {
+      http::request_parser<http::file_body> fp(std::move(hp));
+      fp.body_limit(ctx.opts.max_artifact_bytes);
+      const auto tmp = ctx.blobs.temp_path();
+      beast::error_code fec;
+      fp.get().body().open(tmp.c_str(), beast::file_mode::write_new, fec);
+      if (fec) {
+        bool ok = false;
+        co_await write_response(stream, Response::error(err(Errc::io, "cannot store the upload: " + fec.message())),
+                                version, false, false, ok);
+        break;
+      }
+      stream.expires_after(kIoTimeout);
+      bool failed = false;
+      while (!fp.is_done()) {
+        stream.expires_after(kIoTimeout);
+        auto [rec, rn] = co_await http::async_read_some(stream, buf, fp, asio::as_tuple(asio::use_awaitable));
+        if (rec) {
+          failed = true;
+          fp.get().body().close();
+          std::error_code rm;
+          std::filesystem::remove(tmp, rm);
+          if (rec == http::error::body_limit) {
+            bool ok = false;
+            co_await write_response(
+                stream,
+                Response::error(err(Errc::too_large,
+                                    fmt::format("the artifact is larger than the limit of {} bytes",
+                                                ctx.opts.max_artifact_bytes))),
+                version, false, false, ok);
+          }
+          break;
+        }
+      }
+      if (failed) break;
+      fp.get().body().close();
+      req.body_file = tmp.string();
+      res = co_await route->handler(req);
+      std::error_code rm;
+      std::filesystem::remove(tmp, rm);  // the handler moved it into the store if it kept it
+    } else {
+      http::request_parser<http::string_body> sp(std::move(hp));
+      sp.body_limit(kMaxJsonBody);
+      stream.expires_after(kIoTimeout);
+      auto [rec, rn] = co_await http::async_read(stream, buf, sp, asio::as_tuple(asio::use_awaitable));
+      if (rec) {
+        if (rec == http::error::body_limit) {
+          bool ok = false;
+          co_await write_response(stream,
+                                  Response::error(err(Errc::too_large, "the request body is too large")),
+                                  version, false, false, ok);
+        }
+        break;
+      }
+      req.body = std::move(sp.get().body());
+      try {
+        res = co_await route->handler(req);
+      } catch (const std::exception& e) {
+        spdlog::error("{} {}: {}", req.method, req.path, e.what());
+        res = Response::error(err(Errc::internal, e.what()));
+      }
+    }
+
+    bool ok = false;
+    const bool head = req.method == "HEAD";
+    auto file = res.headers.find("x-slipway-file");
+    if (file != res.headers.end() && res.status / 100 == 2) {
+      const std::string path = file->second;
+      const uint64_t offset = std::stoull(res.headers["x-slipway-file-offset"]);
+      const uint64_t length = std::stoull(res.headers["x-slipway-file-length"]);
+      res.headers.erase("x-slipway-file");
+      res.headers.erase("x-slipway-file-offset");
+      res.headers.erase("x-slipway-file-length");
+      http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
+      fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
+      fres.set(http::field::content_type, res.content_type);
+      for (const auto& [k, v] : res.headers) fres.set(k, v);
+      fres.content_length(length);
+      fres.keep_alive(keep_alive);
+      http::response_serializer<http::empty_body> sr(fres);
+      stream.expires_after(kIoTimeout);
+      auto [wec, wn] = co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
+      ok = !wec;
+      if (ok && !head && length > 0) {
+        ++ctx.stats.artifact_downloads;
+        ok = co_await send_file_range(ctx, stream, path, offset, length);
+      }
+    } else {
+      co_await write_response(stream, res, version, keep_alive, head, ok);
+    }
+    if (!ok || !keep_alive) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<tcp::acceptor>> bind_listener(ServerContext& ctx, const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return err(Errc::invalid_argument, fmt::format("--listen '{}' must be HOST:PORT", listen));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  boost::system::error_code ec;
+  tcp::resolver resolver(ctx.ioc);
+  auto results = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return err(Errc::invalid_argument,
+               fmt::format("--listen '{}': cannot resolve: {}", listen, ec.message()));
+  }
+  auto endpoint = results.begin()->endpoint();
+  auto acceptor = std::make_shared<tcp::acceptor>(ctx.ioc);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return err(Errc::unavailable, fmt::format("cannot listen on {}: {}", listen, ec.message()));
+  }
+  auto local = acceptor->local_endpoint();
+  const std::string addr = local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                                   : local.address().to_string();
+  ctx.url = fmt::format("http://{}:{}", addr, local.port());
+  return acceptor;
+}
+
+asio::awaitable<void> accept_loop(ServerContext& ctx, std::shared_ptr<tcp::acceptor> acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      if (ec == asio::error::no_descriptors) {
+        asio::steady_timer t(ctx.ioc, 100ms);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(ctx.ioc, http_session(ctx, std::move(socket)), asio::detached);
+  }
+}
+
+}  // namespace slipway::server

@@ -1,0 +1,234 @@
+#include "server/server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/crypto.h"
+#include "common/fs.h"
+#include "common/strings.h"
+#include "server/agent_gateway.h"
+#include "server/context.h"
+#include "server/listener.h"
+#include "server/watchers.h"
+
+namespace slipway::server {
+
+namespace {
+
+// Engine journal: every write goes to the database thread, in order.
+class StoreJournal final : public engine::DeployJournal {
+ public:
+  explicit StoreJournal(store::DbExecutor& db) : db_(db) {}
+  void save_deploy(const engine::Deploy& d) override {
+    db_.post([d](store::Store& s) { log(s.save_deploy(d)); });
+  }
+  void save_node(engine::DeployId id, const engine::NodeProgress& n) override {
+    db_.post([id, n](store::Store& s) { log(s.save_deploy_node(id, n)); });
+  }
+  void save_step(const engine::StepRecord& r) override {
+    db_.post([r](store::Store& s) { log(s.save_step(r)); });
+  }
+
+ private:
+  static void log(const Status& st) {
+    if (!st) spdlog::error("cannot record deploy progress: {}", st.error().message);
+  }
+  store::DbExecutor& db_;
+};
+
+// Reads DIR/NAME, or writes a fresh random token there (mode 0600) on first start.
+Result<std::string> load_or_create_token(const fs::path& file, bool& created) {
+  created = false;
+  auto existing = read_file(file, 4096);
+  if (existing) {
+    std::string t(trim(*existing));
+    if (t.size() >= 16) return t;
+    return err(Errc::failed_precondition, fmt::format("{} holds no valid token", file.string()));
+  }
+  if (existing.error().code != Errc::not_found) return existing.error();
+  std::string token = "slw_" + random_hex(24);
+  if (auto st = write_file_atomic(file, token + "\n", 0600); !st) return st.error();
+  created = true;
+  return token;
+}
+
+}  // namespace
+
+ServerContext::ServerContext(ServerOptions options, asio::io_context& io)
+    : opts(std::move(options)),
+      ioc(io),
+      workers(static_cast<size_t>(std::max(1, opts.worker_threads))),
+      blobs(opts.data_dir / "artifacts") {}
+
+ServerContext::~ServerContext() {
+  workers.join();
+}
+
+Caller ServerContext::authenticate(const std::string& authorization) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() <= kBearer.size() || authorization.compare(0, kBearer.size(), kBearer) != 0) {
+    return Caller::none;
+  }
+  const std::string_view token = std::string_view(authorization).substr(kBearer.size());
+  if (constant_time_equal(token, admin_token)) return Caller::admin;
+  if (constant_time_equal(token, join_token)) return Caller::agent;
+  return Caller::none;
+}
+
+void ServerContext::save_node(const std::string& name) {
+  const auto* n = inventory.find(name);
+  if (!n) return;
+  db->post([node = *n](store::Store& s) {
+    if (auto st = s.upsert_node(node); !st) {
+      spdlog::error("cannot record node {}: {}", node.name, st.error().message);
+    }
+  });
+}
+
+namespace {
+
+asio::awaitable<void> housekeeping(ServerContext& ctx) {
+  asio::steady_timer timer(ctx.ioc);
+  int ticks = 0;
+  for (;;) {
+    timer.expires_after(std::chrono::milliseconds(500));
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    ctx.gateway->check_liveness();
+    ctx.engine->tick();
+    if (++ticks % 20 == 0) {
+      ctx.watchers->expire();
+      // Persist last_seen of live nodes in one transaction, rather than on every heartbeat.
+      std::vector<std::pair<std::string, TimeMs>> seen;
+      for (const auto* n : ctx.inventory.all()) {
+        if (n->state == inventory::NodeState::alive) seen.emplace_back(n->name, n->last_seen);
+      }
+      if (!seen.empty()) {
+        ctx.db->post([seen = std::move(seen)](store::Store& s) { (void)s.save_last_seen(seen); });
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& opts) {
+  if (opts.data_dir.empty()) {
+    spdlog::error("--data is required");
+    return kExitUsage;
+  }
+  if (auto st = ensure_dir(opts.data_dir, 0700); !st) {
+    spdlog::error("{}", st.error().message);
+    return kExitFailed;
+  }
+  asio::io_context ioc(1);
+  ServerContext ctx(opts, ioc);
+
+  bool created = false;
+  auto admin = load_or_create_token(opts.data_dir / "admin.token", created);
+  if (!admin) {
+    spdlog::error("{}", admin.error().message);
+    return kExitFailed;
+  }
+  if (created) spdlog::info("wrote the admin token to {}", (opts.data_dir / "admin.token").string());
+  auto join = load_or_create_token(opts.data_dir / "join.token", created);
+  if (!join) {
+    spdlog::error("{}", join.error().message);
+    return kExitFailed;
+  }
+  if (created) spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
+  ctx.admin_token = *admin;
+  ctx.join_token = *join;
+
+  if (auto st = ctx.blobs.open(); !st) {
+    spdlog::error("{}", st.error().message);
+    return kExitFailed;
+  }
+  ctx.db = std::make_unique<store::DbExecutor>(
+      store::make_sqlite_store((opts.data_dir / "slipway.db").string()));
+
+  // Load state: nodes (all lost until their agents reconnect), the next deploy id, and fail the
+  // deploys a previous process was running when it died.
+  Status load_status;
+  std::vector<inventory::Node> nodes;
+  engine::DeployId max_id = 0;
+  std::vector<engine::DeployId> interrupted;
+  ctx.db->run_sync([&](store::Store& s) {
+    if (auto st = s.open(); !st) {
+      load_status = st;
+      return;
+    }
+    auto ln = s.load_nodes();
+    if (!ln) {
+      load_status = ln.error();
+      return;
+    }
+    nodes = std::move(*ln);
+    auto id = s.max_deploy_id();
+    if (id) max_id = *id;
+    auto failed = s.fail_running_deploys(
+        "the server stopped while the deploy was running (it was restarted)", now_ms());
+    if (failed) interrupted = *failed;
+  });
+  if (!load_status) {
+    spdlog::error("cannot open the database: {}", load_status.error().message);
+    return kExitFailed;
+  }
+  for (auto id : interrupted) {
+    spdlog::warn("deploy #{} was running when the server stopped; marked failed", id);
+  }
+  ctx.inventory.load(std::move(nodes));
+
+  ctx.gateway = std::make_unique<AgentGateway>(ctx);
+  ctx.watchers = std::make_unique<Watchers>(ctx);
+  ctx.journal = std::make_unique<StoreJournal>(*ctx.db);
+  engine::EngineOptions eo;
+  eo.node_timeout = opts.node_timeout;
+  ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
+                                                *ctx.watchers, eo);
+  ctx.engine->set_next_id(max_id + 1);
+
+  ctx.router.add("GET", "/healthz", Caller::none, [](Request&) -> asio::awaitable<Response> {
+    co_return Response::json(200, json::object{{"status", "ok"}, {"version", SLIPWAY_VERSION}});
+  });
+  register_artifact_routes(ctx);
+  register_inventory_routes(ctx);
+  register_deploy_routes(ctx);
+
+  auto acceptor = bind_listener(ctx, opts.listen);
+  if (!acceptor) {
+    spdlog::error("{}", acceptor.error().message);
+    return kExitFailed;
+  }
+  if (auto st = write_file_atomic(opts.data_dir / "server.url", ctx.url + "\n", 0644); !st) {
+    spdlog::error("{}", st.error().message);
+    return kExitFailed;
+  }
+  spdlog::info("slipway server {} listening on {} (data in {}, {} known node(s))", SLIPWAY_VERSION,
+               ctx.url, opts.data_dir.string(), ctx.inventory.size());
+
+  asio::co_spawn(ioc, accept_loop(ctx, *acceptor), asio::detached);
+  asio::co_spawn(ioc, housekeeping(ctx), asio::detached);
+
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    boost::system::error_code ignored;
+    (*acceptor)->close(ignored);
+    ctx.gateway->close_all();
+    ioc.stop();
+  });
+  ioc.run();
+  ctx.db->drain();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace slipway::server

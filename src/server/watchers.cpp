@@ -1,0 +1,88 @@
+#include "server/watchers.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/context.h"
+#include "net/ws_connection.h"
+
+namespace slipway::server {
+
+namespace {
+constexpr size_t kMaxLoggedEvents = 20'000;
+constexpr TimeMs kKeepFinishedMs = 10 * 60'000;
+
+std::string encode(const engine::DeployEvent& e, const engine::Deploy& d, bool with_nodes) {
+  return to_json(json::object{{"event", engine::to_json(e)}, {"deploy", engine::to_json(d, with_nodes)}});
+}
+}  // namespace
+
+Watchers::Watchers(ServerContext& ctx) : ctx_(ctx) {}
+
+void Watchers::on_event(const engine::DeployEvent& e, const engine::Deploy& d) {
+  const bool final = e.kind == "deploy.finished";
+  Log& log = logs_[e.deploy];
+  std::string msg = encode(e, d, final || e.kind == "deploy.started");
+  if (log.messages.size() < kMaxLoggedEvents || final) log.messages.push_back(msg);
+  for (auto& w : log.subscribers) {
+    if (auto conn = w.lock()) {
+      conn->send(msg);
+      if (final) conn->close("deploy finished");
+    }
+  }
+  if (final) {
+    log.finished = true;
+    log.finished_at = e.at;
+    log.subscribers.clear();
+  }
+}
+
+asio::awaitable<void> Watchers::serve(std::shared_ptr<WsConnection> conn, engine::DeployId id) {
+  auto it = logs_.find(id);
+  if (it == logs_.end()) {
+    // Not run by this server process (or long finished): the stored record is the whole story.
+    auto job0 = [id](store::Store& s) { return s.get_deploy(id); };
+    auto d = co_await ctx_.db_call(job0);
+    if (!d || !*d) {
+      conn->send(to_json(json::object{
+          {"error", json::object{{"code", "not_found"},
+                                 {"message", fmt::format("there is no deploy #{}", id)}}}}));
+      conn->close("not found");
+      co_return;
+    }
+    engine::DeployEvent e;
+    e.deploy = id;
+    e.kind = (*d)->state == engine::DeployState::running ? "deploy.unknown" : "deploy.finished";
+    e.status = std::string(engine::deploy_state_name((*d)->state));
+    e.message = (*d)->reason;
+    e.at = (*d)->finished_at;
+    conn->send(encode(e, **d, true));
+    conn->close("deploy finished");
+    co_return;
+  }
+  for (const auto& m : it->second.messages) conn->send(m);
+  if (it->second.finished) {
+    conn->close("deploy finished");
+    co_return;
+  }
+  it->second.subscribers.push_back(conn);
+  // Wait for the peer to go away (or for the close after deploy.finished).
+  while (conn->is_open()) {
+    auto r = co_await conn->read();
+    if (!r) break;
+  }
+}
+
+void Watchers::expire() {
+  const TimeMs now = now_ms();
+  for (auto it = logs_.begin(); it != logs_.end();) {
+    if (it->second.finished && now - it->second.finished_at > kKeepFinishedMs) {
+      it = logs_.erase(it);
+    } else {
+      auto& subs = it->second.subscribers;
+      std::erase_if(subs, [](const auto& w) { return w.expired(); });
+      ++it;
+    }
+  }
+}
+
+}  // namespace slipway::server

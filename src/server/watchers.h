@@ -1,0 +1,47 @@
+// Live progress of deploys: the engine's events, kept per deploy while it runs (and a while after)
+// and pushed to every WebSocket subscriber of GET /api/v1/deploys/{id}/watch. A subscriber that
+// arrives late first gets the events it missed, so a client never sees a partial story.
+//
+// Message to a subscriber: {"event": {...}, "deploy": {...summary...}}; the message for
+// deploy.finished carries the full deploy (every node), and the server closes the stream after it.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "engine/interfaces.h"
+
+namespace slipway::net {
+class WsConnection;
+}
+
+namespace slipway::server {
+
+using net::WsConnection;
+
+class ServerContext;
+
+class Watchers final : public engine::EventSink {
+ public:
+  explicit Watchers(ServerContext& ctx);
+
+  void on_event(const engine::DeployEvent& e, const engine::Deploy& d) override;
+  boost::asio::awaitable<void> serve(std::shared_ptr<WsConnection> conn, engine::DeployId id);
+  // Drops the event logs of deploys that finished more than a few minutes ago.
+  void expire();
+
+ private:
+  struct Log {
+    std::vector<std::string> messages;  // encoded, in order
+    bool finished = false;
+    TimeMs finished_at = 0;
+    std::vector<std::weak_ptr<WsConnection>> subscribers;
+  };
+
+  ServerContext& ctx_;
+  std::map<engine::DeployId, Log> logs_;
+};
+
+}  // namespace slipway::server

@@ -1,0 +1,477 @@
+#include <fmt/format.h>
+
+#include "common/json.h"
+#include "store/sqlite.h"
+#include "store/store.h"
+
+namespace slipway::store {
+
+namespace {
+
+using engine::Deploy;
+using engine::DeployId;
+using engine::NodeProgress;
+using engine::StepRecord;
+
+// Schema versions, applied in order; PRAGMA user_version records how far a database is.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE artifacts (
+  app TEXT NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+  manifest TEXT NOT NULL, pushed_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (app, version));
+CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY, env TEXT NOT NULL, roles TEXT NOT NULL, zone TEXT NOT NULL,
+  tags TEXT NOT NULL, address TEXT NOT NULL, agent_version TEXT NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, apps TEXT NOT NULL);
+CREATE TABLE deploys (
+  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, app TEXT NOT NULL, version TEXT NOT NULL,
+  env TEXT NOT NULL, selector TEXT NOT NULL, strategy TEXT NOT NULL, batch TEXT NOT NULL,
+  max_failures INTEGER NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL, reason TEXT NOT NULL,
+  actor TEXT NOT NULL, aborted_by TEXT NOT NULL, started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL, batches INTEGER NOT NULL, current_batch INTEGER NOT NULL);
+CREATE INDEX deploys_app_env ON deploys (app, env, id);
+CREATE TABLE deploy_nodes (
+  deploy_id INTEGER NOT NULL REFERENCES deploys (id), node TEXT NOT NULL, zone TEXT NOT NULL,
+  batch INTEGER NOT NULL, from_version TEXT NOT NULL, status TEXT NOT NULL, step TEXT NOT NULL,
+  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, reason TEXT NOT NULL,
+  reverted_to TEXT NOT NULL, version_now TEXT NOT NULL, downloaded INTEGER NOT NULL,
+  PRIMARY KEY (deploy_id, node));
+CREATE TABLE deploy_steps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, deploy_id INTEGER NOT NULL REFERENCES deploys (id),
+  node TEXT NOT NULL, step TEXT NOT NULL, status TEXT NOT NULL, output TEXT NOT NULL,
+  started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL);
+CREATE INDEX deploy_steps_deploy ON deploy_steps (deploy_id, id);
+)sql",
+};
+
+json::value apps_to_json(const std::map<std::string, inventory::NodeApp>& apps) {
+  json::object o;
+  for (const auto& [name, a] : apps) {
+    json::array rel;
+    for (const auto& r : a.releases) rel.emplace_back(r);
+    o[name] = json::object{{"version", a.version},   {"healthy", a.healthy},
+                           {"running", a.running},   {"port", a.port},
+                           {"releases", std::move(rel)}, {"last_healthy", a.last_healthy},
+                           {"updated_at", a.updated_at}};
+  }
+  return o;
+}
+
+std::map<std::string, inventory::NodeApp> apps_from_json(const std::string& text) {
+  std::map<std::string, inventory::NodeApp> out;
+  auto v = parse_json(text, "stored apps");
+  if (!v || !v->is_object()) return out;
+  for (const auto& [name, av] : v->get_object()) {
+    JsonReader r(av, "app");
+    inventory::NodeApp a;
+    a.version = r.str_or("version", "");
+    a.healthy = r.boolean_or("healthy", false);
+    a.running = r.boolean_or("running", false);
+    a.port = static_cast<int>(r.i64_or("port", 0));
+    a.releases = r.str_list("releases");
+    a.last_healthy = r.str_or("last_healthy", "");
+    a.updated_at = r.i64_or("updated_at", 0);
+    out.emplace(std::string(name), std::move(a));
+  }
+  return out;
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+
+  Status open() override {
+    if (auto st = db_.open(path_); !st) return st;
+    auto v = db_.prepare("PRAGMA user_version");
+    if (!v) return v.error();
+    auto row = v->step();
+    if (!row) return row.error();
+    int64_t version = *row ? v->i64(0) : 0;
+    const int64_t target = static_cast<int64_t>(std::size(kMigrations));
+    if (version > target) {
+      return err(Errc::failed_precondition,
+                 fmt::format("the database {} has schema version {}, newer than this server "
+                             "knows ({}); upgrade slipway",
+                             path_, version, target));
+    }
+    for (; version < target; ++version) {
+      if (auto st = db_.exec("BEGIN IMMEDIATE"); !st) return st;
+      if (auto st = db_.exec(kMigrations[version]); !st) {
+        (void)db_.exec("ROLLBACK");
+        return st;
+      }
+      if (auto st = db_.exec(fmt::format("PRAGMA user_version={}", version + 1)); !st) return st;
+      if (auto st = db_.exec("COMMIT"); !st) return st;
+    }
+    return {};
+  }
+
+  Status begin() override { return db_.exec("BEGIN IMMEDIATE"); }
+  Status commit() override { return db_.exec("COMMIT"); }
+  Status rollback() override { return db_.exec("ROLLBACK"); }
+
+  Result<std::optional<std::string>> get_meta(const std::string& key) override {
+    auto s = db_.prepare("SELECT value FROM meta WHERE key = ?");
+    if (!s) return s.error();
+    s->bind(1, key);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<std::string>();
+    return std::optional<std::string>(s->text(0));
+  }
+
+  Status set_meta(const std::string& key, const std::string& value) override {
+    auto s = db_.prepare(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+        "excluded.value");
+    if (!s) return s.error();
+    return s->bind(1, key).bind(2, value).run();
+  }
+
+  Result<std::optional<ArtifactRecord>> get_artifact(const std::string& app,
+                                                     const std::string& version) override {
+    auto s = db_.prepare(
+        "SELECT app, version, sha256, size, manifest, pushed_by, created_at FROM artifacts WHERE "
+        "app = ? AND version = ?");
+    if (!s) return s.error();
+    s->bind(1, app).bind(2, version);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<ArtifactRecord>();
+    return std::optional<ArtifactRecord>(artifact_row(*s));
+  }
+
+  Status insert_artifact(const ArtifactRecord& a) override {
+    auto s = db_.prepare(
+        "INSERT INTO artifacts (app, version, sha256, size, manifest, pushed_by, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, a.app).bind(2, a.version).bind(3, a.sha256).bind(4, static_cast<int64_t>(a.size));
+    s->bind(5, a.manifest_json).bind(6, a.pushed_by).bind(7, a.created_at);
+    return s->run();
+  }
+
+  Result<std::vector<ArtifactRecord>> list_artifacts(const std::string& app) override {
+    auto s = db_.prepare(
+        "SELECT app, version, sha256, size, manifest, pushed_by, created_at FROM artifacts WHERE "
+        "app = ?");
+    if (!s) return s.error();
+    s->bind(1, app);
+    std::vector<ArtifactRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(artifact_row(*s));
+    }
+    return out;
+  }
+
+  Result<std::vector<std::string>> list_apps() override {
+    auto s = db_.prepare("SELECT DISTINCT app FROM artifacts ORDER BY app");
+    if (!s) return s.error();
+    std::vector<std::string> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(s->text(0));
+    }
+    return out;
+  }
+
+  Result<bool> blob_referenced(const std::string& sha256) override {
+    auto s = db_.prepare("SELECT 1 FROM artifacts WHERE sha256 = ? LIMIT 1");
+    if (!s) return s.error();
+    s->bind(1, sha256);
+    return s->step();
+  }
+
+  Status upsert_node(const inventory::Node& n) override {
+    auto s = db_.prepare(
+        "INSERT INTO nodes (name, env, roles, zone, tags, address, agent_version, first_seen, "
+        "last_seen, apps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "env = excluded.env, roles = excluded.roles, zone = excluded.zone, tags = excluded.tags, "
+        "address = excluded.address, agent_version = excluded.agent_version, last_seen = "
+        "excluded.last_seen, apps = excluded.apps");
+    if (!s) return s.error();
+    json::array roles;
+    for (const auto& r : n.roles) roles.emplace_back(r);
+    json::object tags;
+    for (const auto& [k, v] : n.tags) tags[k] = v;
+    s->bind(1, n.name).bind(2, n.env).bind(3, to_json(roles)).bind(4, n.zone);
+    s->bind(5, to_json(tags)).bind(6, n.address).bind(7, n.agent_version);
+    s->bind(8, n.first_seen).bind(9, n.last_seen).bind(10, to_json(apps_to_json(n.apps)));
+    return s->run();
+  }
+
+  Status save_last_seen(const std::vector<std::pair<std::string, TimeMs>>& seen) override {
+    for (const auto& [name, t] : seen) {
+      auto s = db_.prepare("UPDATE nodes SET last_seen = ? WHERE name = ?");
+      if (!s) return s.error();
+      if (auto st = s->bind(1, t).bind(2, name).run(); !st) return st;
+    }
+    return {};
+  }
+
+  Result<std::vector<inventory::Node>> load_nodes() override {
+    auto s = db_.prepare(
+        "SELECT name, env, roles, zone, tags, address, agent_version, first_seen, last_seen, apps "
+        "FROM nodes ORDER BY name");
+    if (!s) return s.error();
+    std::vector<inventory::Node> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      inventory::Node n;
+      n.name = s->text(0);
+      n.env = s->text(1);
+      if (auto v = parse_json(s->text(2), "roles"); v && v->is_array()) {
+        for (const auto& r : v->get_array()) {
+          if (r.is_string()) n.roles.emplace_back(r.get_string());
+        }
+      }
+      n.zone = s->text(3);
+      if (auto v = parse_json(s->text(4), "tags"); v && v->is_object()) {
+        for (const auto& [k, tv] : v->get_object()) {
+          if (tv.is_string()) n.tags.emplace(std::string(k), std::string(tv.get_string()));
+        }
+      }
+      n.address = s->text(5);
+      n.agent_version = s->text(6);
+      n.first_seen = s->i64(7);
+      n.last_seen = s->i64(8);
+      n.apps = apps_from_json(s->text(9));
+      n.state = inventory::NodeState::lost;
+      out.push_back(std::move(n));
+    }
+    return out;
+  }
+
+  Status save_deploy(const Deploy& d) override {
+    auto s = db_.prepare(
+        "INSERT INTO deploys (id, kind, app, version, env, selector, strategy, batch, "
+        "max_failures, state, phase, reason, actor, aborted_by, started_at, finished_at, batches, "
+        "current_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, phase = excluded.phase, "
+        "reason = excluded.reason, aborted_by = excluded.aborted_by, finished_at = "
+        "excluded.finished_at, current_batch = excluded.current_batch");
+    if (!s) return s.error();
+    s->bind(1, d.id).bind(2, engine::deploy_kind_name(d.kind)).bind(3, d.app).bind(4, d.version);
+    s->bind(5, d.env).bind(6, d.selector).bind(7, d.strategy).bind(8, d.batch.to_string());
+    s->bind(9, d.max_failures).bind(10, engine::deploy_state_name(d.state));
+    s->bind(11, d.phase == engine::Phase::forward ? "forward" : "revert").bind(12, d.reason);
+    s->bind(13, d.actor).bind(14, d.aborted_by).bind(15, d.created_at).bind(16, d.finished_at);
+    s->bind(17, d.batches).bind(18, d.current_batch);
+    if (auto st = s->run(); !st) return st;
+    for (const auto& n : d.nodes) {
+      if (auto st = save_deploy_node(d.id, n); !st) return st;
+    }
+    return {};
+  }
+
+  Status save_deploy_node(DeployId id, const NodeProgress& n) override {
+    auto s = db_.prepare(
+        "INSERT INTO deploy_nodes (deploy_id, node, zone, batch, from_version, status, step, "
+        "started_at, finished_at, reason, reverted_to, version_now, downloaded) VALUES (?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (deploy_id, node) DO UPDATE SET status = "
+        "excluded.status, step = excluded.step, started_at = excluded.started_at, finished_at = "
+        "excluded.finished_at, reason = excluded.reason, reverted_to = excluded.reverted_to, "
+        "version_now = excluded.version_now, downloaded = excluded.downloaded");
+    if (!s) return s.error();
+    s->bind(1, id).bind(2, n.node).bind(3, n.zone).bind(4, n.batch).bind(5, n.from_version);
+    s->bind(6, engine::node_status_name(n.status)).bind(7, n.step).bind(8, n.started_at);
+    s->bind(9, n.finished_at).bind(10, n.reason).bind(11, n.reverted_to).bind(12, n.version_now);
+    s->bind(13, n.downloaded);
+    return s->run();
+  }
+
+  Status save_step(const StepRecord& r) override {
+    auto s = db_.prepare(
+        "INSERT INTO deploy_steps (deploy_id, node, step, status, output, started_at, "
+        "duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, r.deploy).bind(2, r.node).bind(3, r.step).bind(4, r.status).bind(5, r.output);
+    s->bind(6, r.started_at).bind(7, r.duration_ms);
+    return s->run();
+  }
+
+  Result<std::optional<Deploy>> get_deploy(DeployId id) override {
+    auto s = db_.prepare(std::string(kDeployColumns) + " WHERE id = ?");
+    if (!s) return s.error();
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<Deploy>();
+    Deploy d = deploy_row(*s);
+    auto n = db_.prepare(
+        "SELECT node, zone, batch, from_version, status, step, started_at, finished_at, reason, "
+        "reverted_to, version_now, downloaded FROM deploy_nodes WHERE deploy_id = ? ORDER BY "
+        "batch, node");
+    if (!n) return n.error();
+    n->bind(1, id);
+    for (;;) {
+      auto r = n->step();
+      if (!r) return r.error();
+      if (!*r) break;
+      NodeProgress p;
+      p.node = n->text(0);
+      p.zone = n->text(1);
+      p.batch = static_cast<int>(n->i64(2));
+      p.from_version = n->text(3);
+      p.status = engine::node_status_from_name(n->text(4)).value_or(engine::NodeStatus::failed);
+      p.step = n->text(5);
+      p.started_at = n->i64(6);
+      p.finished_at = n->i64(7);
+      p.reason = n->text(8);
+      p.reverted_to = n->text(9);
+      p.version_now = n->text(10);
+      p.downloaded = n->i64(11) != 0;
+      d.nodes.push_back(std::move(p));
+    }
+    return std::optional<Deploy>(std::move(d));
+  }
+
+  Result<std::vector<Deploy>> list_deploys(const DeployFilter& f) override {
+    std::string sql = std::string(kDeployColumns) + " WHERE 1 = 1";
+    if (!f.app.empty()) sql += " AND app = ?1";
+    if (!f.env.empty()) sql += " AND env = ?2";
+    if (f.state) sql += " AND state = ?3";
+    if (f.before_id > 0) sql += " AND id < ?4";
+    sql += " ORDER BY id DESC LIMIT ?5";
+    auto s = db_.prepare(sql);
+    if (!s) return s.error();
+    if (!f.app.empty()) s->bind(1, f.app);
+    if (!f.env.empty()) s->bind(2, f.env);
+    if (f.state) s->bind(3, engine::deploy_state_name(*f.state));
+    if (f.before_id > 0) s->bind(4, f.before_id);
+    s->bind(5, static_cast<int64_t>(f.limit));
+    std::vector<Deploy> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(deploy_row(*s));
+    }
+    // Node counts for listings.
+    for (auto& d : out) {
+      auto c = db_.prepare(
+          "SELECT node, status, batch FROM deploy_nodes WHERE deploy_id = ? ORDER BY batch, node");
+      if (!c) return c.error();
+      c->bind(1, d.id);
+      for (;;) {
+        auto r = c->step();
+        if (!r) return r.error();
+        if (!*r) break;
+        NodeProgress p;
+        p.node = c->text(0);
+        p.status = engine::node_status_from_name(c->text(1)).value_or(engine::NodeStatus::failed);
+        p.batch = static_cast<int>(c->i64(2));
+        d.nodes.push_back(std::move(p));
+      }
+    }
+    return out;
+  }
+
+  Result<std::vector<StepRecord>> list_steps(DeployId id) override {
+    auto s = db_.prepare(
+        "SELECT deploy_id, node, step, status, output, started_at, duration_ms FROM deploy_steps "
+        "WHERE deploy_id = ? ORDER BY id");
+    if (!s) return s.error();
+    s->bind(1, id);
+    std::vector<StepRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(StepRecord{s->i64(0), s->text(1), s->text(2), s->text(3), s->text(4),
+                               s->i64(5), s->i64(6)});
+    }
+    return out;
+  }
+
+  Result<DeployId> max_deploy_id() override {
+    auto s = db_.prepare("SELECT COALESCE(MAX(id), 0) FROM deploys");
+    if (!s) return s.error();
+    auto row = s->step();
+    if (!row) return row.error();
+    return s->i64(0);
+  }
+
+  Result<std::vector<DeployId>> fail_running_deploys(const std::string& reason,
+                                                     TimeMs now) override {
+    std::vector<DeployId> ids;
+    {
+      auto s = db_.prepare("SELECT id FROM deploys WHERE state = 'running'");
+      if (!s) return s.error();
+      for (;;) {
+        auto row = s->step();
+        if (!row) return row.error();
+        if (!*row) break;
+        ids.push_back(s->i64(0));
+      }
+    }
+    for (auto id : ids) {
+      auto s = db_.prepare(
+          "UPDATE deploys SET state = 'failed', reason = CASE WHEN reason = '' THEN ?1 ELSE "
+          "reason || '; ' || ?1 END, finished_at = ?2 WHERE id = ?3");
+      if (!s) return s.error();
+      if (auto st = s->bind(1, reason).bind(2, now).bind(3, id).run(); !st) return st.error();
+      auto n = db_.prepare(
+          "UPDATE deploy_nodes SET status = CASE status WHEN 'pending' THEN 'skipped' ELSE "
+          "'failed' END, reason = ?1, finished_at = ?2 WHERE deploy_id = ?3 AND status IN "
+          "('pending', 'running', 'reverting')");
+      if (!n) return n.error();
+      if (auto st = n->bind(1, reason).bind(2, now).bind(3, id).run(); !st) return st.error();
+    }
+    return ids;
+  }
+
+ private:
+  static constexpr const char* kDeployColumns =
+      "SELECT id, kind, app, version, env, selector, strategy, batch, max_failures, state, phase, "
+      "reason, actor, aborted_by, started_at, finished_at, batches, current_batch FROM deploys";
+
+  static ArtifactRecord artifact_row(const Statement& s) {
+    return ArtifactRecord{s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)),
+                          s.text(4), s.text(5), s.i64(6)};
+  }
+
+  static Deploy deploy_row(const Statement& s) {
+    Deploy d;
+    d.id = s.i64(0);
+    d.kind = engine::deploy_kind_from_name(s.text(1)).value_or(engine::DeployKind::deploy);
+    d.app = s.text(2);
+    d.version = s.text(3);
+    d.env = s.text(4);
+    d.selector = s.text(5);
+    d.strategy = s.text(6);
+    if (auto b = engine::BatchSize::parse(s.text(7))) d.batch = *b;
+    d.max_failures = static_cast<int>(s.i64(8));
+    d.state = engine::deploy_state_from_name(s.text(9)).value_or(engine::DeployState::failed);
+    d.phase = s.text(10) == "revert" ? engine::Phase::revert : engine::Phase::forward;
+    d.reason = s.text(11);
+    d.actor = s.text(12);
+    d.aborted_by = s.text(13);
+    d.created_at = s.i64(14);
+    d.finished_at = s.i64(15);
+    d.batches = static_cast<int>(s.i64(16));
+    d.current_batch = static_cast<int>(s.i64(17));
+    return d;
+  }
+
+  std::string path_;
+  Database db_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_sqlite_store(std::string path) {
+  return std::make_unique<SqliteStore>(std::move(path));
+}
+
+}  // namespace slipway::store

@@ -1,0 +1,80 @@
+// The server's persistent state behind one interface (SQLite now; PostgreSQL later): artifacts,
+// nodes, deploys with their per-node progress and steps, and small settings.
+//
+// Thread-safety: none. The server owns one Store and uses it only from its database thread
+// (see DbExecutor).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "engine/deploy.h"
+#include "inventory/node.h"
+
+namespace slipway::store {
+
+struct ArtifactRecord {
+  std::string app;
+  std::string version;
+  std::string sha256;
+  uint64_t size = 0;
+  std::string manifest_json;
+  std::string pushed_by;
+  TimeMs created_at = 0;
+};
+
+struct DeployFilter {
+  std::string app;  // "" = any
+  std::string env;  // "" = any
+  std::optional<engine::DeployState> state;
+  int limit = 50;
+  engine::DeployId before_id = 0;  // 0 = newest first from the top
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Opens the database and brings its schema up to date.
+  virtual Status open() = 0;
+  virtual Status begin() = 0;
+  virtual Status commit() = 0;
+  virtual Status rollback() = 0;
+
+  virtual Result<std::optional<std::string>> get_meta(const std::string& key) = 0;
+  virtual Status set_meta(const std::string& key, const std::string& value) = 0;
+
+  virtual Result<std::optional<ArtifactRecord>> get_artifact(const std::string& app,
+                                                             const std::string& version) = 0;
+  // conflict when (app, version) exists.
+  virtual Status insert_artifact(const ArtifactRecord& a) = 0;
+  virtual Result<std::vector<ArtifactRecord>> list_artifacts(const std::string& app) = 0;
+  virtual Result<std::vector<std::string>> list_apps() = 0;
+  virtual Result<bool> blob_referenced(const std::string& sha256) = 0;
+
+  virtual Status upsert_node(const inventory::Node& n) = 0;
+  virtual Status save_last_seen(const std::vector<std::pair<std::string, TimeMs>>& seen) = 0;
+  virtual Result<std::vector<inventory::Node>> load_nodes() = 0;
+
+  virtual Status save_deploy(const engine::Deploy& d) = 0;  // header and all nodes
+  virtual Status save_deploy_node(engine::DeployId id, const engine::NodeProgress& n) = 0;
+  virtual Status save_step(const engine::StepRecord& s) = 0;
+  virtual Result<std::optional<engine::Deploy>> get_deploy(engine::DeployId id) = 0;
+  virtual Result<std::vector<engine::Deploy>> list_deploys(const DeployFilter& f) = 0;  // no nodes
+  virtual Result<std::vector<engine::StepRecord>> list_steps(engine::DeployId id) = 0;
+  virtual Result<engine::DeployId> max_deploy_id() = 0;
+  // Marks every running deploy failed with `reason` (the server died while they ran); returns
+  // the ids.
+  virtual Result<std::vector<engine::DeployId>> fail_running_deploys(const std::string& reason,
+                                                                     TimeMs now) = 0;
+};
+
+std::unique_ptr<Store> make_sqlite_store(std::string path);
+
+}  // namespace slipway::store
