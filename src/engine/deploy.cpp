@@ -1,10 +1,10 @@
 #include "engine/deploy.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
 #include <charconv>
+
+#include <fmt/format.h>
 
 namespace slipway::engine {
 
@@ -23,19 +23,27 @@ std::optional<E> from_name(const std::array<std::string_view, N>& names, std::st
 }
 }  // namespace
 
-std::string_view deploy_state_name(DeployState s) { return kStates.at(static_cast<size_t>(s)); }
+std::string_view deploy_state_name(DeployState s) {
+  return kStates.at(static_cast<size_t>(s));
+}
 std::optional<DeployState> deploy_state_from_name(std::string_view s) {
   return from_name<DeployState>(kStates, s);
 }
-std::string_view deploy_kind_name(DeployKind k) { return kKinds.at(static_cast<size_t>(k)); }
+std::string_view deploy_kind_name(DeployKind k) {
+  return kKinds.at(static_cast<size_t>(k));
+}
 std::optional<DeployKind> deploy_kind_from_name(std::string_view s) {
   return from_name<DeployKind>(kKinds, s);
 }
-std::string_view node_status_name(NodeStatus s) { return kNodeStatuses.at(static_cast<size_t>(s)); }
+std::string_view node_status_name(NodeStatus s) {
+  return kNodeStatuses.at(static_cast<size_t>(s));
+}
 std::optional<NodeStatus> node_status_from_name(std::string_view s) {
   return from_name<NodeStatus>(kNodeStatuses, s);
 }
-bool is_terminal(DeployState s) { return s != DeployState::running; }
+bool is_terminal(DeployState s) {
+  return s != DeployState::running;
+}
 
 Result<BatchSize> BatchSize::parse(std::string_view text) {
   auto bad = [&] {
@@ -71,7 +79,9 @@ int Deploy::count(NodeStatus s) const {
       std::count_if(nodes.begin(), nodes.end(), [s](const auto& n) { return n.status == s; }));
 }
 
-int Deploy::failures() const { return count(NodeStatus::failed) + count(NodeStatus::revert_failed); }
+int Deploy::failures() const {
+  return count(NodeStatus::failed) + count(NodeStatus::revert_failed);
+}
 
 Millis Deploy::duration(TimeMs now) const {
   return Millis((finished_at > 0 ? finished_at : now) - created_at);
@@ -93,7 +103,8 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                  {"actor", d.actor},
                  {"aborted_by", d.aborted_by},
                  {"started_at", format_time(d.created_at)},
-                 {"finished_at", d.finished_at ? json::value(format_time(d.finished_at)) : json::value(nullptr)},
+                 {"finished_at",
+                  d.finished_at ? json::value(format_time(d.finished_at)) : json::value(nullptr)},
                  {"duration_ms", d.duration(d.finished_at ? d.finished_at : now_ms()).count()},
                  {"batches", d.batches},
                  {"current_batch", d.current_batch},
@@ -151,7 +162,8 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.finished_at = time_field(r, "finished_at");
   d.batches = static_cast<int>(r.i64_or("batches", 0));
   d.current_batch = static_cast<int>(r.i64_or("current_batch", 0));
-  for (auto k : {"duration_ms", "node_count", "healthy_count", "failed_count"}) r.allow(k);
+  for (auto k : {"duration_ms", "node_count", "healthy_count", "failed_count"})
+    r.allow(k);
   if (const auto* nodes = r.opt_array("nodes")) {
     for (const auto& nv : *nodes) {
       JsonReader nr(nv, "deploy node");
@@ -175,7 +187,8 @@ Result<Deploy> deploy_from_json(const json::value& v) {
     }
   }
   if (auto s = r.finish(true); !s) return s.error();
-  if (!kind || !state || !batch) return err(Errc::invalid_argument, "deploy: bad kind, state or batch");
+  if (!kind || !state || !batch)
+    return err(Errc::invalid_argument, "deploy: bad kind, state or batch");
   d.kind = *kind;
   d.state = *state;
   d.batch = *batch;
@@ -207,10 +220,9 @@ Result<StepRecord> step_from_json(const json::value& v) {
 }
 
 json::value to_json(const DeployEvent& e) {
-  return json::object{{"deploy", e.deploy},   {"seq", e.seq},       {"at", format_time(e.at)},
-                      {"kind", e.kind},       {"node", e.node},     {"step", e.step},
-                      {"status", e.status},   {"message", e.message},
-                      {"duration_ms", e.duration_ms}};
+  return json::object{{"deploy", e.deploy}, {"seq", e.seq},         {"at", format_time(e.at)},
+                      {"kind", e.kind},     {"node", e.node},       {"step", e.step},
+                      {"status", e.status}, {"message", e.message}, {"duration_ms", e.duration_ms}};
 }
 
 Result<DeployEvent> event_from_json(const json::value& v) {

@@ -25,7 +25,16 @@ enum class Phase { forward, revert };
 //   pending -> running -> healthy | failed          (forward phase)
 //   pending -> skipped                               (the deploy stopped before reaching it)
 //   healthy|failed -> reverting -> reverted | revert_failed   (revert phase)
-enum class NodeStatus { pending, running, healthy, failed, skipped, reverting, reverted, revert_failed };
+enum class NodeStatus {
+  pending,
+  running,
+  healthy,
+  failed,
+  skipped,
+  reverting,
+  reverted,
+  revert_failed
+};
 
 std::string_view deploy_state_name(DeployState s);
 std::optional<DeployState> deploy_state_from_name(std::string_view s);
@@ -53,16 +62,16 @@ struct ArtifactRef {
 struct NodeProgress {
   std::string node;
   std::string zone;
-  int batch = 0;              // 0-based wave number
-  std::string from_version;   // what the node ran before this deploy ("" = nothing)
+  int batch = 0;             // 0-based wave number
+  std::string from_version;  // what the node ran before this deploy ("" = nothing)
   NodeStatus status = NodeStatus::pending;
-  std::string step;           // the last step reported
-  std::string action;         // the command in flight
+  std::string step;    // the last step reported
+  std::string action;  // the command in flight
   TimeMs started_at = 0;
   TimeMs finished_at = 0;
-  std::string reason;         // why it failed
-  std::string reverted_to;    // the agent went back by itself to this version
-  std::string version_now;    // what the node reported as current in its last result
+  std::string reason;       // why it failed
+  std::string reverted_to;  // the agent went back by itself to this version
+  std::string version_now;  // what the node reported as current in its last result
   bool downloaded = false;
 };
 
@@ -72,18 +81,18 @@ struct Deploy {
   std::string app;
   std::string version;
   std::string env;
-  std::string selector;   // extra terms beyond env (canonical text), "" = the whole env
+  std::string selector;  // extra terms beyond env (canonical text), "" = the whole env
   std::string strategy = "rolling";
   BatchSize batch;
   int max_failures = 0;
   DeployState state = DeployState::running;
   Phase phase = Phase::forward;
-  std::string reason;     // why it failed or was rolled back
-  std::string actor;      // who started it
+  std::string reason;  // why it failed or was rolled back
+  std::string actor;   // who started it
   std::string aborted_by;
   TimeMs created_at = 0;
   TimeMs finished_at = 0;
-  int batches = 0;        // number of waves
+  int batches = 0;  // number of waves
   int current_batch = 0;
   std::vector<NodeProgress> nodes;
 
@@ -108,8 +117,8 @@ struct DeployEvent {
   DeployId deploy = 0;
   int64_t seq = 0;
   TimeMs at = 0;
-  std::string kind;    // deploy.started, batch.started, node.step, node.finished,
-                       // revert.started, deploy.finished
+  std::string kind;  // deploy.started, batch.started, node.step, node.finished,
+                     // revert.started, deploy.finished
   std::string node;
   std::string step;
   std::string status;  // step status, node status or deploy state

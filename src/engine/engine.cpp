@@ -1,8 +1,8 @@
 #include "engine/engine.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "common/strings.h"
 
@@ -58,8 +58,9 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   d.actor = req.actor;
   d.created_at = clock_.now();
 
-  std::sort(targets.begin(), targets.end(),
-            [](const Target& a, const Target& b) { return a.node < b.node; });
+  // Stable, so that of duplicate targets the first one given is kept.
+  std::stable_sort(targets.begin(), targets.end(),
+                   [](const Target& a, const Target& b) { return a.node < b.node; });
   targets.erase(std::unique(targets.begin(), targets.end(),
                             [](const Target& a, const Target& b) { return a.node == b.node; }),
                 targets.end());
@@ -85,9 +86,11 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   emit(r, "deploy.started", "", "", "running",
        fmt::format("{} {} {} to {} node(s) in {}{}, {} at a time ({} batch{})",
                    r.d.kind == DeployKind::rollback ? "rolling back" : "deploying", r.d.app,
-                   r.d.version, total, r.d.env, r.d.selector.empty() ? "" : " (" + r.d.selector + ")",
-                   per_wave, r.d.batches, r.d.batches == 1 ? "" : "es"));
+                   r.d.version, total, r.d.env,
+                   r.d.selector.empty() ? "" : " (" + r.d.selector + ")", per_wave, r.d.batches,
+                   r.d.batches == 1 ? "" : "es"));
   start_wave(r);
+  advance(r);
   return id;
 }
 
@@ -98,16 +101,19 @@ std::string Engine::new_action(Run& run, size_t idx) {
   return action;
 }
 
+// Sends the current wave; the caller then calls advance() (which ends the wave at once when no
+// node of it could be reached).
 void Engine::start_wave(Run& run) {
   Deploy& d = run.d;
   d.current_batch = static_cast<int>(run.wave);
   const auto& wave = run.waves[run.wave];
   std::vector<std::string> names;
-  for (size_t idx : wave) names.push_back(d.nodes[idx].node);
+  for (size_t idx : wave)
+    names.push_back(d.nodes[idx].node);
   emit(run, "batch.started", "", "", "running",
        fmt::format("batch {}/{}: {}", run.wave + 1, run.waves.size(), join(names, ", ")));
-  for (size_t idx : wave) dispatch_forward(run, idx);
-  advance(run);
+  for (size_t idx : wave)
+    dispatch_forward(run, idx);
 }
 
 void Engine::dispatch_forward(Run& run, size_t idx) {
@@ -147,8 +153,9 @@ void Engine::dispatch_revert(Run& run, size_t idx) {
   } else {
     auto it = run.req.previous.find(n.from_version);
     if (it == run.req.previous.end()) {
-      finish_node(run, idx, false,
-                  fmt::format("version {} is no longer in the artifact repository", n.from_version));
+      finish_node(
+          run, idx, false,
+          fmt::format("version {} is no longer in the artifact repository", n.from_version));
       return;
     }
     protocol::InstallCommand cmd;
@@ -177,83 +184,94 @@ void Engine::finish_node(Run& run, size_t idx, bool ok, const std::string& reaso
   } else if (n.status == NodeStatus::reverting) {
     n.status = ok ? NodeStatus::reverted : NodeStatus::revert_failed;
   }
-  n.reason = ok ? "" : reason;
+  // A failed node that was then sent back successfully keeps why it failed in the first place.
+  if (!ok) {
+    n.reason = reason;
+  } else if (n.status != NodeStatus::reverted) {
+    n.reason.clear();
+  }
   if (!ok && run.first_failure.empty()) run.first_failure = n.node + ": " + reason;
   journal_.save_node(run.d.id, n);
-  std::string message = n.reason;
+  std::string message = ok ? "" : n.reason;
   if (!n.reverted_to.empty() && !ok) message += "; went back to " + n.reverted_to + " by itself";
   emit(run, "node.finished", n.node, "", std::string(node_status_name(n.status)), message,
        n.finished_at - n.started_at);
 }
 
 void Engine::advance(Run& run) {
+  // A loop, not recursion: a wave whose nodes all fail at dispatch (not connected) is over as soon
+  // as it starts, and thousands of such waves in a row must not exhaust the stack.
   Deploy& d = run.d;
-  if (is_terminal(d.state) || run.inflight > 0) return;
-  if (d.phase == Phase::forward) {
-    const int failed = d.count(NodeStatus::failed);
-    const bool too_many = failed > d.max_failures;
-    if (run.stopping || too_many) {
-      for (auto& n : d.nodes) {
-        if (n.status == NodeStatus::pending) {
-          n.status = NodeStatus::skipped;
-          journal_.save_node(d.id, n);
+  for (;;) {
+    if (is_terminal(d.state) || run.inflight > 0) return;
+    if (d.phase == Phase::forward) {
+      const int failed = d.count(NodeStatus::failed);
+      const bool too_many = failed > d.max_failures;
+      if (run.stopping || too_many) {
+        for (auto& n : d.nodes) {
+          if (n.status == NodeStatus::pending) {
+            n.status = NodeStatus::skipped;
+            journal_.save_node(d.id, n);
+          }
         }
+        if (run.stopping) {
+          d.reason = "aborted by " + d.aborted_by;
+        } else {
+          d.reason = fmt::format("{} node(s) failed (max failures {}): {}", failed, d.max_failures,
+                                 run.first_failure);
+        }
+        if (!run.rollback_on_stop) {
+          finish(run, DeployState::failed, d.reason + "; not rolled back");
+          return;
+        }
+        begin_revert(run);  // now in the revert phase
+        continue;
       }
-      if (run.stopping) {
-        d.reason = "aborted by " + d.aborted_by;
-      } else {
-        d.reason = fmt::format("{} node(s) failed (max failures {}): {}", failed, d.max_failures,
-                               run.first_failure);
+      if (run.wave + 1 < run.waves.size()) {
+        ++run.wave;
+        start_wave(run);
+        continue;
       }
-      if (run.rollback_on_stop) {
-        begin_revert(run);
+      if (failed == 0) {
+        finish(run, DeployState::succeeded, "");
       } else {
-        finish(run, DeployState::failed, d.reason + "; not rolled back");
+        finish(run, DeployState::failed,
+               fmt::format("{} node(s) failed, within max failures {}; not rolled back: {}", failed,
+                           d.max_failures, run.first_failure));
       }
       return;
     }
-    if (run.wave + 1 < run.waves.size()) {
-      ++run.wave;
-      start_wave(run);
-      return;
+    // Revert phase: the next wave of nodes to send back, or the end.
+    if (run.revert_pos < run.revert_queue.size()) {
+      const int per_wave = d.batch.resolve(static_cast<int>(d.nodes.size()));
+      const size_t end = std::min(run.revert_queue.size(), run.revert_pos + per_wave);
+      std::vector<size_t> wave(run.revert_queue.begin() + static_cast<long>(run.revert_pos),
+                               run.revert_queue.begin() + static_cast<long>(end));
+      run.revert_pos = end;
+      std::vector<std::string> names;
+      for (size_t idx : wave)
+        names.push_back(d.nodes[idx].node);
+      emit(run, "batch.started", "", "", "reverting", "rolling back: " + join(names, ", "));
+      for (size_t idx : wave)
+        dispatch_revert(run, idx);
+      continue;
     }
-    if (failed == 0) {
-      finish(run, DeployState::succeeded, "");
+    const int revert_failed = d.count(NodeStatus::revert_failed);
+    // A failed node that did not get back to its previous version by itself is still changed.
+    int stuck = 0;
+    for (const auto& n : d.nodes) {
+      if (n.status == NodeStatus::failed && !n.version_now.empty() &&
+          n.version_now != n.from_version) {
+        ++stuck;
+      }
+    }
+    if (revert_failed == 0 && stuck == 0) {
+      finish(run, DeployState::rolled_back, d.reason + "; rolled back");
     } else {
       finish(run, DeployState::failed,
-             fmt::format("{} node(s) failed, within max failures {}; not rolled back: {}", failed,
-                         d.max_failures, run.first_failure));
+             fmt::format("{}; rolling back failed on {} node(s)", d.reason, revert_failed + stuck));
     }
     return;
-  }
-  // Revert phase: the next wave of nodes to send back, or the end.
-  if (run.revert_pos < run.revert_queue.size()) {
-    const int per_wave = d.batch.resolve(static_cast<int>(d.nodes.size()));
-    const size_t end = std::min(run.revert_queue.size(), run.revert_pos + per_wave);
-    std::vector<size_t> wave(run.revert_queue.begin() + static_cast<long>(run.revert_pos),
-                             run.revert_queue.begin() + static_cast<long>(end));
-    run.revert_pos = end;
-    std::vector<std::string> names;
-    for (size_t idx : wave) names.push_back(d.nodes[idx].node);
-    emit(run, "batch.started", "", "", "reverting", "rolling back: " + join(names, ", "));
-    for (size_t idx : wave) dispatch_revert(run, idx);
-    advance(run);
-    return;
-  }
-  const int revert_failed = d.count(NodeStatus::revert_failed);
-  // A failed node that did not get back to its previous version by itself is still changed.
-  int stuck = 0;
-  for (const auto& n : d.nodes) {
-    if (n.status == NodeStatus::failed && !n.version_now.empty() &&
-        n.version_now != n.from_version) {
-      ++stuck;
-    }
-  }
-  if (revert_failed == 0 && stuck == 0) {
-    finish(run, DeployState::rolled_back, d.reason + "; rolled back");
-  } else {
-    finish(run, DeployState::failed,
-           fmt::format("{}; rolling back failed on {} node(s)", d.reason, revert_failed + stuck));
   }
 }
 
@@ -265,18 +283,18 @@ void Engine::begin_revert(Run& run) {
     const auto& n = d.nodes[i];
     const bool changed_ok = n.status == NodeStatus::healthy && n.from_version != d.version;
     // A failed node whose agent could not go back by itself and reported another version.
-    const bool changed_failed = n.status == NodeStatus::failed && !n.version_now.empty() &&
-                                n.version_now != n.from_version;
+    const bool changed_failed =
+        n.status == NodeStatus::failed && !n.version_now.empty() && n.version_now != n.from_version;
     if (changed_ok || changed_failed) run.revert_queue.push_back(i);
   }
   std::vector<std::string> names;
-  for (size_t idx : run.revert_queue) names.push_back(d.nodes[idx].node);
+  for (size_t idx : run.revert_queue)
+    names.push_back(d.nodes[idx].node);
   emit(run, "revert.started", "", "", "reverting",
        run.revert_queue.empty()
            ? d.reason + "; no node needs to go back (the failed ones went back by themselves)"
            : d.reason + "; sending back " + join(names, ", "));
   journal_.save_deploy(d);
-  advance(run);
 }
 
 void Engine::finish(Run& run, DeployState state, const std::string& reason) {
@@ -330,8 +348,9 @@ void Engine::on_step(const std::string& node, const protocol::StepEvent& e) {
   }
   NodeProgress& n = run->d.nodes[idx];
   n.step = e.step;
-  StepRecord rec{run->d.id, node, e.step, std::string(protocol::step_status_name(e.status)),
-                 e.output, e.started_at, e.duration_ms};
+  StepRecord rec{
+      run->d.id, node,         e.step,       std::string(protocol::step_status_name(e.status)),
+      e.output,  e.started_at, e.duration_ms};
   journal_.save_step(rec);
   emit(*run, "node.step", node, e.step, rec.status, tail_bytes(e.output, 2048), e.duration_ms);
 }
@@ -352,6 +371,15 @@ void Engine::on_result(const std::string& node, const protocol::InstallResult& r
   if (ok && n.status == NodeStatus::running && r.version != run->d.version) {
     ok = false;
     reason = fmt::format("the node reported version '{}' instead of {}", r.version, run->d.version);
+  }
+  // Going back is checked the same way: the node must be on the version it ran before (nothing,
+  // after a deactivate), whatever it says about success.
+  if (ok && n.status == NodeStatus::reverting && r.version != n.from_version) {
+    ok = false;
+    reason = n.from_version.empty()
+                 ? fmt::format("the node still reports version '{}' after deactivating", r.version)
+                 : fmt::format("the node reported version '{}' instead of {} when sent back",
+                               r.version, n.from_version);
   }
   if (!ok && reason.empty()) reason = "the agent reported a failure without a reason";
   finish_node(*run, idx, ok, reason);
@@ -380,9 +408,9 @@ void Engine::tick() {
       auto& n = run->d.nodes[i];
       if ((n.status == NodeStatus::running || n.status == NodeStatus::reverting) &&
           now - n.started_at > opts_.node_timeout.count()) {
-        finish_node(*run, i, false,
-                    fmt::format("no result from the node within {}",
-                                format_duration(opts_.node_timeout)));
+        finish_node(
+            *run, i, false,
+            fmt::format("no result from the node within {}", format_duration(opts_.node_timeout)));
         advance(*run);
       }
     }

@@ -37,8 +37,9 @@ struct DeployRequest {
   std::string env;
   std::string selector;  // canonical text of the terms beyond env
   ArtifactRef artifact;  // the version to deploy
-  // The artifacts of the versions the targets run now, to send them back on failure. A version
-  // missing here can still be restored when the node has it on disk (the agent checks the digest).
+  // The artifacts of the versions the targets run now, to send them back on failure. A node whose
+  // version is missing here cannot be sent back (the agent needs the digest): it ends
+  // revert_failed.
   std::map<std::string, ArtifactRef> previous;
   BatchSize batch;
   int max_failures = 0;

@@ -11,7 +11,9 @@
 namespace slipway::engine {
 
 // Sends commands to the agents. A false return means the node is not connected now; the engine
-// then counts the node as failed for the deploy.
+// then counts the node as failed for the deploy. Like the journal and the sink, it must not call
+// back into the Engine from inside these calls (queue the command and return): the engine is in
+// the middle of dispatching a wave.
 class NodeTransport {
  public:
   virtual ~NodeTransport() = default;
