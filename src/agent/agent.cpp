@@ -1,7 +1,13 @@
 #include "agent/agent.h"
 
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,11 +21,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <atomic>
-#include <mutex>
-#include <random>
-#include <thread>
-#include <set>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "agent/node_runtime.h"
 #include "common/names.h"
@@ -40,7 +43,8 @@ namespace {
 // Downloads artifacts from the server, resuming a partial file, retrying a few times.
 class HttpFetcher final : public Fetcher {
  public:
-  HttpFetcher(std::string server, std::string token) : server_(std::move(server)), token_(std::move(token)) {}
+  HttpFetcher(std::string server, std::string token)
+      : server_(std::move(server)), token_(std::move(token)) {}
 
   Status fetch(const protocol::InstallCommand& cmd, const fs::path& dest) override {
     const std::string url = cmd.url.rfind("http", 0) == 0 ? cmd.url : server_ + cmd.url;
@@ -91,7 +95,8 @@ class Agent {
       spdlog::error("{}", st.error().message);
       return kExitFailed;
     }
-    for (const auto& line : runtime_.resume_all()) spdlog::info("{}", line);
+    for (const auto& line : runtime_.resume_all())
+      spdlog::info("{}", line);
     auto url = net::parse_url(opts_.server);
     if (!url) {
       spdlog::error("{}", url.error().message);
@@ -109,6 +114,7 @@ class Agent {
     });
     ioc_.run();
     stopping_ = true;
+    runtime_.cancel();  // an install waiting for its health check must not hold up the exit
     jobs_.stop();
     jobs_.join();
     runtime_.shutdown();
@@ -145,23 +151,26 @@ class Agent {
   asio::awaitable<bool> session() {
     welcomed_ = false;
     tcp::resolver resolver(ioc_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url_.host, url_.port, asio::as_tuple(asio::use_awaitable));
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(url_.host, url_.port, asio::as_tuple(asio::use_awaitable));
     if (rec) {
       spdlog::warn("cannot resolve {}: {}", url_.host, rec.message());
       co_return false;
     }
     net::WsStream ws(ioc_);
     beast::get_lowest_layer(ws).expires_after(10s);
-    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(
+        endpoints, asio::as_tuple(asio::use_awaitable));
     if (cec) {
       spdlog::warn("cannot connect to {}: {}", opts_.server, cec.message());
       co_return false;
     }
     beast::get_lowest_layer(ws).expires_never();
-    ws.set_option(websocket::stream_base::decorator([token = opts_.token](websocket::request_type& req) {
-      req.set(beast::http::field::authorization, "Bearer " + token);
-      req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
-    }));
+    ws.set_option(
+        websocket::stream_base::decorator([token = opts_.token](websocket::request_type& req) {
+          req.set(beast::http::field::authorization, "Bearer " + token);
+          req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
+        }));
     ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
     websocket::response_type res;
     auto [hec] = co_await ws.async_handshake(res, url_.host + ":" + url_.port, "/api/v1/agent/ws",
@@ -196,13 +205,15 @@ class Agent {
     }
     auto w = protocol::decode_server_message(*first);
     if (!w || !std::holds_alternative<protocol::Welcome>(*w)) {
-      spdlog::error("the server did not welcome this agent: {}", w ? "unexpected message" : w.error().message);
+      spdlog::error("the server did not welcome this agent: {}",
+                    w ? "unexpected message" : w.error().message);
       conn->close("protocol error");
       conn_.reset();
       co_return false;
     }
     heartbeat_ms_ = std::get<protocol::Welcome>(*w).heartbeat_ms;
     welcomed_ = true;
+    ++session_;
     spdlog::info("registered with {} as {} (env {})", opts_.server, opts_.name, opts_.env);
     asio::co_spawn(ioc_, heartbeat_loop(conn), asio::detached);
 
@@ -246,7 +257,8 @@ class Agent {
       }
       protocol::Heartbeat hb;
       std::string encoded_apps;
-      for (const auto& s : latest_states_) encoded_apps += to_json(protocol::app_state_to_json(s));
+      for (const auto& s : latest_states_)
+        encoded_apps += to_json(protocol::app_state_to_json(s));
       if (encoded_apps != last_apps) {
         hb.apps = latest_states_;
         last_apps = encoded_apps;
@@ -266,16 +278,44 @@ class Agent {
     Agent& a_;
   };
 
+  // Commands for one app run one at a time, in the order they came: a command for an app that is
+  // busy waits for it (rather than failing "busy") — e.g. a server restarted mid-deploy sends a new
+  // install while the old one is still finishing. Queued commands from an earlier connection are
+  // dropped: that server session no longer waits for them. Runs on the I/O thread.
+  void enqueue(const std::string& app, std::function<void()> job) {
+    pending_[app].push_back(Pending{session_, std::move(job)});
+    if (!busy_apps_.contains(app)) run_next(app);
+  }
+
+  void run_next(const std::string& app) {
+    auto& q = pending_[app];
+    while (!q.empty() && q.front().session != session_)
+      q.pop_front();
+    if (q.empty()) {
+      busy_apps_.erase(app);
+      pending_.erase(app);
+      return;
+    }
+    busy_apps_.insert(app);
+    auto job = std::move(q.front().job);
+    q.pop_front();
+    asio::post(jobs_, [this, app, job = std::move(job)] {
+      job();
+      asio::post(ioc_, [this, app] { run_next(app); });
+    });
+  }
+
   void start_install(const protocol::InstallCommand& cmd) {
     spdlog::info("deploy #{}: installing {} {}", cmd.deploy, cmd.app, cmd.version);
-    asio::post(jobs_, [this, cmd] {
+    enqueue(cmd.app, [this, cmd] {
       Sink sink(*this);
       auto result = runtime_.install(cmd, sink);
       result.apps = runtime_.app_states();
       if (result.ok) {
         spdlog::info("deploy #{}: {} {} healthy", cmd.deploy, cmd.app, cmd.version);
       } else {
-        spdlog::warn("deploy #{}: {} {} failed: {}{}", cmd.deploy, cmd.app, cmd.version, result.reason,
+        spdlog::warn("deploy #{}: {} {} failed: {}{}", cmd.deploy, cmd.app, cmd.version,
+                     result.reason,
                      result.reverted_to.empty() ? "" : "; back on " + result.reverted_to);
       }
       asio::post(ioc_, [this, apps = result.apps] { latest_states_ = apps; });
@@ -285,7 +325,7 @@ class Agent {
 
   void start_deactivate(const protocol::DeactivateCommand& cmd) {
     spdlog::info("deploy #{}: deactivating {}", cmd.deploy, cmd.app);
-    asio::post(jobs_, [this, cmd] {
+    enqueue(cmd.app, [this, cmd] {
       Sink sink(*this);
       auto result = runtime_.deactivate(cmd, sink);
       result.apps = runtime_.app_states();
@@ -293,6 +333,14 @@ class Agent {
       send(protocol::encode(protocol::AgentMessage{result}));
     });
   }
+
+  struct Pending {
+    uint64_t session = 0;
+    std::function<void()> job;
+  };
+  std::map<std::string, std::deque<Pending>> pending_;
+  std::set<std::string> busy_apps_;
+  uint64_t session_ = 0;
 
   AgentOptions opts_;
   HttpFetcher fetcher_;
@@ -327,7 +375,9 @@ Status validate(const AgentOptions& o) {
   }
   boost::system::error_code ec;
   asio::ip::make_address(o.address, ec);
-  if (ec) return err(Errc::invalid_argument, fmt::format("--address '{}' is not an IP address", o.address));
+  if (ec)
+    return err(Errc::invalid_argument,
+               fmt::format("--address '{}' is not an IP address", o.address));
   if (auto u = net::parse_url(o.server); !u) return u.error();
   return {};
 }

@@ -185,8 +185,16 @@ HealthOutcome wait_healthy(const artifacts::HealthCheck& check, const ProcessSpe
       healthy_since.reset();
     }
     if (SteadyClock::now() >= deadline) {
-      return finish(false,
-                    fmt::format("not healthy after {}: {}", format_duration(check.timeout), last));
+      std::string detail =
+          fmt::format("not healthy after {}: {}", format_duration(check.timeout), last);
+      // Healthy now, but not for long enough: say so, or "HTTP 200" reads like a contradiction.
+      if (healthy_since) {
+        detail += fmt::format(" (healthy for only {} of the {} that healthy_for requires)",
+                              format_duration(std::chrono::duration_cast<Millis>(
+                                  SteadyClock::now() - *healthy_since)),
+                              format_duration(check.healthy_for));
+      }
+      return finish(false, detail);
     }
     // Sleep until the next probe in short slices, so that cancellation is seen promptly.
     const auto next = std::min(probe_start + interval, deadline);

@@ -771,7 +771,26 @@ std::vector<std::string> NodeRuntime::resume_all() {
       continue;
     }
     auto& e = **acquired;
-    const auto cur = e.rel->current();
+    auto cur = e.rel->current();
+    // An install the agent did not live to finish (stopped or killed after the switch, before the
+    // health check passed) is undone, as the install itself would have done: back to the last
+    // release that was healthy. The server counted the node as failed for that deploy.
+    const auto good = e.rel->last_healthy();
+    if (const auto info = cur ? e.rel->info(*cur) : std::nullopt;
+        info && info->state == ReleaseState::installed && good && *good != *cur &&
+        e.rel->info(*good)) {
+      if (auto st = e.rel->activate(*good); st) {
+        (void)e.rel->mark(*cur, ReleaseState::failed,
+                          "the agent stopped before this release was healthy");
+        lines.push_back(
+            fmt::format("{} {}: the agent stopped before this release was healthy; back on {}", app,
+                        *cur, *good));
+        cur = good;
+      } else {
+        lines.push_back(
+            fmt::format("{} {}: cannot go back to {}: {}", app, *cur, *good, st.error().message));
+      }
+    }
     if (!cur) {
       lines.push_back(fmt::format("{}: no current release", app));
     } else if (auto l = impl_->load_launch(app, *e.rel, *cur, impl_->load_env(*e.rel), true); !l) {
@@ -843,6 +862,10 @@ std::vector<protocol::AppState> NodeRuntime::app_states() const {
     out.push_back((*e)->snapshot);
   }
   return out;
+}
+
+void NodeRuntime::cancel() {
+  impl_->shutting_down = true;
 }
 
 void NodeRuntime::shutdown() {

@@ -80,6 +80,11 @@ class NodeRuntime {
 
   std::vector<protocol::AppState> app_states() const;
 
+  // Makes the operations in flight give up soon (a health check waiting ends, no process is
+  // started any more), so that an agent asked to stop does not wait out a deploy's health
+  // timeout. Call it before waiting for them, then shutdown().
+  void cancel();
+
   // Stops all supervised processes (agent shutdown).
   void shutdown();
 

@@ -1,10 +1,11 @@
 #include "cli/cli.h"
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
+#include <cstdlib>
 #include <functional>
 #include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "agent/agent.h"
 #include "cli/commands.h"
@@ -16,15 +17,33 @@ namespace slipway::cli {
 
 namespace {
 
+constexpr const char* kDefaultServer = "http://127.0.0.1:7700";
+
+// No envname() here: CLI11 reads an option's environment variable in every subcommand, used or
+// not, and all client subcommands share one ClientFlags, so an unused subcommand's SLIPWAY_TOKEN
+// would overwrite the --token given to the used one. fill_client_env does it after parsing.
 void client_flags(CLI::App* sub, ClientFlags& f, bool output = true) {
-  sub->add_option("--server", f.server, "Server URL")->envname("SLIPWAY_SERVER")->capture_default_str();
-  sub->add_option("--token", f.token, "API token (the admin token is in DATA_DIR/admin.token)")
-      ->envname("SLIPWAY_TOKEN");
+  sub->add_option("--server", f.server,
+                  fmt::format("Server URL (default: $SLIPWAY_SERVER, else {})", kDefaultServer));
+  sub->add_option("--token", f.token,
+                  "API token (default: $SLIPWAY_TOKEN; the admin token is in "
+                  "DATA_DIR/admin.token)");
   if (output) {
     sub->add_option("-o,--output", f.output, "Output format")
         ->check(CLI::IsMember({"table", "json"}))
         ->capture_default_str();
   }
+}
+
+// What the command line left empty comes from the environment: flags beat it.
+void fill_client_env(ClientFlags& f) {
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+  };
+  if (f.server.empty()) f.server = env("SLIPWAY_SERVER");
+  if (f.server.empty()) f.server = kDefaultServer;
+  if (f.token.empty()) f.token = env("SLIPWAY_TOKEN");
 }
 
 Result<Millis> duration_flag(const std::string& name, const std::string& v) {
@@ -46,12 +65,23 @@ int run(int argc, char** argv) {
   // server
   server::ServerOptions so;
   std::string so_data, so_heartbeat = "5s", so_lost = "15s", so_node_timeout = "15m";
-  auto* server = app.add_subcommand("server", "Run the Slipway server (artifacts, inventory, deploys, API)");
+  auto* server =
+      app.add_subcommand("server", "Run the Slipway server (artifacts, inventory, deploys, API)");
   server->add_option("--data", so_data, "Data directory (database, artifacts, tokens)")->required();
-  server->add_option("--listen", so.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
-  server->add_option("--heartbeat", so_heartbeat, "How often agents send heartbeats")->capture_default_str();
-  server->add_option("--lost-after", so_lost, "An agent silent this long is lost")->capture_default_str();
-  server->add_option("--node-timeout", so_node_timeout, "A node with no result for this long fails its deploy")
+  server->add_option("--listen", so.listen, "HOST:PORT to listen on (port 0: any free port)")
+      ->capture_default_str();
+  server->add_option("--heartbeat", so_heartbeat, "How often agents send heartbeats")
+      ->capture_default_str();
+  server->add_option("--lost-after", so_lost, "An agent silent this long is lost")
+      ->capture_default_str();
+  server
+      ->add_option("--node-timeout", so_node_timeout,
+                   "A node with no result for this long fails its deploy")
+      ->capture_default_str();
+  server
+      ->add_option("--max-artifact-bytes", so.max_artifact_bytes,
+                   "Largest artifact a push may upload")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 40))
       ->capture_default_str();
   server->add_option("--keep-releases", so.keep_releases, "Releases each agent keeps on disk")
       ->check(CLI::Range(2, 100))
@@ -101,7 +131,8 @@ int run(int argc, char** argv) {
       ao.root = ao_root;
       for (const auto& t : ao_tags) {
         const auto eq = t.find('=');
-        if (eq == std::string::npos) return fail(err(Errc::invalid_argument, "--tag must be K=V, got " + t));
+        if (eq == std::string::npos)
+          return fail(err(Errc::invalid_argument, "--tag must be K=V, got " + t));
         ao.tags[t.substr(0, eq)] = t.substr(eq + 1);
       }
       init_logging("agent " + ao.name, log_level);
@@ -111,9 +142,11 @@ int run(int argc, char** argv) {
 
   // push
   ClientFlags cf;
+  cf.server.clear();  // set after parsing: the flag, else $SLIPWAY_SERVER, else the default
   PushArgs push_args;
   auto* push = app.add_subcommand("push", "Upload a .tar.gz artifact as a new version of an app");
-  push->add_option("file", push_args.file, "The artifact (.tar.gz with slipway.yaml at its root)")->required();
+  push->add_option("file", push_args.file, "The artifact (.tar.gz with slipway.yaml at its root)")
+      ->required();
   push->add_option("--app", push_args.app, "App name")->required();
   push->add_option("--version", push_args.version, "Version (SemVer or PEP 440)")->required();
   client_flags(push, cf);
@@ -128,7 +161,8 @@ int run(int argc, char** argv) {
 
   // nodes
   std::string nodes_env, nodes_state;
-  auto* nodes = app.add_subcommand("nodes", "List the nodes (agents) the server knows, alive and lost");
+  auto* nodes =
+      app.add_subcommand("nodes", "List the nodes (agents) the server knows, alive and lost");
   nodes->add_option("--env", nodes_env, "Only this environment");
   nodes->add_option("--state", nodes_state, "Only alive or lost nodes");
   client_flags(nodes, cf);
@@ -136,7 +170,8 @@ int run(int argc, char** argv) {
 
   // status
   std::string status_env, status_app;
-  auto* status = app.add_subcommand("status", "What is deployed where: node x app -> version and health");
+  auto* status =
+      app.add_subcommand("status", "What is deployed where: node x app -> version and health");
   status->add_option("--env", status_env, "Only this environment");
   status->add_option("--app", status_app, "Only this app");
   client_flags(status, cf);
@@ -144,7 +179,8 @@ int run(int argc, char** argv) {
 
   // deploy
   DeployArgs da;
-  auto* deploy = app.add_subcommand("deploy", "Deploy a version of an app to an environment, in batches");
+  auto* deploy =
+      app.add_subcommand("deploy", "Deploy a version of an app to an environment, in batches");
   deploy->add_option("app", da.app, "App name")->required();
   deploy->add_option("version", da.version, "Version (default: the newest)");
   deploy->add_option("--env", da.env, "Environment")->required();
@@ -152,7 +188,9 @@ int run(int argc, char** argv) {
   deploy->add_option("--zone", da.zone, "Only nodes in this zone");
   deploy->add_option("--selector", da.selector, "More terms: 'tag:team=x zone in (a,b)'");
   deploy->add_option("--batch", da.batch, "Nodes at a time: N or N% (default 25%)");
-  deploy->add_option("--max-failures", da.max_failures, "Failed nodes tolerated before stopping and rolling back")
+  deploy
+      ->add_option("--max-failures", da.max_failures,
+                   "Failed nodes tolerated before stopping and rolling back")
       ->capture_default_str();
   deploy->add_flag("--detach", da.detach, "Start it and return at once");
   client_flags(deploy, cf);
@@ -160,28 +198,32 @@ int run(int argc, char** argv) {
 
   // rollback
   RollbackArgs ra;
-  auto* rollback = app.add_subcommand("rollback", "Roll an app back to its previous successful release (or --to)");
+  auto* rollback = app.add_subcommand(
+      "rollback", "Roll an app back to its previous successful release (or --to)");
   rollback->add_option("app", ra.app, "App name")->required();
   rollback->add_option("--env", ra.env, "Environment")->required();
   rollback->add_option("--to", ra.to, "This version instead of the previous successful one");
   rollback->add_option("--role", ra.role, "Only nodes with this role");
   rollback->add_option("--zone", ra.zone, "Only nodes in this zone");
   rollback->add_option("--batch", ra.batch, "Nodes at a time (default: that of the last deploy)");
-  rollback->add_option("--max-failures", ra.max_failures, "Failed nodes tolerated")->capture_default_str();
+  rollback->add_option("--max-failures", ra.max_failures, "Failed nodes tolerated")
+      ->capture_default_str();
   rollback->add_flag("--detach", ra.detach, "Start it and return at once");
   client_flags(rollback, cf);
   rollback->callback([&] { action = [&] { return cmd_rollback(cf, ra); }; });
 
   // watch, abort
   int64_t watch_id = 0;
-  auto* watch = app.add_subcommand("watch", "Follow a running deploy until it ends (exit code as deploy)");
+  auto* watch =
+      app.add_subcommand("watch", "Follow a running deploy until it ends (exit code as deploy)");
   watch->add_option("id", watch_id, "Deploy id")->required()->check(CLI::PositiveNumber);
   client_flags(watch, cf, false);
   watch->callback([&] { action = [&] { return cmd_watch(cf, watch_id); }; });
 
   int64_t abort_id = 0;
   bool no_rollback = false;
-  auto* abort_cmd = app.add_subcommand("abort", "Stop a running deploy and roll back what it changed");
+  auto* abort_cmd =
+      app.add_subcommand("abort", "Stop a running deploy and roll back what it changed");
   abort_cmd->add_option("id", abort_id, "Deploy id")->required()->check(CLI::PositiveNumber);
   abort_cmd->add_flag("--no-rollback", no_rollback, "Leave the nodes already changed as they are");
   client_flags(abort_cmd, cf);
@@ -205,17 +247,21 @@ int run(int argc, char** argv) {
   });
 
   // lab
-  auto* lab = app.add_subcommand("lab", "A local fleet: a server and N agents as processes on loopback");
+  auto* lab =
+      app.add_subcommand("lab", "A local fleet: a server and N agents as processes on loopback");
   lab->require_subcommand(1);
   LabUpArgs la;
   std::string la_roles = "api", la_zones;
   auto* lab_up = lab->add_subcommand("up", "Start a server and N agents");
   lab_up->add_option("--dir", la.dir, "Directory for the lab's files")->required();
-  lab_up->add_option("--nodes", la.nodes, "How many agents")->check(CLI::Range(1, 1000))->capture_default_str();
+  lab_up->add_option("--nodes", la.nodes, "How many agents")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   lab_up->add_option("--env", la.env, "Their environment")->capture_default_str();
   lab_up->add_option("--roles", la_roles, "Their roles, comma-separated")->capture_default_str();
   lab_up->add_option("--zones", la_zones, "Zones, round-robin (a,b) or with counts (a:2,b:3)");
-  lab_up->add_option("--first-address", la.first_address, "First loopback address")->capture_default_str();
+  lab_up->add_option("--first-address", la.first_address, "First loopback address")
+      ->capture_default_str();
   lab_up->add_option("--listen", la.listen, "The server's HOST:PORT")->capture_default_str();
   lab_up->add_flag("--attach", la.attach, "Stay in the foreground; Ctrl-C stops the lab");
   lab_up->callback([&] {
@@ -237,7 +283,8 @@ int run(int argc, char** argv) {
   DemoArgs demo_args;
   auto* demo = app.add_subcommand("demo", "Run the guided demo on a local fleet of five agents");
   demo->add_option("--dir", demo_args.dir, "Directory for its files (default: a new one in /tmp)");
-  demo->add_flag("--exit-when-done", demo_args.exit_when_done, "Stop everything at the end instead of waiting for Ctrl-C");
+  demo->add_flag("--exit-when-done", demo_args.exit_when_done,
+                 "Stop everything at the end instead of waiting for Ctrl-C");
   demo->callback([&] { action = [&] { return cmd_demo(demo_args); }; });
 
   try {
@@ -253,6 +300,7 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   if (!action) return kExitUsage;
+  fill_client_env(cf);
   try {
     return action();
   } catch (const std::exception& e) {

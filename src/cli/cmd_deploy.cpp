@@ -1,8 +1,8 @@
 // slipway deploy, rollback, watch, abort — and the progress display they share.
-#include <fmt/format.h>
-
 #include <iostream>
 #include <mutex>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -19,19 +19,16 @@ int64_t num(const json::value& v, const char* key) {
   return x && x->is_int64() ? x->get_int64() : 0;
 }
 
-std::string text(const json::value& v, const char* key) {
-  if (!v.is_object()) return {};
-  const auto* x = v.as_object().if_contains(key);
-  return x && x->is_string() ? std::string(x->get_string()) : std::string();
-}
-
 // Prints events as lines; on a terminal keeps a progress bar on the last line.
 class Progress {
  public:
+  static constexpr int64_t kMaxNodesWithSteps = 20;
+
   Progress(std::ostream& out, bool live) : out_(out), live_(live && stdout_is_tty()) {}
 
   void event(const engine::DeployEvent& e, const json::value& d) {
     clear_bar();
+    if (num(d, "node_count") > 0) last_ = d;
     const std::string time = format_time(e.at).substr(11, 8);
     auto line = [&](const std::string& s) { out_ << paint(time, Color::dim) << "  " << s << "\n"; };
     if (e.kind == "deploy.started") {
@@ -39,26 +36,32 @@ class Progress {
     } else if (e.kind == "batch.started") {
       line(paint(e.message, Color::cyan));
     } else if (e.kind == "node.step") {
-      if (e.status != "started") {
-        const Color c = e.status == "ok" ? Color::none : e.status == "failed" ? Color::red : Color::dim;
+      // Every finished step of every node on small deploys; on large ones only failures, so a
+      // thousand-node rollout stays readable (the history keeps every step).
+      const bool show = e.status == "failed" || num(last_, "node_count") <= kMaxNodesWithSteps;
+      if (e.status != "started" && show) {
+        const Color c = e.status == "ok"       ? Color::none
+                        : e.status == "failed" ? Color::red
+                                               : Color::dim;
         std::string s = fmt::format("  {:<12} {:<20} {}", e.node, e.step,
                                     paint(e.status, c == Color::none ? Color::green : c));
         if (e.duration_ms > 0) s += paint(" " + format_duration(Millis(e.duration_ms)), Color::dim);
-        if (e.status == "skipped" && !e.message.empty()) s += paint("  " + first_line(e.message), Color::dim);
+        if (e.status == "skipped" && !e.message.empty())
+          s += paint("  " + first_line(e.message), Color::dim);
         line(s);
         if (e.status == "failed" && !e.message.empty()) out_ << indent_lines(e.message, 16, 8);
       }
     } else if (e.kind == "node.finished") {
       const bool good = e.status == "healthy" || e.status == "reverted";
-      std::string s = fmt::format("{} {} {}", good ? paint("✓", Color::green) : paint("✗", Color::red),
-                                  e.node, e.status);
-      if (e.duration_ms > 0) s += paint(" (" + format_duration(Millis(e.duration_ms)) + ")", Color::dim);
+      std::string s = fmt::format(
+          "{} {} {}", good ? paint("✓", Color::green) : paint("✗", Color::red), e.node, e.status);
+      if (e.duration_ms > 0)
+        s += paint(" (" + format_duration(Millis(e.duration_ms)) + ")", Color::dim);
       if (!e.message.empty()) s += ": " + e.message;
       line(s);
     } else if (e.kind == "revert.started" || e.kind == "deploy.aborting") {
       line(paint(e.message, Color::yellow));
     }
-    last_ = d;
     draw_bar();
   }
 
@@ -82,15 +85,19 @@ class Progress {
     if (total <= 0) return;
     constexpr int kWidth = 30;
     const int filled = static_cast<int>(healthy * kWidth / total);
-    const int bad = std::min<int>(kWidth - filled, static_cast<int>(failed * kWidth / total + (failed ? 1 : 0)));
+    const int bad = std::min<int>(kWidth - filled,
+                                  static_cast<int>(failed * kWidth / total + (failed ? 1 : 0)));
     std::string bar;
-    for (int i = 0; i < filled; ++i) bar += "█";
+    for (int i = 0; i < filled; ++i)
+      bar += "█";
     std::string badbar;
-    for (int i = 0; i < bad; ++i) badbar += "█";
+    for (int i = 0; i < bad; ++i)
+      badbar += "█";
     std::string rest;
-    for (int i = filled + bad; i < kWidth; ++i) rest += "░";
-    out_ << fmt::format("[{}{}{}] {}/{} healthy", paint(bar, Color::green), paint(badbar, Color::red), rest,
-                        healthy, total);
+    for (int i = filled + bad; i < kWidth; ++i)
+      rest += "░";
+    out_ << fmt::format("[{}{}{}] {}/{} healthy", paint(bar, Color::green),
+                        paint(badbar, Color::red), rest, healthy, total);
     if (failed) out_ << paint(fmt::format(", {} failed", failed), Color::red);
     out_ << fmt::format("  batch {}/{}  {}", num(last_, "current_batch") + 1, num(last_, "batches"),
                         format_duration(Millis(num(last_, "duration_ms"))));
@@ -112,8 +119,8 @@ int summarize(const engine::Deploy& d, std::ostream& out) {
   switch (d.state) {
     case engine::DeployState::succeeded:
       out << paint("✓", Color::green) << " "
-          << fmt::format("{} #{} succeeded: {}/{} node(s) healthy on {} {} in {}\n", what, d.id, healthy,
-                         total, d.app, d.version, took);
+          << fmt::format("{} #{} succeeded: {}/{} node(s) healthy on {} {} in {}\n", what, d.id,
+                         healthy, total, d.app, d.version, took);
       return kExitOk;
     case engine::DeployState::rolled_back:
       out << paint("✗", Color::red) << " "
@@ -123,7 +130,8 @@ int summarize(const engine::Deploy& d, std::ostream& out) {
     case engine::DeployState::failed:
       out << paint("✗", Color::red) << " "
           << fmt::format("{} #{} of {} {} FAILED{} ({}): {}\n", what, d.id, d.app, d.version,
-                         d.phase == engine::Phase::revert ? "" : " and was NOT rolled back", took, d.reason);
+                         d.phase == engine::Phase::revert ? "" : " and was NOT rolled back", took,
+                         d.reason);
       break;
     case engine::DeployState::running:
       out << fmt::format("{} #{} is still running\n", what, d.id);
@@ -131,8 +139,9 @@ int summarize(const engine::Deploy& d, std::ostream& out) {
   }
   for (const auto& n : d.nodes) {
     if (n.status == engine::NodeStatus::failed || n.status == engine::NodeStatus::revert_failed) {
-      out << fmt::format("  {} {}: {}{}\n", n.node, engine::node_status_name(n.status), n.reason,
-                         n.reverted_to.empty() ? "" : " (went back to " + n.reverted_to + " by itself)");
+      out << fmt::format(
+          "  {} {}: {}{}\n", n.node, engine::node_status_name(n.status), n.reason,
+          n.reverted_to.empty() ? "" : " (went back to " + n.reverted_to + " by itself)");
     }
   }
   out << fmt::format("  details: slipway history show {}\n", d.id);
@@ -159,7 +168,8 @@ int follow_deploy(client::ApiClient& c, const json::value& created, std::ostream
 
 namespace {
 
-int start_and_follow(const ClientFlags& f, const std::string& path, const json::object& body, bool detach) {
+int start_and_follow(const ClientFlags& f, const std::string& path, const json::object& body,
+                     bool detach) {
   auto c = make_client(f);
   auto r = c.post(path, body);
   if (!r) return fail(r.error());
@@ -171,8 +181,8 @@ int start_and_follow(const ClientFlags& f, const std::string& path, const json::
     if (f.json()) {
       print_json(*r);
     } else {
-      std::cout << fmt::format("deploy #{} started; follow it with: slipway watch {}\n", num(*r, "id"),
-                               num(*r, "id"));
+      std::cout << fmt::format("deploy #{} started; follow it with: slipway watch {}\n",
+                               num(*r, "id"), num(*r, "id"));
     }
     return kExitOk;
   }
@@ -197,7 +207,8 @@ int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
     if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
     body["batch"] = a.batch;
   }
-  if (a.max_failures < 0) return fail(err(Errc::invalid_argument, "--max-failures must be 0 or more"));
+  if (a.max_failures < 0)
+    return fail(err(Errc::invalid_argument, "--max-failures must be 0 or more"));
   if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
   return start_and_follow(f, "/api/v1/deploys", body, a.detach);
@@ -226,7 +237,8 @@ int cmd_watch(const ClientFlags& f, int64_t id) {
 
 int cmd_abort(const ClientFlags& f, int64_t id, bool rollback) {
   auto c = make_client(f);
-  auto r = c.post(fmt::format("/api/v1/deploys/{}/abort", id), json::object{{"rollback", rollback}});
+  auto r =
+      c.post(fmt::format("/api/v1/deploys/{}/abort", id), json::object{{"rollback", rollback}});
   if (!r) return fail(r.error());
   if (f.json()) {
     print_json(*r);

@@ -1,8 +1,9 @@
 #include "client/api_client.h"
 
-#include <fmt/format.h>
-#include <pwd.h>
-#include <unistd.h>
+#include <cstdlib>
+#include <optional>
+#include <set>
+#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,10 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <cstdlib>
-#include <optional>
-#include <set>
-#include <thread>
+#include <fmt/format.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "net/http_client.h"
 
@@ -40,7 +40,8 @@ std::string default_user() {
 }
 
 ApiClient::ApiClient(ClientConfig cfg) : cfg_(std::move(cfg)) {
-  while (!cfg_.server.empty() && cfg_.server.back() == '/') cfg_.server.pop_back();
+  while (!cfg_.server.empty() && cfg_.server.back() == '/')
+    cfg_.server.pop_back();
 }
 
 Result<json::value> ApiClient::decode(int status, const std::string& body) {
@@ -54,11 +55,13 @@ Result<json::value> ApiClient::decode(int status, const std::string& body) {
       const auto& eo = e->as_object();
       const auto* code = eo.if_contains("code");
       const auto* msg = eo.if_contains("message");
-      return err(code && code->is_string() ? errc_from_name(code->get_string()) : errc_from_http_status(status),
+      return err(code && code->is_string() ? errc_from_name(code->get_string())
+                                           : errc_from_http_status(status),
                  msg && msg->is_string() ? std::string(msg->get_string()) : body);
     }
   }
-  return err(errc_from_http_status(status), fmt::format("the server answered {}: {}", status, body.substr(0, 300)));
+  return err(errc_from_http_status(status),
+             fmt::format("the server answered {}: {}", status, body.substr(0, 300)));
 }
 
 namespace {
@@ -71,7 +74,8 @@ net::Headers headers_for(const ClientConfig& c) {
 
 Error unreachable(const ClientConfig& c, const Error& e) {
   if (e.code == Errc::unavailable || e.code == Errc::timeout) {
-    return err(Errc::unavailable, fmt::format("cannot reach the Slipway server at {}: {}", c.server, e.message));
+    return err(Errc::unavailable,
+               fmt::format("cannot reach the Slipway server at {}: {}", c.server, e.message));
   }
   return e;
 }
@@ -127,14 +131,16 @@ Result<engine::Deploy> ApiClient::watch(
         ioc,
         [&]() -> asio::awaitable<void> {
           tcp::resolver resolver(ioc);
-          auto [rec, eps] = co_await resolver.async_resolve(url->host, url->port, asio::as_tuple(asio::use_awaitable));
+          auto [rec, eps] = co_await resolver.async_resolve(url->host, url->port,
+                                                            asio::as_tuple(asio::use_awaitable));
           if (rec) {
             last_error = err(Errc::unavailable, rec.message());
             co_return;
           }
           websocket::stream<beast::tcp_stream> ws(ioc);
           beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
-          auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(eps, asio::as_tuple(asio::use_awaitable));
+          auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(
+              eps, asio::as_tuple(asio::use_awaitable));
           if (cec) {
             last_error = err(Errc::unavailable, cec.message());
             co_return;
@@ -148,7 +154,8 @@ Result<engine::Deploy> ApiClient::watch(
           ws.read_message_max(64 << 20);
           const auto h = headers_for(cfg_);
           ws.set_option(websocket::stream_base::decorator([h](websocket::request_type& req) {
-            for (const auto& [k, v] : h) req.set(k, v);
+            for (const auto& [k, v] : h)
+              req.set(k, v);
           }));
           websocket::response_type res;
           auto [hec] = co_await ws.async_handshake(res, url->host + ":" + url->port,
@@ -168,7 +175,8 @@ Result<engine::Deploy> ApiClient::watch(
             beast::flat_buffer buf;
             auto [ec, n] = co_await ws.async_read(buf, asio::as_tuple(asio::use_awaitable));
             if (ec) {
-              last_error = err(Errc::unavailable, ec == websocket::error::closed ? "stream closed" : ec.message());
+              last_error = err(Errc::unavailable,
+                               ec == websocket::error::closed ? "stream closed" : ec.message());
               co_return;
             }
             got_any = true;
@@ -193,7 +201,8 @@ Result<engine::Deploy> ApiClient::watch(
               auto d = engine::deploy_from_json(*dv);
               if (d) final_deploy = std::move(*d);
               beast::error_code ignored;
-              co_await ws.async_close(websocket::close_code::normal, asio::as_tuple(asio::use_awaitable));
+              co_await ws.async_close(websocket::close_code::normal,
+                                      asio::as_tuple(asio::use_awaitable));
               co_return;
             }
           }
@@ -205,8 +214,8 @@ Result<engine::Deploy> ApiClient::watch(
     if (got_any) deadline = std::chrono::steady_clock::now() + reconnect_for;
     if (std::chrono::steady_clock::now() > deadline) {
       return err(Errc::unavailable,
-                 fmt::format("lost the connection to {} while following deploy #{}: {}", cfg_.server,
-                             id, last_error.message));
+                 fmt::format("lost the connection to {} while following deploy #{}: {}",
+                             cfg_.server, id, last_error.message));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }

@@ -1,13 +1,15 @@
 #include "common/clock.h"
 
-#include <fmt/format.h>
-
 #include <chrono>
 #include <ctime>
 
+#include <fmt/format.h>
+
 namespace slipway {
 
-TimeMs SystemClock::now() const { return now_ms(); }
+TimeMs SystemClock::now() const {
+  return now_ms();
+}
 
 const SystemClock& SystemClock::instance() {
   static const SystemClock clock;
@@ -43,24 +45,53 @@ std::string format_time_short(TimeMs t) {
 }
 
 TimeMs parse_time(const std::string& text) {
+  // Exactly "YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z": fixed-width unsigned fields, UTC only.
+  size_t pos = 0;
+  auto number = [&](size_t width, int& out) {
+    if (pos + width > text.size()) return false;
+    out = 0;
+    for (size_t i = 0; i < width; ++i) {
+      const char c = text[pos + i];
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + (c - '0');
+    }
+    pos += width;
+    return true;
+  };
+  auto literal = [&](char c) {
+    if (pos >= text.size() || text[pos] != c) return false;
+    ++pos;
+    return true;
+  };
   std::tm tm{};
-  int ms = 0;
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+  if (!number(4, tm.tm_year) || !literal('-') || !number(2, tm.tm_mon) || !literal('-') ||
+      !number(2, tm.tm_mday) || !literal('T') || !number(2, tm.tm_hour) || !literal(':') ||
+      !number(2, tm.tm_min) || !literal(':') || !number(2, tm.tm_sec)) {
     return -1;
   }
-  const char* rest = text.c_str() + consumed;
-  if (*rest == '.') {
-    int n = 0;
-    if (std::sscanf(rest, ".%3d%n", &ms, &n) != 1) return -1;
-    rest += n;
+  int ms = 0;
+  if (literal('.')) {
+    int digits = 0;
+    for (; digits < 3 && pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++digits)
+      ms = ms * 10 + (text[pos++] - '0');
+    if (digits == 0) return -1;
+    for (; digits < 3; ++digits)
+      ms *= 10;  // ".5" is 500 ms
   }
-  if (*rest != 'Z' || rest[1] != '\0') return -1;
+  if (!literal('Z') || pos != text.size()) return -1;
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 59) {
+    return -1;
+  }
+  const int year = tm.tm_year;
+  const int month = tm.tm_mon;
+  const int day = tm.tm_mday;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   const std::time_t secs = timegm(&tm);
   if (secs < 0) return -1;
+  // timegm normalises (November 31st becomes December 1st): such a date does not exist.
+  if (tm.tm_year + 1900 != year || tm.tm_mon + 1 != month || tm.tm_mday != day) return -1;
   return static_cast<TimeMs>(secs) * 1000 + ms;
 }
 

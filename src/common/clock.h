@@ -39,7 +39,8 @@ TimeMs now_ms();  // the system clock
 std::string format_time(TimeMs t);
 // "2026-11-22 04:34:15" (UTC), for tables.
 std::string format_time_short(TimeMs t);
-// Parses what format_time writes (and the same without milliseconds); -1 when it cannot.
+// Parses what format_time writes (and the same without milliseconds or with 1-2 fraction
+// digits); -1 for anything else, a date that does not exist, or a time before 1970.
 TimeMs parse_time(const std::string& text);
 
 }  // namespace slipway

@@ -1,16 +1,16 @@
 #include "common/crypto.h"
 
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
-#include <vector>
 
 namespace slipway {
 
@@ -25,7 +25,9 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
   }
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
 
 void Sha256::update(const void* data, size_t size) {
   EVP_DigestUpdate(impl_->ctx, data, size);
@@ -87,7 +89,8 @@ std::string random_hex(size_t bytes) {
     throw std::runtime_error("OpenSSL: no randomness available");
   }
   std::string out;
-  for (auto b : buf) out += fmt::format("{:02x}", b);
+  for (auto b : buf)
+    out += fmt::format("{:02x}", b);
   return out;
 }
 

@@ -1,9 +1,9 @@
 #include "common/duration.h"
 
-#include <fmt/format.h>
-
 #include <cstdint>
 #include <limits>
+
+#include <fmt/format.h>
 
 namespace slipway {
 
@@ -17,11 +17,15 @@ Result<Millis> parse_duration(std::string_view text) {
   if (text.size() > 32) return bad("it is too long");
   // A plain number means seconds.
   bool all_digits = true;
-  for (char c : text) all_digits = all_digits && c >= '0' && c <= '9';
+  for (char c : text)
+    all_digits = all_digits && c >= '0' && c <= '9';
+  constexpr int64_t kMaxMs = 100LL * 365 * 86'400'000;  // 100 years
   if (all_digits) {
     int64_t v = 0;
-    for (char c : text) v = v * 10 + (c - '0');
-    if (v > 100LL * 365 * 24 * 3600) return bad("it is too large");
+    for (char c : text) {
+      v = v * 10 + (c - '0');
+      if (v > kMaxMs / 1000) return bad("it is too large");  // checked before it can overflow
+    }
     return Millis(v * 1000);
   }
   int64_t total_ms = 0;
@@ -44,7 +48,9 @@ Result<Millis> parse_duration(std::string_view text) {
       }
     }
     size_t u = i;
-    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || text[i] == 'A')) ++i;
+    while (i < text.size() &&
+           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
+      ++i;
     auto unit = text.substr(u, i - u);
     double factor = 0;
     if (unit == "ms") {
@@ -62,8 +68,11 @@ Result<Millis> parse_duration(std::string_view text) {
     } else {
       return bad(fmt::format("unknown unit '{}'", unit));
     }
-    total_ms += static_cast<int64_t>(num * factor + 0.5);
-    if (total_ms > 100LL * 365 * 86'400'000) return bad("it is too large");
+    // Compared as a double first: converting an out-of-range double to int64 is undefined.
+    const double part = num * factor;
+    if (part > static_cast<double>(kMaxMs)) return bad("it is too large");
+    total_ms += static_cast<int64_t>(part + 0.5);
+    if (total_ms > kMaxMs) return bad("it is too large");
   }
   return Millis(total_ms);
 }
@@ -72,7 +81,8 @@ std::string format_duration(Millis d) {
   const int64_t ms = d.count();
   if (ms < 0) return "-" + format_duration(Millis(-ms));
   if (ms < 1000) return fmt::format("{}ms", ms);
-  if (ms < 60'000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000.0);
+  // Tenths are cut, not rounded: 59999ms is "59.9s", never "60.0s".
+  if (ms < 60'000) return fmt::format("{}.{}s", ms / 1000, (ms % 1000) / 100);
   if (ms < 3'600'000) return fmt::format("{}m{:02}s", ms / 60'000, (ms / 1000) % 60);
   return fmt::format("{}h{:02}m", ms / 3'600'000, (ms / 60'000) % 60);
 }

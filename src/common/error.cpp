@@ -36,9 +36,13 @@ const ErrcInfo& info(Errc code) {
 }
 }  // namespace
 
-Error err(Errc code, std::string message) { return Error{code, std::move(message)}; }
+Error err(Errc code, std::string message) {
+  return Error{code, std::move(message)};
+}
 
-std::string_view errc_name(Errc code) { return info(code).name; }
+std::string_view errc_name(Errc code) {
+  return info(code).name;
+}
 
 Errc errc_from_name(std::string_view name) {
   for (const auto& i : kErrcTable) {
@@ -47,25 +51,39 @@ Errc errc_from_name(std::string_view name) {
   return Errc::internal;
 }
 
-int http_status(Errc code) { return info(code).http; }
+int http_status(Errc code) {
+  return info(code).http;
+}
 
 Errc errc_from_http_status(int status) {
   switch (status) {
-    case 400: return Errc::invalid_argument;
-    case 401: return Errc::unauthenticated;
-    case 403: return Errc::forbidden;
-    case 404: return Errc::not_found;
-    case 409: return Errc::conflict;
-    case 412: return Errc::failed_precondition;
-    case 413: return Errc::too_large;
+    case 400:
+      return Errc::invalid_argument;
+    case 401:
+      return Errc::unauthenticated;
+    case 403:
+      return Errc::forbidden;
+    case 404:
+      return Errc::not_found;
+    case 409:
+      return Errc::conflict;
+    case 412:
+      return Errc::failed_precondition;
+    case 413:
+      return Errc::too_large;
     case 502:
-    case 503: return Errc::unavailable;
-    case 504: return Errc::timeout;
-    default: return Errc::internal;
+    case 503:
+      return Errc::unavailable;
+    case 504:
+      return Errc::timeout;
+    default:
+      return Errc::internal;
   }
 }
 
-int exit_code(Errc code) { return info(code).exit; }
+int exit_code(Errc code) {
+  return info(code).exit;
+}
 
 void throw_exception_from_error(const Error& e, const boost::source_location& /*loc*/) {
   throw std::runtime_error(std::string(errc_name(e.code)) + ": " + e.message);

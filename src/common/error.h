@@ -6,9 +6,10 @@
 // else. Messages are complete sentences for a human: what was wrong and where.
 #pragma once
 
-#include <boost/system/result.hpp>
 #include <string>
 #include <string_view>
+
+#include <boost/system/result.hpp>
 
 namespace slipway {
 
@@ -39,7 +40,7 @@ using Status = boost::system::result<void, Error>;
 // Short constructors, so that `return err(Errc::not_found, "...")` reads like a sentence.
 Error err(Errc code, std::string message);
 
-std::string_view errc_name(Errc code);  // "not_found", ...
+std::string_view errc_name(Errc code);       // "not_found", ...
 Errc errc_from_name(std::string_view name);  // unknown names map to internal
 
 int http_status(Errc code);

@@ -1,13 +1,13 @@
 #include "common/fs.h"
 
+#include <cerrno>
+#include <cstring>
+#include <random>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <random>
 
 namespace slipway {
 
@@ -85,7 +85,8 @@ Status ensure_dir(const fs::path& path, unsigned mode) {
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) {
-    return err(Errc::io, fmt::format("cannot create directory {}: {}", path.string(), ec.message()));
+    return err(Errc::io,
+               fmt::format("cannot create directory {}: {}", path.string(), ec.message()));
   }
   if (!fs::is_directory(path, ec)) {
     return err(Errc::io, fmt::format("{} exists and is not a directory", path.string()));
@@ -96,7 +97,8 @@ Status ensure_dir(const fs::path& path, unsigned mode) {
 
 Status replace_symlink(const fs::path& link, const fs::path& target) {
   const fs::path tmp = link.string() + temp_suffix();
-  if (::symlink(target.c_str(), tmp.c_str()) != 0) return io_error("cannot create link", tmp, errno);
+  if (::symlink(target.c_str(), tmp.c_str()) != 0)
+    return io_error("cannot create link", tmp, errno);
   if (::rename(tmp.c_str(), link.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());

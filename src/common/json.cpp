@@ -1,9 +1,8 @@
 #include "common/json.h"
 
-#include <fmt/format.h>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 
 namespace slipway {
 
@@ -43,8 +42,8 @@ std::string JsonReader::str(std::string_view key) {
   const auto* v = find(key);
   if (!v) {
     if (!error_) {
-      error_ = err(Errc::invalid_argument,
-                   fmt::format("{}: field '{}' is required", context_, key));
+      error_ =
+          err(Errc::invalid_argument, fmt::format("{}: field '{}' is required", context_, key));
     }
     return {};
   }
@@ -160,23 +159,29 @@ const json::array* JsonReader::opt_array(std::string_view key) {
   return &v->get_array();
 }
 
-const json::value* JsonReader::opt_value(std::string_view key) { return find(key); }
+const json::value* JsonReader::opt_value(std::string_view key) {
+  return find(key);
+}
 
-void JsonReader::allow(std::string_view key) { known_.emplace(key); }
+void JsonReader::allow(std::string_view key) {
+  known_.emplace(key);
+}
 
 Status JsonReader::finish(bool allow_unknown) {
   if (error_) return *error_;
   if (!allow_unknown && obj_) {
     for (const auto& [k, v] : *obj_) {
       if (!known_.contains(std::string_view(k))) {
-        return err(Errc::invalid_argument,
-                   fmt::format("{}: unknown field '{}'", context_, std::string_view(k).substr(0, 64)));
+        return err(Errc::invalid_argument, fmt::format("{}: unknown field '{}'", context_,
+                                                       std::string_view(k).substr(0, 64)));
       }
     }
   }
   return {};
 }
 
-std::string to_json(const json::value& v) { return json::serialize(v); }
+std::string to_json(const json::value& v) {
+  return json::serialize(v);
+}
 
 }  // namespace slipway

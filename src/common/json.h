@@ -2,7 +2,6 @@
 // errors that name the field (and the object they were found in).
 #pragma once
 
-#include <boost/json/value.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -10,6 +9,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/value.hpp>
 
 #include "common/error.h"
 
@@ -34,7 +35,7 @@ class JsonReader {
   std::optional<int64_t> opt_i64(std::string_view key);
   int64_t i64_or(std::string_view key, int64_t fallback);
   bool boolean_or(std::string_view key, bool fallback);
-  std::vector<std::string> str_list(std::string_view key);  // missing -> empty
+  std::vector<std::string> str_list(std::string_view key);           // missing -> empty
   std::map<std::string, std::string> str_map(std::string_view key);  // missing -> empty
   const json::object* opt_object(std::string_view key);
   const json::array* opt_array(std::string_view key);

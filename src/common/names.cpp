@@ -6,14 +6,22 @@ namespace slipway {
 
 std::string_view name_kind_label(NameKind kind) {
   switch (kind) {
-    case NameKind::app: return "app name";
-    case NameKind::env: return "environment";
-    case NameKind::node: return "node name";
-    case NameKind::role: return "role";
-    case NameKind::zone: return "zone";
-    case NameKind::tag_key: return "tag key";
-    case NameKind::tag_value: return "tag value";
-    case NameKind::version: return "version";
+    case NameKind::app:
+      return "app name";
+    case NameKind::env:
+      return "environment";
+    case NameKind::node:
+      return "node name";
+    case NameKind::role:
+      return "role";
+    case NameKind::zone:
+      return "zone";
+    case NameKind::tag_key:
+      return "tag key";
+    case NameKind::tag_value:
+      return "tag value";
+    case NameKind::version:
+      return "version";
   }
   return "name";
 }

@@ -4,7 +4,8 @@
 // agent) and appear in URLs and queries, so they are checked once, here, at every entry point:
 // ASCII letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters,
 // never "." or "..". Versions allow '+' and '!' as well (SemVer build metadata, PEP 440 epochs) and
-// up to 128 characters. Tag values allow ':', '@', '/' is refused everywhere.
+// up to 128 characters. Tag values allow ':', '@' and '+' as well, may be empty, may start with
+// any allowed character, and have up to 128 characters. '/' is refused everywhere.
 #pragma once
 
 #include <string>

@@ -11,8 +11,13 @@ std::vector<std::string> split(std::string_view s, char sep, bool skip_empty = t
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view trim(std::string_view s);
 std::string to_lower(std::string_view s);
-// The last `max_bytes` of `s`, prefixed with a note when cut (for captured process output).
+// The last `max_bytes` of `s` (fewer when that would split a UTF-8 character), prefixed with a
+// note when cut (for captured process output).
 std::string tail_bytes(std::string_view s, size_t max_bytes);
+// `s` with every ill-formed UTF-8 sequence (a stray byte, a truncated or overlong sequence, a
+// surrogate) replaced by U+FFFD, one per maximal invalid subpart; valid text is unchanged. For
+// bytes that must travel as JSON text (process output).
+std::string valid_utf8(std::string_view s);
 // Replaces ${NAME} by vars(NAME) where the lookup succeeds; leaves other text untouched.
 template <class Lookup>
 std::string expand_vars(std::string_view s, Lookup&& lookup) {

@@ -37,7 +37,8 @@ void Inventory::set_apps(const std::string& name, const std::map<std::string, No
                          TimeMs now) {
   if (auto it = nodes_.find(name); it != nodes_.end()) {
     it->second.apps = apps;
-    for (auto& [app, s] : it->second.apps) s.updated_at = now;
+    for (auto& [app, s] : it->second.apps)
+      s.updated_at = now;
   }
 }
 
@@ -79,13 +80,15 @@ std::vector<const Node*> Inventory::select(const Selector& sel, bool include_los
 std::vector<const Node*> Inventory::all() const {
   std::vector<const Node*> out;
   out.reserve(nodes_.size());
-  for (const auto& [name, n] : nodes_) out.push_back(&n);
+  for (const auto& [name, n] : nodes_)
+    out.push_back(&n);
   return out;
 }
 
 size_t Inventory::alive_count() const {
   size_t c = 0;
-  for (const auto& [name, n] : nodes_) c += n.state == NodeState::alive ? 1 : 0;
+  for (const auto& [name, n] : nodes_)
+    c += n.state == NodeState::alive ? 1 : 0;
   return c;
 }
 

@@ -1,15 +1,17 @@
 #include "inventory/selector.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 #include "common/names.h"
 #include "common/strings.h"
 
 namespace slipway::inventory {
 
-std::string_view node_state_name(NodeState s) { return s == NodeState::alive ? "alive" : "lost"; }
+std::string_view node_state_name(NodeState s) {
+  return s == NodeState::alive ? "alive" : "lost";
+}
 
 bool Node::has_role(std::string_view role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
@@ -46,14 +48,17 @@ class Parser {
                fmt::format("selector '{}': {} at position {}", s_.substr(0, 200), why, pos_ + 1));
   }
   void skip_ws() {
-    while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
+    while (pos_ < s_.size() && s_[pos_] == ' ')
+      ++pos_;
   }
   void skip_sep() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == ',')) ++pos_;
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == ','))
+      ++pos_;
   }
   std::string word() {
     const size_t start = pos_;
-    while (pos_ < s_.size() && is_name_char(s_[pos_])) ++pos_;
+    while (pos_ < s_.size() && is_name_char(s_[pos_]))
+      ++pos_;
     return std::string(s_.substr(start, pos_ - start));
   }
   bool keyword(std::string_view kw) {
@@ -86,6 +91,7 @@ class Parser {
       if (!t.is_tag) return fail("'!' applies to tags only");
       return t;
     }
+    const size_t after_key = pos_;
     skip_ws();
     if (pos_ >= s_.size() || s_[pos_] == ',') {
       t.op = Selector::Op::exists;
@@ -106,9 +112,11 @@ class Parser {
     } else if (keyword("in")) {
       t.op = Selector::Op::in;
     } else {
-      // A bare tag key followed by another term.
-      if (t.is_tag && (s_[pos_ - 1] == ' ')) {
+      // A bare tag key followed by another term: leave the space for the caller, which
+      // requires a separator between terms.
+      if (t.is_tag && pos_ > after_key) {
         t.op = Selector::Op::exists;
+        pos_ = after_key;
         return t;
       }
       return fail("expected '=', '!=', 'in' or 'notin'");
@@ -193,16 +201,25 @@ bool Selector::matches(const Node& n) const {
       have = n.roles;
     }
     auto any_in = [&](const std::vector<std::string>& values) {
-      return std::any_of(have.begin(), have.end(), [&](const auto& h) { return contains(values, h); });
+      return std::any_of(have.begin(), have.end(),
+                         [&](const auto& h) { return contains(values, h); });
     };
     bool ok = true;
     switch (t.op) {
       case Op::eq:
-      case Op::in: ok = present && any_in(t.values); break;
+      case Op::in:
+        ok = present && any_in(t.values);
+        break;
       case Op::ne:
-      case Op::notin: ok = !any_in(t.values); break;
-      case Op::exists: ok = present; break;
-      case Op::not_exists: ok = !present; break;
+      case Op::notin:
+        ok = !any_in(t.values);
+        break;
+      case Op::exists:
+        ok = present;
+        break;
+      case Op::not_exists:
+        ok = !present;
+        break;
     }
     if (!ok) return false;
   }
@@ -213,14 +230,28 @@ std::string Selector::to_string() const {
   std::vector<std::string> parts;
   for (const auto& t : terms_) {
     const bool builtin = t.key == "env" || t.key == "role" || t.key == "zone" || t.key == "name";
-    const std::string key = (t.is_tag && builtin ? "tag:" : "") + t.key;
+    // A tag named like an operator keyword would read as one after a bare tag ("canary in").
+    const bool keyword = t.key == "in" || t.key == "notin";
+    const std::string key = (t.is_tag && (builtin || keyword) ? "tag:" : "") + t.key;
     switch (t.op) {
-      case Op::eq: parts.push_back(key + "=" + t.values.at(0)); break;
-      case Op::ne: parts.push_back(key + "!=" + t.values.at(0)); break;
-      case Op::in: parts.push_back(key + " in (" + join(t.values, ",") + ")"); break;
-      case Op::notin: parts.push_back(key + " notin (" + join(t.values, ",") + ")"); break;
-      case Op::exists: parts.push_back(key); break;
-      case Op::not_exists: parts.push_back("!" + key); break;
+      case Op::eq:
+        parts.push_back(key + "=" + t.values.at(0));
+        break;
+      case Op::ne:
+        parts.push_back(key + "!=" + t.values.at(0));
+        break;
+      case Op::in:
+        parts.push_back(key + " in (" + join(t.values, ",") + ")");
+        break;
+      case Op::notin:
+        parts.push_back(key + " notin (" + join(t.values, ",") + ")");
+        break;
+      case Op::exists:
+        parts.push_back(key);
+        break;
+      case Op::not_exists:
+        parts.push_back("!" + key);
+        break;
     }
   }
   return join(parts, " ");

@@ -1,9 +1,9 @@
 #include "net/http_client.h"
 
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,10 +15,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
-#include <cerrno>
-#include <cstring>
-#include <optional>
-#include <vector>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace slipway::net {
 
@@ -30,15 +30,15 @@ using asio::ip::tcp;
 Result<Url> parse_url(std::string_view text) {
   auto r = boost::urls::parse_uri(text);
   if (!r) {
-    return err(Errc::invalid_argument,
-               fmt::format("'{}' is not a valid URL: {}", text.substr(0, 200), r.error().message()));
+    return err(Errc::invalid_argument, fmt::format("'{}' is not a valid URL: {}",
+                                                   text.substr(0, 200), r.error().message()));
   }
   Url u;
-  u.scheme = std::string(r->scheme());
-  if (u.scheme != "http") {
+  if (r->scheme_id() != boost::urls::scheme::http) {  // the scheme is case-insensitive
     return err(Errc::invalid_argument,
                fmt::format("'{}': only http:// URLs are supported", text.substr(0, 200)));
   }
+  u.scheme = "http";
   u.host = std::string(r->encoded_host());
   if (u.host.size() > 2 && u.host.front() == '[' && u.host.back() == ']') {
     u.host = u.host.substr(1, u.host.size() - 2);
@@ -46,8 +46,23 @@ Result<Url> parse_url(std::string_view text) {
   if (u.host.empty()) {
     return err(Errc::invalid_argument, fmt::format("'{}' has no host", text.substr(0, 200)));
   }
-  u.port = r->has_port() ? std::string(r->port()) : "80";
-  u.target = std::string(r->encoded_resource());
+  u.port = "80";
+  if (r->has_port() && !r->port().empty()) {  // "http://host:/" is the default port
+    // port_number() is 0 for anything that is not 1..65535.
+    if (r->port_number() == 0 || r->port().size() > 5) {
+      return err(
+          Errc::invalid_argument,
+          fmt::format("'{}': the port must be a number from 1 to 65535", text.substr(0, 200)));
+    }
+    u.port = std::to_string(r->port_number());
+  }
+  // With an authority the path is empty or absolute ("http://h:x/" is not host h, path "x/").
+  if (!r->encoded_path().empty() && r->encoded_path().front() != '/') {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not a valid URL: bad port or path", text.substr(0, 200)));
+  }
+  // Path and query; a fragment is the client's business and is never sent.
+  u.target = std::string(r->encoded_target());
   if (u.target.empty() || u.target.front() != '/') u.target = "/" + u.target;
   return u;
 }
@@ -84,7 +99,7 @@ Result<T> run_sync(F&& body) {
 }
 
 asio::awaitable<Result<beast::tcp_stream*>> connect(beast::tcp_stream& stream, const Url& u,
-                                                   Millis timeout) {
+                                                    Millis timeout) {
   tcp::resolver resolver(co_await asio::this_coro::executor);
   auto [rec, endpoints] =
       co_await resolver.async_resolve(u.host, u.port, asio::as_tuple(asio::use_awaitable));
@@ -101,9 +116,12 @@ void set_common(http::request<Body>& req, std::string_view method, const Url& u,
   req.method_string(method);
   req.target(u.target);
   req.version(11);
-  req.set(http::field::host, u.host + ":" + u.port);
+  // An IPv6 literal goes back into brackets: "[::1]:8080".
+  const bool ipv6 = u.host.find(':') != std::string::npos;
+  req.set(http::field::host, (ipv6 ? "[" + u.host + "]" : u.host) + ":" + u.port);
   req.set(http::field::user_agent, "slipway/" SLIPWAY_VERSION);
-  for (const auto& [k, v] : headers) req.set(k, v);
+  for (const auto& [k, v] : headers)
+    req.set(k, v);
 }
 
 template <class Req>
@@ -117,7 +135,8 @@ asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpO
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(opts.max_body);
-  auto [rec, rn] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+  auto [rec, rn] =
+      co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
   if (rec == http::error::body_limit) {
     co_return err(Errc::too_large, fmt::format("response from {}:{} is larger than {} bytes",
                                                u.host, u.port, opts.max_body));
@@ -128,7 +147,8 @@ asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpO
   out.status = static_cast<int>(res.result_int());
   for (const auto& f : res) {
     std::string name(f.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (auto& ch : name)
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     out.headers[name] = std::string(f.value());
   }
   out.body = std::move(res.body());
@@ -184,79 +204,86 @@ Result<DownloadResult> http_download(std::string_view url, const Headers& header
   uint64_t have = 0;
   if (resume) {
     struct stat st {};
-    if (::stat(dest.c_str(), &st) == 0 && S_ISREG(st.st_mode)) have = static_cast<uint64_t>(st.st_size);
+    if (::stat(dest.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      have = static_cast<uint64_t>(st.st_size);
   }
-  return run_sync<DownloadResult>([&](asio::io_context&) -> asio::awaitable<Result<DownloadResult>> {
-    beast::tcp_stream stream(co_await asio::this_coro::executor);
-    auto c = co_await connect(stream, *u, opts.timeout);
-    if (!c) co_return c.error();
-    http::request<http::empty_body> req;
-    set_common(req, "GET", *u, headers);
-    if (have > 0) req.set(http::field::range, fmt::format("bytes={}-", have));
-    stream.expires_after(opts.timeout);
-    auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
-    if (wec) co_return net_error(wec, "sending to", *u);
+  return run_sync<DownloadResult>(
+      [&](asio::io_context&) -> asio::awaitable<Result<DownloadResult>> {
+        beast::tcp_stream stream(co_await asio::this_coro::executor);
+        auto c = co_await connect(stream, *u, opts.timeout);
+        if (!c) co_return c.error();
+        http::request<http::empty_body> req;
+        set_common(req, "GET", *u, headers);
+        if (have > 0) req.set(http::field::range, fmt::format("bytes={}-", have));
+        stream.expires_after(opts.timeout);
+        auto [wec, wn] =
+            co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+        if (wec) co_return net_error(wec, "sending to", *u);
 
-    beast::flat_buffer buf;
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    auto [hec, hn] =
-        co_await http::async_read_header(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
-    if (hec) co_return net_error(hec, "reading from", *u);
-    DownloadResult out;
-    out.status = static_cast<int>(parser.get().result_int());
-    const bool ok = out.status == 200 || out.status == 206;
-    out.resumed = out.status == 206;
-    int fd = -1;
-    if (ok) {
-      const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed ? O_APPEND : O_TRUNC);
-      fd = ::open(dest.c_str(), flags, 0600);
-      if (fd < 0) {
-        co_return err(Errc::io, fmt::format("cannot open {}: {}", dest.string(), std::strerror(errno)));
-      }
-    }
-    std::vector<char> chunk(1 << 16);
-    while (!parser.is_done()) {
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
-      stream.expires_after(opts.timeout);
-      auto [rec, rn] = co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
-      if (rec == http::error::need_buffer) rec = {};
-      const size_t got = chunk.size() - parser.get().body().size;
-      if (got > 0) {
+        beast::flat_buffer buf;
+        http::response_parser<http::buffer_body> parser;
+        parser.body_limit(boost::none);
+        auto [hec, hn] = co_await http::async_read_header(stream, buf, parser,
+                                                          asio::as_tuple(asio::use_awaitable));
+        if (hec) co_return net_error(hec, "reading from", *u);
+        DownloadResult out;
+        out.status = static_cast<int>(parser.get().result_int());
+        const bool ok = out.status == 200 || out.status == 206;
+        out.resumed = out.status == 206;
+        int fd = -1;
         if (ok) {
-          size_t off = 0;
-          while (off < got) {
-            const ssize_t n = ::write(fd, chunk.data() + off, got - off);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-              const int e = errno;
-              ::close(fd);
-              co_return err(Errc::io, fmt::format("cannot write {}: {}", dest.string(), std::strerror(e)));
-            }
-            off += static_cast<size_t>(n);
+          const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed ? O_APPEND : O_TRUNC);
+          fd = ::open(dest.c_str(), flags, 0600);
+          if (fd < 0) {
+            co_return err(Errc::io,
+                          fmt::format("cannot open {}: {}", dest.string(), std::strerror(errno)));
           }
-          out.bytes_received += got;
-        } else if (out.error_body.size() < 64 * 1024) {
-          out.error_body.append(chunk.data(), got);
         }
-      }
-      if (rec) {
-        if (fd >= 0) ::close(fd);
-        co_return net_error(rec, "downloading from", *u);
-      }
-    }
-    if (fd >= 0) {
-      if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        co_return err(Errc::io, fmt::format("cannot flush {}: {}", dest.string(), std::strerror(errno)));
-      }
-      struct stat st {};
-      if (::stat(dest.c_str(), &st) == 0) out.file_size = static_cast<uint64_t>(st.st_size);
-    }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    co_return out;
-  });
+        std::vector<char> chunk(1 << 16);
+        while (!parser.is_done()) {
+          parser.get().body().data = chunk.data();
+          parser.get().body().size = chunk.size();
+          stream.expires_after(opts.timeout);
+          auto [rec, rn] =
+              co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+          if (rec == http::error::need_buffer) rec = {};
+          const size_t got = chunk.size() - parser.get().body().size;
+          if (got > 0) {
+            if (ok) {
+              size_t off = 0;
+              while (off < got) {
+                const ssize_t n = ::write(fd, chunk.data() + off, got - off);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) {
+                  const int e = errno;
+                  ::close(fd);
+                  co_return err(Errc::io, fmt::format("cannot write {}: {}", dest.string(),
+                                                      std::strerror(e)));
+                }
+                off += static_cast<size_t>(n);
+              }
+              out.bytes_received += got;
+            } else if (out.error_body.size() < 64 * 1024) {
+              out.error_body.append(chunk.data(), got);
+            }
+          }
+          if (rec) {
+            if (fd >= 0) ::close(fd);
+            co_return net_error(rec, "downloading from", *u);
+          }
+        }
+        if (fd >= 0) {
+          if (::fsync(fd) != 0 || ::close(fd) != 0) {
+            co_return err(Errc::io,
+                          fmt::format("cannot flush {}: {}", dest.string(), std::strerror(errno)));
+          }
+          struct stat st {};
+          if (::stat(dest.c_str(), &st) == 0) out.file_size = static_cast<uint64_t>(st.st_size);
+        }
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        co_return out;
+      });
 }
 
 }  // namespace slipway::net

@@ -29,7 +29,7 @@ Result<Url> parse_url(std::string_view url);
 using Headers = std::map<std::string, std::string>;  // lower-case names in responses
 
 struct HttpOptions {
-  Millis timeout{30'000};        // for the whole exchange
+  Millis timeout{30'000};         // for the whole exchange
   size_t max_body = 64ULL << 20;  // responses read into memory
 };
 

@@ -1,7 +1,5 @@
 #include "net/ws_connection.h"
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,6 +7,7 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
 
 namespace slipway::net {
 
@@ -37,8 +36,9 @@ void WsConnection::send(std::string msg) {
   }
   if (!writing_) {
     writing_ = true;
-    asio::co_spawn(ws_.get_executor(), [self = shared_from_this()] { return self->write_loop(); },
-                   asio::detached);
+    asio::co_spawn(
+        ws_.get_executor(), [self = shared_from_this()] { return self->write_loop(); },
+        asio::detached);
   }
 }
 
@@ -81,8 +81,9 @@ void WsConnection::close(std::string reason) {
   close_reason_ = std::move(reason);
   if (!writing_) {
     writing_ = true;
-    asio::co_spawn(ws_.get_executor(), [self = shared_from_this()] { return self->write_loop(); },
-                   asio::detached);
+    asio::co_spawn(
+        ws_.get_executor(), [self = shared_from_this()] { return self->write_loop(); },
+        asio::detached);
   }
 }
 

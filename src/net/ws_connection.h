@@ -3,12 +3,13 @@
 // only from the .cpp files that speak WebSocket (it brings in Beast).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/websocket/stream.hpp>
 #include <deque>
 #include <memory>
 #include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket/stream.hpp>
 
 #include "common/error.h"
 

@@ -1,10 +1,12 @@
 #include "protocol/agent_protocol.h"
 
-#include <fmt/format.h>
-
 #include <type_traits>
 
+#include <fmt/format.h>
+
+#include "common/crypto.h"
 #include "common/names.h"
+#include "common/strings.h"
 
 namespace slipway::protocol {
 
@@ -12,19 +14,22 @@ namespace {
 
 json::array str_array(const std::vector<std::string>& v) {
   json::array a;
-  for (const auto& s : v) a.emplace_back(s);
+  for (const auto& s : v)
+    a.emplace_back(s);
   return a;
 }
 
 json::object str_object(const std::map<std::string, std::string>& m) {
   json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
+  for (const auto& [k, v] : m)
+    o[k] = v;
   return o;
 }
 
 json::array apps_array(const std::vector<AppState>& apps) {
   json::array a;
-  for (const auto& s : apps) a.push_back(app_state_to_json(s));
+  for (const auto& s : apps)
+    a.push_back(app_state_to_json(s));
   return a;
 }
 
@@ -40,16 +45,22 @@ Result<std::vector<AppState>> apps_from(const json::array* arr) {
   return out;
 }
 
-Status check(NameKind kind, const std::string& v) { return validate_name(kind, v); }
+Status check(NameKind kind, const std::string& v) {
+  return validate_name(kind, v);
+}
 
 }  // namespace
 
 std::string_view step_status_name(StepStatus s) {
   switch (s) {
-    case StepStatus::started: return "started";
-    case StepStatus::ok: return "ok";
-    case StepStatus::failed: return "failed";
-    case StepStatus::skipped: return "skipped";
+    case StepStatus::started:
+      return "started";
+    case StepStatus::ok:
+      return "ok";
+    case StepStatus::failed:
+      return "failed";
+    case StepStatus::skipped:
+      return "skipped";
   }
   return "started";
 }
@@ -63,9 +74,12 @@ std::optional<StepStatus> step_status_from_name(std::string_view s) {
 }
 
 json::value app_state_to_json(const AppState& s) {
-  return json::object{{"app", s.app},         {"version", s.version},
-                      {"healthy", s.healthy}, {"running", s.running},
-                      {"port", s.port},       {"releases", str_array(s.releases)},
+  return json::object{{"app", s.app},
+                      {"version", s.version},
+                      {"healthy", s.healthy},
+                      {"running", s.running},
+                      {"port", s.port},
+                      {"releases", str_array(s.releases)},
                       {"last_healthy", s.last_healthy}};
 }
 
@@ -76,7 +90,7 @@ Result<AppState> app_state_from_json(const json::value& v) {
   s.version = r.str_or("version", "");
   s.healthy = r.boolean_or("healthy", false);
   s.running = r.boolean_or("running", false);
-  s.port = static_cast<int>(r.i64_or("port", 0));
+  const int64_t port = r.i64_or("port", 0);
   s.releases = r.str_list("releases");
   s.last_healthy = r.str_or("last_healthy", "");
   if (auto st = r.finish(); !st) return st.error();
@@ -84,7 +98,9 @@ Result<AppState> app_state_from_json(const json::value& v) {
   if (!s.version.empty()) {
     if (auto st = check(NameKind::version, s.version); !st) return st.error();
   }
-  if (s.port < 0 || s.port > 65535) return err(Errc::invalid_argument, "app state: bad port");
+  // Checked before narrowing: 2^32 + 80 must not pass as port 80.
+  if (port < 0 || port > 65535) return err(Errc::invalid_argument, "app state: bad port");
+  s.port = static_cast<int>(port);
   if (s.releases.size() > 1000) return err(Errc::invalid_argument, "app state: too many releases");
   return s;
 }
@@ -95,10 +111,14 @@ std::string encode(const AgentMessage& m) {
       [&](const auto& msg) {
         using T = std::decay_t<decltype(msg)>;
         if constexpr (std::is_same_v<T, Hello>) {
-          o = {{"type", "hello"},         {"name", msg.name},
-               {"env", msg.env},          {"roles", str_array(msg.roles)},
-               {"zone", msg.zone},        {"tags", str_object(msg.tags)},
-               {"address", msg.address},  {"agent_version", msg.agent_version},
+          o = {{"type", "hello"},
+               {"name", msg.name},
+               {"env", msg.env},
+               {"roles", str_array(msg.roles)},
+               {"zone", msg.zone},
+               {"tags", str_object(msg.tags)},
+               {"address", msg.address},
+               {"agent_version", msg.agent_version},
                {"apps", apps_array(msg.apps)}};
         } else if constexpr (std::is_same_v<T, Heartbeat>) {
           o = {{"type", "heartbeat"}};
@@ -108,15 +128,20 @@ std::string encode(const AgentMessage& m) {
                {"action", msg.action},
                {"step", msg.step},
                {"status", step_status_name(msg.status)},
-               {"output", msg.output},
+               {"output", valid_utf8(msg.output)},  // process output is bytes
                {"started_at", msg.started_at},
                {"duration_ms", msg.duration_ms}};
         } else if constexpr (std::is_same_v<T, InstallResult>) {
-          o = {{"type", "result"},       {"action", msg.action},
-               {"ok", msg.ok},           {"app", msg.app},
-               {"version", msg.version}, {"healthy", msg.healthy},
-               {"reason", msg.reason},   {"reverted_to", msg.reverted_to},
-               {"downloaded", msg.downloaded}, {"apps", apps_array(msg.apps)}};
+          o = {{"type", "result"},
+               {"action", msg.action},
+               {"ok", msg.ok},
+               {"app", msg.app},
+               {"version", msg.version},
+               {"healthy", msg.healthy},
+               {"reason", valid_utf8(msg.reason)},
+               {"reverted_to", msg.reverted_to},
+               {"downloaded", msg.downloaded},
+               {"apps", apps_array(msg.apps)}};
         }
       },
       m);
@@ -134,10 +159,11 @@ std::string encode(const ServerMessage& m) {
                {"heartbeat_ms", msg.heartbeat_ms},
                {"server_version", msg.server_version}};
         } else if constexpr (std::is_same_v<T, InstallCommand>) {
-          o = {{"type", "install"},    {"action", msg.action},   {"deploy", msg.deploy},
-               {"app", msg.app},       {"version", msg.version}, {"sha256", msg.sha256},
-               {"size", msg.size},     {"url", msg.url},         {"env", str_object(msg.env)},
-               {"keep_releases", msg.keep_releases}};
+          o = {{"type", "install"},          {"action", msg.action},
+               {"deploy", msg.deploy},       {"app", msg.app},
+               {"version", msg.version},     {"sha256", msg.sha256},
+               {"size", msg.size},           {"url", msg.url},
+               {"env", str_object(msg.env)}, {"keep_releases", msg.keep_releases}};
         } else if constexpr (std::is_same_v<T, DeactivateCommand>) {
           o = {{"type", "deactivate"},
                {"action", msg.action},
@@ -237,6 +263,10 @@ Result<AgentMessage> decode_agent_message(std::string_view text) {
     if (!apps) return apps.error();
     res.apps = std::move(*apps);
     if (auto st = check(NameKind::app, res.app); !st) return st.error();
+    for (const auto* v : {&res.version, &res.reverted_to}) {
+      if (v->empty()) continue;
+      if (auto st = check(NameKind::version, *v); !st) return st.error();
+    }
     return AgentMessage{std::move(res)};
   }
   return err(Errc::invalid_argument,
@@ -269,17 +299,22 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
     c.app = r.str("app");
     c.version = r.str("version");
     c.sha256 = r.str("sha256");
-    c.size = static_cast<uint64_t>(r.i64_or("size", 0));
+    const int64_t size = r.i64_or("size", 0);
     c.url = r.str("url");
     c.env = r.str_map("env");
-    c.keep_releases = static_cast<int>(r.i64_or("keep_releases", 5));
+    const int64_t keep = r.i64_or("keep_releases", 5);
     if (auto st = r.finish(true); !st) return st.error();
     if (auto st = check(NameKind::app, c.app); !st) return st.error();
     if (auto st = check(NameKind::version, c.version); !st) return st.error();
-    if (c.sha256.size() != 64) return err(Errc::invalid_argument, "install: bad sha256");
-    if (c.keep_releases < 1 || c.keep_releases > 100) {
+    // The digest names a file on the agent: 64 lower-case hex digits and nothing else.
+    if (!is_sha256_hex(c.sha256)) return err(Errc::invalid_argument, "install: bad sha256");
+    if (size < 0) return err(Errc::invalid_argument, "install: size must not be negative");
+    c.size = static_cast<uint64_t>(size);
+    // Checked before narrowing to int: 2^32 + 5 must not pass as 5.
+    if (keep < 1 || keep > 100) {
       return err(Errc::invalid_argument, "install: keep_releases must be 1..100");
     }
+    c.keep_releases = static_cast<int>(keep);
     return ServerMessage{std::move(c)};
   }
   if (type == "deactivate") {
@@ -295,8 +330,8 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
     if (auto st = r.finish(true); !st) return st.error();
     return ServerMessage{Ping{}};
   }
-  return err(Errc::invalid_argument,
-             fmt::format("server message: unknown type '{}'", std::string_view(type).substr(0, 32)));
+  return err(Errc::invalid_argument, fmt::format("server message: unknown type '{}'",
+                                                 std::string_view(type).substr(0, 32)));
 }
 
 }  // namespace slipway::protocol

@@ -2,73 +2,27 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <charconv>
-
 #include "artifacts/archive.h"
 #include "artifacts/manifest.h"
 #include "artifacts/version.h"
 #include "common/crypto.h"
 #include "common/names.h"
 #include "server/context.h"
+#include "server/http.h"
 
 namespace slipway::server {
 
 namespace {
 
 json::value artifact_json(const store::ArtifactRecord& a, bool with_manifest) {
-  json::object o{{"app", a.app},
-                 {"version", a.version},
-                 {"sha256", a.sha256},
-                 {"size", a.size},
-                 {"pushed_by", a.pushed_by},
-                 {"created_at", format_time(a.created_at)}};
+  json::object o{
+      {"app", a.app},   {"version", a.version},     {"sha256", a.sha256},
+      {"size", a.size}, {"pushed_by", a.pushed_by}, {"created_at", format_time(a.created_at)}};
   if (with_manifest) {
     auto m = parse_json(a.manifest_json, "stored manifest");
     o["manifest"] = m ? *m : json::value(nullptr);
   }
   return o;
-}
-
-// Parses "bytes=START-[END]" (one range). Returns false when the header is absent; sets
-// `unsatisfiable` when it cannot be served.
-bool parse_range(const std::string& h, uint64_t size, uint64_t& start, uint64_t& end,
-                 bool& unsatisfiable) {
-  unsatisfiable = false;
-  if (h.rfind("bytes=", 0) != 0) return false;
-  std::string_view spec = std::string_view(h).substr(6);
-  if (spec.find(',') != std::string_view::npos) return false;  // multi-range: send it all
-  const auto dash = spec.find('-');
-  if (dash == std::string_view::npos) return false;
-  auto num = [](std::string_view s, uint64_t& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-  };
-  const auto a = spec.substr(0, dash);
-  const auto b = spec.substr(dash + 1);
-  if (a.empty()) {  // suffix: the last N bytes
-    uint64_t n = 0;
-    if (!num(b, n)) return false;
-    if (n == 0 || size == 0) {
-      unsatisfiable = true;
-      return true;
-    }
-    start = n >= size ? 0 : size - n;
-    end = size - 1;
-    return true;
-  }
-  if (!num(a, start)) return false;
-  if (b.empty()) {
-    end = size ? size - 1 : 0;
-  } else if (!num(b, end)) {
-    return false;
-  }
-  if (start >= size || end < start) {
-    unsatisfiable = true;
-    return true;
-  }
-  end = std::min(end, size - 1);
-  return true;
 }
 
 Response serve_blob(ServerContext& ctx, const Request& req, const std::string& sha256,
@@ -82,15 +36,17 @@ Response serve_blob(ServerContext& ctx, const Request& req, const std::string& s
   r.headers["etag"] = "\"" + sha256 + "\"";
   r.headers["accept-ranges"] = "bytes";
   r.headers["x-slipway-sha256"] = sha256;
-  if (!filename.empty()) r.headers["content-disposition"] = "attachment; filename=\"" + filename + "\"";
+  if (!filename.empty())
+    r.headers["content-disposition"] = "attachment; filename=\"" + filename + "\"";
   uint64_t start = 0;
   uint64_t end = *size ? *size - 1 : 0;
   bool unsatisfiable = false;
   auto range = req.headers.find("range");
-  const bool ranged = range != req.headers.end() &&
-                      parse_range(range->second, *size, start, end, unsatisfiable);
+  const bool ranged =
+      range != req.headers.end() && parse_range(range->second, *size, start, end, unsatisfiable);
   if (ranged && unsatisfiable) {
-    Response e = Response::error(err(Errc::invalid_argument, "the requested range is not satisfiable"));
+    Response e =
+        Response::error(err(Errc::invalid_argument, "the requested range is not satisfiable"));
     e.status = 416;
     e.headers["content-range"] = fmt::format("bytes */{}", *size);
     return e;
@@ -122,9 +78,10 @@ Result<Inspected> inspect_upload(const std::string& file, const std::string& scr
   auto text = artifacts::read_archive_file(file, "slipway.yaml");
   if (!text) {
     if (text.error().code == Errc::not_found) {
-      return err(Errc::invalid_argument,
-                 "the artifact has no slipway.yaml at its root: every artifact must say how its app "
-                 "starts (see docs/manifest.md)");
+      return err(
+          Errc::invalid_argument,
+          "the artifact has no slipway.yaml at its root: every artifact must say how its app "
+          "starts (see docs/manifest.md)");
     }
     return err(Errc::invalid_argument,
                "the artifact is not a readable .tar.gz archive: " + text.error().message);
@@ -134,7 +91,8 @@ Result<Inspected> inspect_upload(const std::string& file, const std::string& scr
   out.manifest = std::move(*m);
   // Unpack it once here, with the agents' own rules, so that an archive every node would refuse
   // (a hostile entry, a bomb, a damaged stream) fails the push instead of every deploy.
-  const std::filesystem::path probe = std::filesystem::path(scratch) / ("check-" + out.sha256.substr(0, 16));
+  const std::filesystem::path probe =
+      std::filesystem::path(scratch) / ("check-" + out.sha256.substr(0, 16));
   std::filesystem::remove_all(probe, ec);
   auto extracted = artifacts::extract_archive(file, probe);
   std::filesystem::remove_all(probe, ec);
@@ -171,14 +129,13 @@ void register_artifact_routes(ServerContext& ctx) {
         if (!inspected) co_return Response::error(inspected.error());
         auto expected = req.headers.find("x-slipway-sha256");
         if (expected != req.headers.end() && expected->second != inspected->sha256) {
-          co_return Response::error(err(
-              Errc::invalid_argument,
-              fmt::format("the upload was damaged: its sha256 is {}, the client computed {}",
-                          inspected->sha256, expected->second)));
+          co_return Response::error(
+              err(Errc::invalid_argument,
+                  fmt::format("the upload was damaged: its sha256 is {}, the client computed {}",
+                              inspected->sha256, expected->second)));
         }
         auto job1 = [app, version](store::Store& s) { return s.get_artifact(app, version); };
-        auto existing = co_await c->db_call(
-            job1);
+        auto existing = co_await c->db_call(job1);
         if (!existing) co_return Response::error(existing.error());
         if (*existing) {
           const auto& e = **existing;
@@ -224,68 +181,69 @@ void register_artifact_routes(ServerContext& ctx) {
       },
       RouteKind::upload);
 
-  ctx.router.add("GET", "/api/v1/artifacts", Caller::admin,
-                 [c](Request& req) -> asio::awaitable<Response> {
-                   auto job4 = [](store::Store& s) -> Result<json::array> {
-                     auto names = s.list_apps();
-                     if (!names) return names.error();
-                     json::array out;
-                     for (const auto& app : *names) {
-                       auto list = s.list_artifacts(app);
-                       if (!list) return list.error();
-                       std::vector<std::string> versions;
-                       for (const auto& a : *list) versions.push_back(a.version);
-                       artifacts::sort_versions(versions);
-                       out.push_back(json::object{
-                           {"app", app},
-                           {"versions", static_cast<int64_t>(versions.size())},
-                           {"latest", versions.empty() ? "" : versions.back()}});
-                     }
-                     return out;
-                   };
-                   auto apps = co_await c->db_call(job4);
-                   if (!apps) co_return Response::error(apps.error());
-                   co_return Response::json(200, json::object{{"apps", *apps}});
-                 });
+  ctx.router.add(
+      "GET", "/api/v1/artifacts", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+        auto job4 = [](store::Store& s) -> Result<json::array> {
+          auto names = s.list_apps();
+          if (!names) return names.error();
+          json::array out;
+          for (const auto& app : *names) {
+            auto list = s.list_artifacts(app);
+            if (!list) return list.error();
+            std::vector<std::string> versions;
+            for (const auto& a : *list)
+              versions.push_back(a.version);
+            artifacts::sort_versions(versions);
+            out.push_back(json::object{{"app", app},
+                                       {"versions", static_cast<int64_t>(versions.size())},
+                                       {"latest", versions.empty() ? "" : versions.back()}});
+          }
+          return out;
+        };
+        auto apps = co_await c->db_call(job4);
+        if (!apps) co_return Response::error(apps.error());
+        co_return Response::json(200, json::object{{"apps", *apps}});
+      });
 
-  ctx.router.add("GET", "/api/v1/artifacts/{app}", Caller::admin,
-                 [c](Request& req) -> asio::awaitable<Response> {
-                   const std::string app = req.param("app");
-                   if (auto st = check_app_version(app, ""); !st) co_return Response::error(st.error());
-                   auto job5 = [app](store::Store& s) { return s.list_artifacts(app); };
-                   auto list = co_await c->db_call(job5);
-                   if (!list) co_return Response::error(list.error());
-                   if (list->empty()) {
-                     co_return Response::error(
-                         err(Errc::not_found, fmt::format("no versions of {} have been pushed", app)));
-                   }
-                   std::vector<std::string> names;
-                   for (const auto& a : *list) names.push_back(a.version);
-                   json::array versions;
-                   for (size_t i : artifacts::version_order(names)) {
-                     versions.push_back(artifact_json((*list)[i], false));
-                   }
-                   const std::string latest(versions.back().as_object().at("version").as_string());
-                   co_return Response::json(200, json::object{{"app", app},
-                                                              {"latest", latest},
-                                                              {"versions", std::move(versions)}});
-                 });
+  ctx.router.add(
+      "GET", "/api/v1/artifacts/{app}", Caller::admin,
+      [c](Request& req) -> asio::awaitable<Response> {
+        const std::string app = req.param("app");
+        if (auto st = check_app_version(app, ""); !st) co_return Response::error(st.error());
+        auto job5 = [app](store::Store& s) { return s.list_artifacts(app); };
+        auto list = co_await c->db_call(job5);
+        if (!list) co_return Response::error(list.error());
+        if (list->empty()) {
+          co_return Response::error(
+              err(Errc::not_found, fmt::format("no versions of {} have been pushed", app)));
+        }
+        std::vector<std::string> names;
+        for (const auto& a : *list)
+          names.push_back(a.version);
+        json::array versions;
+        for (size_t i : artifacts::version_order(names)) {
+          versions.push_back(artifact_json((*list)[i], false));
+        }
+        const std::string latest(versions.back().as_object().at("version").as_string());
+        co_return Response::json(
+            200, json::object{{"app", app}, {"latest", latest}, {"versions", std::move(versions)}});
+      });
 
-  ctx.router.add("GET", "/api/v1/artifacts/{app}/{version}", Caller::admin,
-                 [c](Request& req) -> asio::awaitable<Response> {
-                   const std::string app = req.param("app");
-                   const std::string version = req.param("version");
-                   if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
-                   auto job6 = [app, version](store::Store& s) { return s.get_artifact(app, version); };
-                   auto a = co_await c->db_call(
-                       job6);
-                   if (!a) co_return Response::error(a.error());
-                   if (!*a) {
-                     co_return Response::error(err(Errc::not_found,
-                                                   fmt::format("{} {} is not in the repository", app, version)));
-                   }
-                   co_return Response::json(200, artifact_json(**a, true));
-                 });
+  ctx.router.add(
+      "GET", "/api/v1/artifacts/{app}/{version}", Caller::admin,
+      [c](Request& req) -> asio::awaitable<Response> {
+        const std::string app = req.param("app");
+        const std::string version = req.param("version");
+        if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
+        auto job6 = [app, version](store::Store& s) { return s.get_artifact(app, version); };
+        auto a = co_await c->db_call(job6);
+        if (!a) co_return Response::error(a.error());
+        if (!*a) {
+          co_return Response::error(
+              err(Errc::not_found, fmt::format("{} {} is not in the repository", app, version)));
+        }
+        co_return Response::json(200, artifact_json(**a, true));
+      });
 
   ctx.router.add(
       "GET", "/api/v1/artifacts/{app}/{version}/download", Caller::admin,
@@ -309,7 +267,8 @@ void register_artifact_routes(ServerContext& ctx) {
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string sha = req.param("sha256");
         if (!is_sha256_hex(sha)) {
-          co_return Response::error(err(Errc::invalid_argument, "not a sha256 digest (64 lower-case hex digits)"));
+          co_return Response::error(
+              err(Errc::invalid_argument, "not a sha256 digest (64 lower-case hex digits)"));
         }
         co_return serve_blob(*c, req, sha, "");
       },

@@ -1,10 +1,10 @@
 // Deploy routes: start a deploy or a rollback, list and show them, abort, watch live.
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <charconv>
 #include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "artifacts/version.h"
 #include "common/names.h"
@@ -83,8 +83,8 @@ struct DeployInputs {
   std::vector<std::string> known_versions;
   std::map<std::string, engine::ArtifactRef> all;  // every version of the app
   std::optional<engine::Deploy> last;              // the newest deploy of app/env
-  std::string rollback_to;                          // previous successful release
-  std::string current;                              // newest successful release
+  std::string rollback_to;                         // previous successful release
+  std::string current;                             // newest successful release
 };
 
 Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
@@ -121,7 +121,8 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
 
 std::string node_list(const std::vector<std::string>& names, size_t max = 8) {
   std::string out;
-  for (size_t i = 0; i < names.size() && i < max; ++i) out += (i ? ", " : "") + names[i];
+  for (size_t i = 0; i < names.size() && i < max; ++i)
+    out += (i ? ", " : "") + names[i];
   if (names.size() > max) out += fmt::format(" and {} more", names.size() - max);
   return out;
 }
@@ -148,17 +149,20 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
           Errc::failed_precondition,
           fmt::format("there is no earlier successful release of {} in {} to roll back to{}; give "
                       "one with --to VERSION",
-                      p->app, p->env, in->current.empty() ? "" : " (the current one is " + in->current + ")")));
+                      p->app, p->env,
+                      in->current.empty() ? "" : " (the current one is " + in->current + ")")));
     } else {
       version = in->rollback_to;
     }
   }
   auto art = in->all.find(version);
   if (art == in->all.end()) {
-    co_return Response::error(err(
-        Errc::not_found,
-        fmt::format("{} {} is not in the repository (known versions: {})", p->app, version,
-                    node_list(std::vector<std::string>(in->known_versions.rbegin(), in->known_versions.rend()), 6))));
+    co_return Response::error(
+        err(Errc::not_found,
+            fmt::format("{} {} is not in the repository (known versions: {})", p->app, version,
+                        node_list(std::vector<std::string>(in->known_versions.rbegin(),
+                                                           in->known_versions.rend()),
+                                  6))));
   }
 
   // Which nodes.
@@ -177,7 +181,8 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
     }
     targets.push_back(engine::Target{n->name, n->zone, current});
   }
-  for (const auto* n : ctx.inventory.all()) in_env += n->env == p->env ? 1 : 0;
+  for (const auto* n : ctx.inventory.all())
+    in_env += n->env == p->env ? 1 : 0;
   if (targets.empty()) {
     std::string why = fmt::format("no alive node matches env={}{}{}", p->env,
                                   p->extra.empty() ? "" : " ", p->extra.to_string());
@@ -196,23 +201,28 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   dr.artifact = art->second;
   for (const auto& t : targets) {
     if (t.from_version.empty()) continue;
-    if (auto it = in->all.find(t.from_version); it != in->all.end()) dr.previous[t.from_version] = it->second;
+    if (auto it = in->all.find(t.from_version); it != in->all.end())
+      dr.previous[t.from_version] = it->second;
   }
   // A rollback obeys the batch size of the deploy it undoes unless told otherwise.
-  dr.batch = p->batch ? *p->batch : (kind == engine::DeployKind::rollback && in->last ? in->last->batch : engine::BatchSize{});
+  dr.batch = p->batch ? *p->batch
+                      : (kind == engine::DeployKind::rollback && in->last ? in->last->batch
+                                                                          : engine::BatchSize{});
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
   if (!id) co_return Response::error(id.error());
   const engine::Deploy* d = ctx.engine->find(*id);
-  spdlog::info("deploy #{} started by {}: {} {} to {} ({} nodes{})", *id, req.actor, p->app, version,
-               p->env, d ? d->nodes.size() : 0,
-               lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()));
+  spdlog::info(
+      "deploy #{} started by {}: {} {} to {} ({} nodes{})", *id, req.actor, p->app, version, p->env,
+      d ? d->nodes.size() : 0,
+      lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()));
   json::value body = d ? engine::to_json(*d, true) : json::value(json::object{{"id", *id}});
   if (!lost.empty() && body.is_object()) {
     json::array l;
-    for (const auto& n : lost) l.emplace_back(n);
+    for (const auto& n : lost)
+      l.emplace_back(n);
     body.as_object()["lost_nodes_left_out"] = std::move(l);
   }
   co_return Response::json(201, body);
@@ -232,76 +242,83 @@ Result<engine::DeployId> parse_id(const std::string& s) {
 void register_deploy_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add("POST", "/api/v1/deploys", Caller::admin, [c](Request& req) {
-    return start_deploy(*c, req, engine::DeployKind::deploy);
-  });
-  ctx.router.add("POST", "/api/v1/rollbacks", Caller::admin, [c](Request& req) {
-    return start_deploy(*c, req, engine::DeployKind::rollback);
-  });
+  ctx.router.add("POST", "/api/v1/deploys", Caller::admin,
+                 [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::deploy); });
+  ctx.router.add("POST", "/api/v1/rollbacks", Caller::admin,
+                 [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::rollback); });
 
-  ctx.router.add("GET", "/api/v1/deploys", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-    store::DeployFilter f;
-    f.app = req.query_or("app");
-    f.env = req.query_or("env");
-    if (!f.app.empty()) {
-      if (auto st = validate_name(NameKind::app, f.app); !st) co_return Response::error(st.error());
-    }
-    if (!f.env.empty()) {
-      if (auto st = validate_name(NameKind::env, f.env); !st) co_return Response::error(st.error());
-    }
-    if (auto s = req.query_or("state"); !s.empty()) {
-      f.state = engine::deploy_state_from_name(s);
-      if (!f.state) co_return Response::error(err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
-    }
-    if (auto l = req.query_or("limit"); !l.empty()) {
-      auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), f.limit);
-      if (ec != std::errc() || f.limit < 1 || f.limit > 1000) {
-        co_return Response::error(err(Errc::invalid_argument, "limit must be 1..1000"));
-      }
-    }
-    if (auto b = req.query_or("before"); !b.empty()) {
-      auto id = parse_id(b);
-      if (!id) co_return Response::error(id.error());
-      f.before_id = *id;
-    }
-    auto job1 = [f](store::Store& s) { return s.list_deploys(f); };
-    auto list = co_await c->db_call(job1);
-    if (!list) co_return Response::error(list.error());
-    json::array out;
-    for (auto& d : *list) {
-      // The engine's copy is the live one.
-      if (const auto* live = c->engine->find(d.id)) {
-        out.push_back(engine::to_json(*live, false));
-      } else {
-        out.push_back(engine::to_json(d, false));
-      }
-    }
-    co_return Response::json(200, json::object{{"deploys", std::move(out)}});
-  });
+  ctx.router.add(
+      "GET", "/api/v1/deploys", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+        store::DeployFilter f;
+        f.app = req.query_or("app");
+        f.env = req.query_or("env");
+        if (!f.app.empty()) {
+          if (auto st = validate_name(NameKind::app, f.app); !st)
+            co_return Response::error(st.error());
+        }
+        if (!f.env.empty()) {
+          if (auto st = validate_name(NameKind::env, f.env); !st)
+            co_return Response::error(st.error());
+        }
+        if (auto s = req.query_or("state"); !s.empty()) {
+          f.state = engine::deploy_state_from_name(s);
+          if (!f.state)
+            co_return Response::error(
+                err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
+        }
+        if (auto l = req.query_or("limit"); !l.empty()) {
+          auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), f.limit);
+          if (ec != std::errc() || f.limit < 1 || f.limit > 1000) {
+            co_return Response::error(err(Errc::invalid_argument, "limit must be 1..1000"));
+          }
+        }
+        if (auto b = req.query_or("before"); !b.empty()) {
+          auto id = parse_id(b);
+          if (!id) co_return Response::error(id.error());
+          f.before_id = *id;
+        }
+        auto job1 = [f](store::Store& s) { return s.list_deploys(f); };
+        auto list = co_await c->db_call(job1);
+        if (!list) co_return Response::error(list.error());
+        json::array out;
+        for (auto& d : *list) {
+          // The engine's copy is the live one.
+          if (const auto* live = c->engine->find(d.id)) {
+            out.push_back(engine::to_json(*live, false));
+          } else {
+            out.push_back(engine::to_json(d, false));
+          }
+        }
+        co_return Response::json(200, json::object{{"deploys", std::move(out)}});
+      });
 
-  ctx.router.add("GET", "/api/v1/deploys/{id}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-    auto id = parse_id(req.param("id"));
-    if (!id) co_return Response::error(id.error());
-    json::value body;
-    if (const auto* live = c->engine->find(*id)) {
-      body = engine::to_json(*live, true);
-    } else {
-      auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
-      auto d = co_await c->db_call(job2);
-      if (!d) co_return Response::error(d.error());
-      if (!*d) co_return Response::error(err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
-      body = engine::to_json(**d, true);
-    }
-    if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
-      auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
-      auto steps = co_await c->db_call(job3);
-      if (!steps) co_return Response::error(steps.error());
-      json::array arr;
-      for (const auto& s : *steps) arr.push_back(engine::to_json(s));
-      body.as_object()["steps"] = std::move(arr);
-    }
-    co_return Response::json(200, body);
-  });
+  ctx.router.add("GET", "/api/v1/deploys/{id}", Caller::admin,
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   auto id = parse_id(req.param("id"));
+                   if (!id) co_return Response::error(id.error());
+                   json::value body;
+                   if (const auto* live = c->engine->find(*id)) {
+                     body = engine::to_json(*live, true);
+                   } else {
+                     auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
+                     auto d = co_await c->db_call(job2);
+                     if (!d) co_return Response::error(d.error());
+                     if (!*d)
+                       co_return Response::error(
+                           err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
+                     body = engine::to_json(**d, true);
+                   }
+                   if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
+                     auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
+                     auto steps = co_await c->db_call(job3);
+                     if (!steps) co_return Response::error(steps.error());
+                     json::array arr;
+                     for (const auto& s : *steps)
+                       arr.push_back(engine::to_json(s));
+                     body.as_object()["steps"] = std::move(arr);
+                   }
+                   co_return Response::json(200, body);
+                 });
 
   ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Caller::admin,
                  [c](Request& req) -> asio::awaitable<Response> {
@@ -316,10 +333,20 @@ void register_deploy_routes(ServerContext& ctx) {
                      if (auto st = r.finish(); !st) co_return Response::error(st.error());
                    }
                    if (auto st = c->engine->abort(*id, req.actor, rollback); !st) {
+                     // "not running" is also what the engine says of a deploy it never ran.
+                     if (!c->engine->find(*id)) {
+                       auto job = [id = *id](store::Store& s) { return s.get_deploy(id); };
+                       auto d = co_await c->db_call(job);
+                       if (d && !*d) {
+                         co_return Response::error(
+                             err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
+                       }
+                     }
                      co_return Response::error(st.error());
                    }
                    const auto* d = c->engine->find(*id);
-                   co_return Response::json(202, d ? engine::to_json(*d, false) : json::value(json::object{{"id", *id}}));
+                   co_return Response::json(202, d ? engine::to_json(*d, false)
+                                                   : json::value(json::object{{"id", *id}}));
                  });
 
   ctx.router.add(

@@ -1,5 +1,8 @@
 #include "server/http.h"
 
+#include <algorithm>
+#include <charconv>
+
 #include <boost/url/parse.hpp>
 
 #include "common/strings.h"
@@ -25,9 +28,9 @@ Response Response::json(int status, const json::value& v) {
 }
 
 Response Response::error(const Error& e) {
-  return json(http_status(e.code),
-              json::object{{"error", json::object{{"code", errc_name(e.code)},
-                                                  {"message", e.message}}}});
+  return json(
+      http_status(e.code),
+      json::object{{"error", json::object{{"code", errc_name(e.code)}, {"message", e.message}}}});
 }
 
 void Router::add(std::string method, std::string_view pattern, Caller min_caller, Handler h,
@@ -66,6 +69,49 @@ const Route* Router::match(const std::string& method, const std::string& path,
   return nullptr;
 }
 
+bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64_t& end,
+                 bool& unsatisfiable) {
+  unsatisfiable = false;
+  if (header.substr(0, 6) != "bytes=") return false;
+  const std::string_view spec = header.substr(6);
+  if (spec.find(',') != std::string_view::npos) return false;  // several ranges: send it all
+  const auto dash = spec.find('-');
+  if (dash == std::string_view::npos) return false;
+  // Digits only, the whole text, no overflow.
+  auto num = [](std::string_view s, uint64_t& out) {
+    if (s.empty()) return false;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return false;
+    out = v;
+    return true;
+  };
+  const auto a = spec.substr(0, dash);
+  const auto b = spec.substr(dash + 1);
+  if (a.empty()) {  // a suffix: the last N bytes
+    uint64_t n = 0;
+    if (!num(b, n)) return false;
+    if (n == 0 || size == 0) {
+      unsatisfiable = true;
+      return true;
+    }
+    start = n >= size ? 0 : size - n;
+    end = size - 1;
+    return true;
+  }
+  uint64_t first = 0;
+  uint64_t last = UINT64_MAX;  // "A-": to the end
+  if (!num(a, first)) return false;
+  if (!b.empty() && !num(b, last)) return false;
+  if (first >= size || last < first) {
+    unsatisfiable = true;
+    return true;
+  }
+  start = first;
+  end = std::min(last, size - 1);
+  return true;
+}
+
 Result<std::pair<std::string, std::map<std::string, std::string>>> split_target(
     std::string_view target) {
   if (target.size() > 8192) return err(Errc::invalid_argument, "request target is too long");
@@ -83,7 +129,13 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> split_target(
   std::map<std::string, std::string> query;
   for (auto p : u->params()) {
     if (query.size() > 64) return err(Errc::invalid_argument, "too many query parameters");
-    query[std::string(p.key)] = p.has_value ? std::string(p.value) : "";
+    std::string key(p.key);
+    std::string value = p.has_value ? std::string(p.value) : "";
+    if (key.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
+      return err(Errc::invalid_argument, "request query has a forbidden character");
+    }
+    if (key.empty()) continue;  // "?" alone, or "&&"
+    query[std::move(key)] = std::move(value);
   }
   return std::make_pair(std::move(path), std::move(query));
 }

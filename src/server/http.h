@@ -3,13 +3,15 @@
 // block (database work goes through ServerContext::db_call, CPU-heavy work to the worker pool).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "common/error.h"
 #include "common/json.h"
@@ -27,7 +29,7 @@ struct Request {
   std::string body_file;  // for streamed uploads: where the body was written
   std::string remote;     // peer address
   Caller caller = Caller::none;
-  std::string actor;  // who, for the history
+  std::string actor;                          // who, for the history
   std::map<std::string, std::string> params;  // from the route pattern
 
   std::string query_or(const std::string& key, std::string fallback = "") const;
@@ -71,6 +73,18 @@ class Router {
  private:
   std::vector<Route> routes_;
 };
+
+// Parses a Range request header (RFC 9110 section 14) for a representation of `size` bytes. One
+// range of bytes is supported: "bytes=A-B" (B is clamped to the last byte), "bytes=A-" (to the
+// end) and "bytes=-N" (the last N bytes; all of them when N >= size).
+//   - false: serve the whole representation (200), ignoring the header: it is not a byte range,
+//     it is malformed, or it asks for several ranges. `start` and `end` are left untouched.
+//   - true with `unsatisfiable`: answer 416 with "Content-Range: bytes */SIZE": the range starts
+//     at or past the end, ends before it starts, is an empty suffix ("bytes=-0"), or the
+//     representation is empty. `start` and `end` are left untouched.
+//   - true otherwise: serve the inclusive byte range [start, end] (206), end < size.
+bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64_t& end,
+                 bool& unsatisfiable);
 
 // Decodes the path of a request target, splits off the query and decodes it; an error for
 // malformed percent-encoding, NUL bytes or over-long targets.

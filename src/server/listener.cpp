@@ -1,11 +1,5 @@
 #include "server/listener.h"
 
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-#include <sys/sendfile.h>
-#include <unistd.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,11 +9,16 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
+#include "net/ws_connection.h"
 #include "server/agent_gateway.h"
 #include "server/context.h"
 #include "server/watchers.h"
-#include "net/ws_connection.h"
 
 namespace slipway::server {
 
@@ -33,8 +32,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto kIdleTimeout = 60s;     // waiting for the next request on a kept-alive connection
-constexpr auto kIoTimeout = 60s;       // any single read or write making no progress
+constexpr auto kIdleTimeout = 60s;  // waiting for the next request on a kept-alive connection
+constexpr auto kIoTimeout = 60s;    // any single read or write making no progress
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kMaxJsonBody = 1 << 20;
 
@@ -49,7 +48,8 @@ http::response<http::string_body> to_beast(const Response& r, unsigned version, 
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "slipway/" SLIPWAY_VERSION);
   res.set(http::field::content_type, r.content_type);
-  for (const auto& [k, v] : r.headers) res.set(k, v);
+  for (const auto& [k, v] : r.headers)
+    res.set(k, v);
   res.keep_alive(keep_alive);
   if (head) {
     res.content_length(r.body.size());
@@ -86,8 +86,9 @@ asio::awaitable<bool> send_file_range(ServerContext& ctx, beast::tcp_stream& str
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       timer.expires_after(kIoTimeout);
-      auto r = co_await (sock.async_wait(tcp::socket::wait_write, asio::as_tuple(asio::use_awaitable)) ||
-                         timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+      auto r =
+          co_await (sock.async_wait(tcp::socket::wait_write, asio::as_tuple(asio::use_awaitable)) ||
+                    timer.async_wait(asio::as_tuple(asio::use_awaitable)));
       if (r.index() == 1 || std::get<0>(std::get<0>(r))) {
         ok = false;
         break;
@@ -101,18 +102,34 @@ asio::awaitable<bool> send_file_range(ServerContext& ctx, beast::tcp_stream& str
   co_return ok;
 }
 
-asio::awaitable<void> write_response(beast::tcp_stream& stream, const Response& r,
-                                     unsigned version, bool keep_alive, bool head,
-                                     bool& ok) {
+asio::awaitable<void> write_response(beast::tcp_stream& stream, const Response& r, unsigned version,
+                                     bool keep_alive, bool head, bool& ok) {
   auto res = to_beast(r, version, keep_alive, head);
   stream.expires_after(kIoTimeout);
   if (head) {
     http::response_serializer<http::string_body> sr(res);
-    auto [ec, n] = co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
     ok = !ec;
   } else {
     auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     ok = !ec;
+  }
+}
+
+// Reads and throws away what the peer still sends, for a little while, before the connection is
+// closed: closing a socket with unread data resets the connection, and a client still sending a
+// body the server refused (too large, no token) would lose the answer it was sent.
+asio::awaitable<void> drain_before_close(beast::tcp_stream& stream, beast::flat_buffer& buf) {
+  constexpr size_t kMaxDrain = 64 << 20;
+  buf.clear();
+  size_t total = 0;
+  stream.expires_after(5s);
+  while (total < kMaxDrain) {
+    auto [ec, n] = co_await stream.async_read_some(buf.prepare(64 * 1024),
+                                                   asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    total += n;
   }
 }
 
@@ -125,21 +142,24 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     if (!ec) remote = ep.address().to_string();
   }
   beast::flat_buffer buf;
+  bool unread_body = false;  // the loop ends with a request body not (wholly) read
   for (;;) {
     http::request_parser<http::empty_body> hp;
     hp.header_limit(kMaxHeaderBytes);
     hp.body_limit(boost::none);
     stream.expires_after(kIdleTimeout);
-    auto [ec, n] = co_await http::async_read_header(stream, buf, hp, asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await http::async_read_header(stream, buf, hp, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
           ec != asio::error::connection_reset && ec != asio::error::eof) {
         // A malformed request: say so, then close.
-        Response r = Response::error(err(Errc::invalid_argument,
-                                         fmt::format("malformed HTTP request: {}", ec.message())));
+        Response r = Response::error(
+            err(Errc::invalid_argument, fmt::format("malformed HTTP request: {}", ec.message())));
         if (ec == http::error::header_limit) r.status = 431;
         bool ok = false;
         co_await write_response(stream, r, 11, false, false, ok);
+        unread_body = true;
       }
       break;
     }
@@ -152,7 +172,8 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     req.remote = remote;
     for (const auto& f : hdr) {
       std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& c : name)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       req.headers[name] = std::string(f.value());
     }
     const bool has_body = hp.content_length().value_or(0) > 0 || hp.chunked();
@@ -167,10 +188,12 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       bool path_exists = false;
       route = ctx.router.match(req.method, req.path, req.params, path_exists);
       if (!route) {
-        res = path_exists ? Response::error(err(Errc::invalid_argument,
-                                                fmt::format("{} is not allowed on {}", req.method, req.path)))
-                          : Response::error(err(Errc::not_found, fmt::format("no such route: {} {}",
-                                                                             req.method, req.path)));
+        res =
+            path_exists
+                ? Response::error(err(Errc::invalid_argument,
+                                      fmt::format("{} is not allowed on {}", req.method, req.path)))
+                : Response::error(err(Errc::not_found,
+                                      fmt::format("no such route: {} {}", req.method, req.path)));
         if (path_exists) res.status = 405;
       } else {
         req.caller = ctx.authenticate(req.headers["authorization"]);
@@ -186,7 +209,9 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     if (!route) {
       // Do not read a body we refuse: answer and close.
       bool ok = false;
-      co_await write_response(stream, res, version, keep_alive && !has_body, req.method == "HEAD", ok);
+      co_await write_response(stream, res, version, keep_alive && !has_body, req.method == "HEAD",
+                              ok);
+      unread_body = has_body;
       if (!ok || !keep_alive || has_body) break;
       continue;
     }
@@ -195,13 +220,31 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
                     ? user->second
                     : (req.caller == Caller::admin ? "admin" : "agent");
 
+    // Beast compares a body limit with Content-Length only while it parses the header, which was
+    // parsed without one: refuse an over-long body here, before reading a byte of it.
+    const uint64_t body_limit =
+        route->kind == RouteKind::upload ? ctx.opts.max_artifact_bytes : kMaxJsonBody;
+    if (hp.content_length() && *hp.content_length() > body_limit) {
+      bool ok = false;
+      co_await write_response(
+          stream,
+          Response::error(
+              err(Errc::too_large,
+                  fmt::format("the {} is larger than the limit of {} bytes",
+                              route->kind == RouteKind::upload ? "artifact" : "request body",
+                              body_limit))),
+          version, false, false, ok);
+      unread_body = true;
+      break;
+    }
+
     if (route->kind == RouteKind::websocket) {
       if (!websocket::is_upgrade(hdr)) {
         bool ok = false;
-        co_await write_response(stream,
-                                Response::error(err(Errc::invalid_argument,
-                                                    "this route needs a WebSocket upgrade")),
-                                version, false, false, ok);
+        co_await write_response(
+            stream,
+            Response::error(err(Errc::invalid_argument, "this route needs a WebSocket upgrade")),
+            version, false, false, ok);
         break;
       }
       stream.expires_never();
@@ -230,15 +273,17 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       fp.get().body().open(tmp.c_str(), beast::file_mode::write_new, fec);
       if (fec) {
         bool ok = false;
-        co_await write_response(stream, Response::error(err(Errc::io, "cannot store the upload: " + fec.message())),
-                                version, false, false, ok);
+        co_await write_response(
+            stream, Response::error(err(Errc::io, "cannot store the upload: " + fec.message())),
+            version, false, false, ok);
         break;
       }
       stream.expires_after(kIoTimeout);
       bool failed = false;
       while (!fp.is_done()) {
         stream.expires_after(kIoTimeout);
-        auto [rec, rn] = co_await http::async_read_some(stream, buf, fp, asio::as_tuple(asio::use_awaitable));
+        auto [rec, rn] =
+            co_await http::async_read_some(stream, buf, fp, asio::as_tuple(asio::use_awaitable));
         if (rec) {
           failed = true;
           fp.get().body().close();
@@ -252,6 +297,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
                                     fmt::format("the artifact is larger than the limit of {} bytes",
                                                 ctx.opts.max_artifact_bytes))),
                 version, false, false, ok);
+            unread_body = true;
           }
           break;
         }
@@ -266,13 +312,15 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       http::request_parser<http::string_body> sp(std::move(hp));
       sp.body_limit(kMaxJsonBody);
       stream.expires_after(kIoTimeout);
-      auto [rec, rn] = co_await http::async_read(stream, buf, sp, asio::as_tuple(asio::use_awaitable));
+      auto [rec, rn] =
+          co_await http::async_read(stream, buf, sp, asio::as_tuple(asio::use_awaitable));
       if (rec) {
         if (rec == http::error::body_limit) {
           bool ok = false;
-          co_await write_response(stream,
-                                  Response::error(err(Errc::too_large, "the request body is too large")),
-                                  version, false, false, ok);
+          co_await write_response(
+              stream, Response::error(err(Errc::too_large, "the request body is too large")),
+              version, false, false, ok);
+          unread_body = true;
         }
         break;
       }
@@ -298,12 +346,14 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
       fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
       fres.set(http::field::content_type, res.content_type);
-      for (const auto& [k, v] : res.headers) fres.set(k, v);
+      for (const auto& [k, v] : res.headers)
+        fres.set(k, v);
       fres.content_length(length);
       fres.keep_alive(keep_alive);
       http::response_serializer<http::empty_body> sr(fres);
       stream.expires_after(kIoTimeout);
-      auto [wec, wn] = co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
+      auto [wec, wn] =
+          co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
       ok = !wec;
       if (ok && !head && length > 0) {
         ++ctx.stats.artifact_downloads;
@@ -316,11 +366,13 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (unread_body) co_await drain_before_close(stream, buf);
 }
 
 }  // namespace
 
-Result<std::shared_ptr<tcp::acceptor>> bind_listener(ServerContext& ctx, const std::string& listen) {
+Result<std::shared_ptr<tcp::acceptor>> bind_listener(ServerContext& ctx,
+                                                     const std::string& listen) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return err(Errc::invalid_argument, fmt::format("--listen '{}' must be HOST:PORT", listen));
@@ -330,7 +382,8 @@ Result<std::shared_ptr<tcp::acceptor>> bind_listener(ServerContext& ctx, const s
   const std::string port = listen.substr(colon + 1);
   boost::system::error_code ec;
   tcp::resolver resolver(ctx.ioc);
-  auto results = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  auto results =
+      resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
     return err(Errc::invalid_argument,
                fmt::format("--listen '{}': cannot resolve: {}", listen, ec.message()));

@@ -1,9 +1,9 @@
 #include "store/db_executor.h"
 
-#include <spdlog/spdlog.h>
-
 #include <future>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 namespace slipway::store {
 

@@ -7,9 +7,24 @@ namespace slipway::store {
 
 namespace {
 Error sql_error(sqlite3* db, std::string_view what) {
-  return err(Errc::io, fmt::format("database: {}: {}", what, db ? sqlite3_errmsg(db) : "no connection"));
+  return err(Errc::io,
+             fmt::format("database: {}: {}", what, db ? sqlite3_errmsg(db) : "no connection"));
 }
 }  // namespace
+
+Statement::~Statement() {
+  if (stmt_) sqlite3_reset(stmt_);
+}
+
+Statement& Statement::operator=(Statement&& o) noexcept {
+  if (this != &o) {
+    if (stmt_) sqlite3_reset(stmt_);
+    db_ = o.db_;
+    stmt_ = o.stmt_;
+    o.stmt_ = nullptr;
+  }
+  return *this;
+}
 
 Statement& Statement::bind(int i, std::string_view v) {
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -51,19 +66,24 @@ std::string Statement::text(int col) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
-int64_t Statement::i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+int64_t Statement::i64(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
 
-bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+bool Statement::is_null(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
 
 Database::~Database() {
-  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  for (auto& [sql, stmt] : cache_)
+    sqlite3_finalize(stmt);
   if (db_) sqlite3_close_v2(db_);
 }
 
 Status Database::open(const std::string& path) {
-  const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return sql_error(db_, "cannot open " + path);
   sqlite3_busy_timeout(db_, 5000);
   // WAL: readers never block the writer; synchronous=NORMAL in WAL mode loses nothing when the
@@ -90,8 +110,8 @@ Result<Statement> Database::prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   sqlite3_stmt* stmt = nullptr;
   if (it == cache_.end()) {
-    if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                           &stmt, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                           SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
       return sql_error(db_, "prepare");
     }
     cache_.emplace(sql, stmt);
@@ -103,7 +123,11 @@ Result<Statement> Database::prepare(const std::string& sql) {
   return Statement(db_, stmt);
 }
 
-int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
-int Database::changes() const { return sqlite3_changes(db_); }
+int64_t Database::last_insert_id() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+int Database::changes() const {
+  return sqlite3_changes(db_);
+}
 
 }  // namespace slipway::store

@@ -15,12 +15,23 @@ struct sqlite3_stmt;
 
 namespace slipway::store {
 
+// A handle on a cached statement. It resets the statement when it goes out of scope, so that a
+// read that stopped early (one row of several) does not keep a read transaction open: that would
+// pin the write-ahead log, which could then never be checkpointed and reset.
 class Statement {
  public:
   Statement() = default;
   Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Statement();
+  Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Statement& operator=(Statement&& o) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
 
   Statement& bind(int i, std::string_view v);
+  // Without this, a string literal would bind as bool (pointer to bool beats a conversion to
+  // string_view in overload resolution) and be stored as 1.
+  Statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   Statement& bind(int i, int64_t v);
   Statement& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
   Statement& bind(int i, bool v) { return bind(i, static_cast<int64_t>(v ? 1 : 0)); }

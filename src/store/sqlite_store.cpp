@@ -51,9 +51,10 @@ json::value apps_to_json(const std::map<std::string, inventory::NodeApp>& apps) 
   json::object o;
   for (const auto& [name, a] : apps) {
     json::array rel;
-    for (const auto& r : a.releases) rel.emplace_back(r);
-    o[name] = json::object{{"version", a.version},   {"healthy", a.healthy},
-                           {"running", a.running},   {"port", a.port},
+    for (const auto& r : a.releases)
+      rel.emplace_back(r);
+    o[name] = json::object{{"version", a.version},       {"healthy", a.healthy},
+                           {"running", a.running},       {"port", a.port},
                            {"releases", std::move(rel)}, {"last_healthy", a.last_healthy},
                            {"updated_at", a.updated_at}};
   }
@@ -199,9 +200,11 @@ class SqliteStore final : public Store {
         "excluded.last_seen, apps = excluded.apps");
     if (!s) return s.error();
     json::array roles;
-    for (const auto& r : n.roles) roles.emplace_back(r);
+    for (const auto& r : n.roles)
+      roles.emplace_back(r);
     json::object tags;
-    for (const auto& [k, v] : n.tags) tags[k] = v;
+    for (const auto& [k, v] : n.tags)
+      tags[k] = v;
     s->bind(1, n.name).bind(2, n.env).bind(3, to_json(roles)).bind(4, n.zone);
     s->bind(5, to_json(tags)).bind(6, n.address).bind(7, n.agent_version);
     s->bind(8, n.first_seen).bind(9, n.last_seen).bind(10, to_json(apps_to_json(n.apps)));
@@ -388,8 +391,8 @@ class SqliteStore final : public Store {
       auto row = s->step();
       if (!row) return row.error();
       if (!*row) break;
-      out.push_back(StepRecord{s->i64(0), s->text(1), s->text(2), s->text(3), s->text(4),
-                               s->i64(5), s->i64(6)});
+      out.push_back(StepRecord{s->i64(0), s->text(1), s->text(2), s->text(3), s->text(4), s->i64(5),
+                               s->i64(6)});
     }
     return out;
   }

@@ -23,12 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "unit/artifacts/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace slipway::artifacts {
 namespace {
 
-using test_support::TempDir;
+using slipway::testing::TempDir;
 using ::testing::HasSubstr;
 
 std::string ReadAll(const fs::path& p) {

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/crypto.h"
-#include "unit/artifacts/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace slipway::artifacts {
 namespace {
@@ -51,7 +51,7 @@ class BlobStoreTest : public ::testing::Test {
     return p;
   }
 
-  test_support::TempDir tmp_;
+  slipway::testing::TempDir tmp_;
   BlobStore store_{tmp_.path() / "blobs"};
 };
 

@@ -162,7 +162,9 @@ TEST(ParseManifest, HealthChecks) {
               AllOf(StartsWith("slipway.yaml line 2: "), HasSubstr("names no check")));
   EXPECT_THAT(Refusal("start: ./run\nhealth: ./check\n"), HasSubstr("health: must be a mapping"));
   EXPECT_THAT(Refusal("start: ./run\nhealth:\n  http: x/health\n"),
-              HasSubstr("not an http:// or https:// URL"));
+              HasSubstr("not an http:// URL"));
+  EXPECT_THAT(Refusal("start: ./run\nhealth:\n  http: https://x/health\n"),
+              HasSubstr("https:// health checks are not supported yet"));
   EXPECT_THAT(Refusal("start: ./run\nhealth:\n  tcp: localhost\n"), HasSubstr("not HOST:PORT"));
   EXPECT_THAT(Refusal("start: ./run\nhealth:\n  command: ''\n"),
               HasSubstr("health.command: is empty"));

@@ -1,4 +1,5 @@
 // A private directory under /tmp (mkdtemp) for one test, removed with everything in it afterwards.
+// Shared by the unit tests of every module.
 #pragma once
 
 #include <filesystem>
@@ -8,12 +9,12 @@
 
 #include <stdlib.h>
 
-namespace slipway::artifacts::test_support {
+namespace slipway::testing {
 
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = "/tmp/slipway-artifacts-test-XXXXXX";
+    std::string tmpl = "/tmp/slipway-unit-test-XXXXXX";
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
@@ -38,4 +39,4 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-}  // namespace slipway::artifacts::test_support
+}  // namespace slipway::testing

@@ -1,0 +1,598 @@
+// The SQLite store (store/store.h, make_sqlite_store) on a real database file.
+#include "store/store.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "support/temp_dir.h"
+
+namespace slipway::store {
+namespace {
+
+using engine::Deploy;
+using engine::DeployState;
+using engine::NodeProgress;
+using engine::NodeStatus;
+using engine::StepRecord;
+
+const std::string kShaA(64, 'a');
+const std::string kShaB(64, 'b');
+
+// A second, independent connection to the same file, to look at what the store really wrote.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      throw std::runtime_error("cannot open " + path);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close_v2(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  void exec(const std::string& sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "error";
+      sqlite3_free(msg);
+      throw std::runtime_error(sql + ": " + m);
+    }
+  }
+  // The first column of every row, as text.
+  std::vector<std::string> column(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
+    }
+    std::vector<std::string> out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const auto* t = sqlite3_column_text(s, 0);
+      out.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  std::string one(const std::string& sql) {
+    auto c = column(sql);
+    return c.empty() ? std::string() : c.front();
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = open_store(); }
+
+  std::unique_ptr<Store> open_store() {
+    auto s = make_sqlite_store(path());
+    auto st = s->open();
+    EXPECT_TRUE(st) << (st ? "" : st.error().message);
+    return s;
+  }
+  std::string path() const { return (dir_.path() / "slipway.db").string(); }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+ArtifactRecord artifact(std::string app, std::string version, std::string sha = kShaA) {
+  ArtifactRecord a;
+  a.app = std::move(app);
+  a.version = std::move(version);
+  a.sha256 = std::move(sha);
+  a.size = 5'000'000'000ULL;  // over 32 bits
+  a.manifest_json = R"({"start":"./bin/server"})";
+  a.pushed_by = "admin";
+  a.created_at = 1'700'000'000'000;
+  return a;
+}
+
+inventory::Node node(std::string name) {
+  inventory::Node n;
+  n.name = std::move(name);
+  n.env = "staging";
+  n.roles = {"api", "worker"};
+  n.zone = "a";
+  n.tags = {{"canary", "true"}, {"team", "pay@corp"}};
+  n.address = "127.0.0.11";
+  n.agent_version = "0.1.0";
+  n.first_seen = 1'000;
+  n.last_seen = 2'000;
+  n.state = inventory::NodeState::alive;
+  inventory::NodeApp app;
+  app.version = "1.1.0";
+  app.healthy = true;
+  app.running = true;
+  app.port = 31001;
+  app.releases = {"1.0.0", "1.1.0"};
+  app.last_healthy = "1.1.0";
+  app.updated_at = 1'500;
+  n.apps["billing"] = app;
+  return n;
+}
+
+NodeProgress progress(std::string node, int batch, NodeStatus status) {
+  NodeProgress p;
+  p.node = std::move(node);
+  p.zone = "a";
+  p.batch = batch;
+  p.from_version = "1.0.0";
+  p.status = status;
+  p.step = "health";
+  p.started_at = 10;
+  p.finished_at = status == NodeStatus::pending ? 0 : 20;
+  p.reason = status == NodeStatus::failed ? "health check failed" : "";
+  p.reverted_to = status == NodeStatus::failed ? "1.0.0" : "";
+  p.version_now = "1.1.0";
+  p.downloaded = true;
+  return p;
+}
+
+Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env = "staging",
+              DeployState state = DeployState::succeeded) {
+  Deploy d;
+  d.id = id;
+  d.kind = engine::DeployKind::deploy;
+  d.app = std::move(app);
+  d.version = "1.1.0";
+  d.env = std::move(env);
+  d.selector = "role=api";
+  d.strategy = "rolling";
+  d.batch = engine::BatchSize::parse("2").value();
+  d.max_failures = 1;
+  d.state = state;
+  d.phase = engine::Phase::forward;
+  d.reason = "";
+  d.actor = "admin";
+  d.created_at = 1'000 + id;
+  d.finished_at = state == DeployState::running ? 0 : 2'000 + id;
+  d.batches = 2;
+  d.current_batch = 1;
+  return d;
+}
+
+TEST_F(StoreTest, FreshFileGetsTheSchema) {
+  RawDb raw(path());
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
+  const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
+  EXPECT_EQ(tables, (std::vector<std::string>{"artifacts", "deploy_nodes", "deploy_steps",
+                                              "deploys", "meta", "nodes", "sqlite_sequence"}));
+}
+
+TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
+  ASSERT_TRUE(store_->set_meta("k", "v"));
+  store_.reset();
+  auto again = open_store();
+  EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
+  RawDb raw(path());
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+}
+
+TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
+  store_.reset();
+  {
+    RawDb raw(path());
+    raw.exec("PRAGMA user_version = 7");
+  }
+  auto s = make_sqlite_store(path());
+  auto st = s->open();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, Errc::failed_precondition);
+  const auto& m = st.error().message;
+  EXPECT_NE(m.find("schema version 7"), std::string::npos) << m;
+  EXPECT_NE(m.find("newer"), std::string::npos) << m;
+  EXPECT_NE(m.find("upgrade slipway"), std::string::npos) << m;
+  EXPECT_NE(m.find(path()), std::string::npos) << m;
+  // Nothing was changed in the file.
+  RawDb raw(path());
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "7");
+}
+
+TEST(StoreOpen, AFileThatIsNotADatabaseIsAnError) {
+  testing::TempDir dir;
+  const auto p = (dir.path() / "junk.db").string();
+  {
+    std::FILE* f = std::fopen(p.c_str(), "w");
+    std::fputs("this is not a database, just some text that is long enough to matter\n", f);
+    std::fclose(f);
+  }
+  auto s = make_sqlite_store(p);
+  auto st = s->open();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, Errc::io);
+  auto missing_dir = make_sqlite_store((dir.path() / "no" / "such" / "x.db").string());
+  EXPECT_FALSE(missing_dir->open());
+}
+
+TEST_F(StoreTest, Meta) {
+  EXPECT_EQ(store_->get_meta("missing").value(), std::nullopt);
+  ASSERT_TRUE(store_->set_meta("server_id", "abc"));
+  EXPECT_EQ(store_->get_meta("server_id").value(), std::optional<std::string>("abc"));
+  ASSERT_TRUE(store_->set_meta("server_id", "def"));
+  EXPECT_EQ(store_->get_meta("server_id").value(), std::optional<std::string>("def"));
+  ASSERT_TRUE(store_->set_meta("empty", ""));
+  EXPECT_EQ(store_->get_meta("empty").value(), std::optional<std::string>(""));
+  const std::string binary("a\0b", 3);
+  ASSERT_TRUE(store_->set_meta("bin", binary));
+  EXPECT_EQ(store_->get_meta("bin").value(), std::optional<std::string>(binary));
+}
+
+TEST_F(StoreTest, Artifacts) {
+  ASSERT_TRUE(store_->insert_artifact(artifact("billing", "1.0.0")));
+  ASSERT_TRUE(store_->insert_artifact(artifact("billing", "1.1.0", kShaB)));
+  ASSERT_TRUE(store_->insert_artifact(artifact("search", "2.0.0", kShaB)));
+
+  auto got = store_->get_artifact("billing", "1.0.0").value();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->app, "billing");
+  EXPECT_EQ(got->version, "1.0.0");
+  EXPECT_EQ(got->sha256, kShaA);
+  EXPECT_EQ(got->size, 5'000'000'000ULL);
+  EXPECT_EQ(got->manifest_json, R"({"start":"./bin/server"})");
+  EXPECT_EQ(got->pushed_by, "admin");
+  EXPECT_EQ(got->created_at, 1'700'000'000'000);
+  EXPECT_EQ(store_->get_artifact("billing", "9.9.9").value(), std::nullopt);
+  EXPECT_EQ(store_->get_artifact("nobody", "1.0.0").value(), std::nullopt);
+
+  // A version is never overwritten.
+  auto again = store_->insert_artifact(artifact("billing", "1.0.0", kShaB));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::conflict);
+  EXPECT_EQ(store_->get_artifact("billing", "1.0.0").value()->sha256, kShaA);
+
+  auto list = store_->list_artifacts("billing").value();
+  ASSERT_EQ(list.size(), 2u);
+  std::vector<std::string> versions{list[0].version, list[1].version};
+  std::sort(versions.begin(), versions.end());
+  EXPECT_EQ(versions, (std::vector<std::string>{"1.0.0", "1.1.0"}));
+  EXPECT_TRUE(store_->list_artifacts("nobody").value().empty());
+  EXPECT_EQ(store_->list_apps().value(), (std::vector<std::string>{"billing", "search"}));
+
+  EXPECT_TRUE(store_->blob_referenced(kShaA).value());
+  EXPECT_TRUE(store_->blob_referenced(kShaB).value());
+  EXPECT_FALSE(store_->blob_referenced(std::string(64, 'c')).value());
+}
+
+TEST_F(StoreTest, NodesUpsertLoadAndLastSeen) {
+  ASSERT_TRUE(store_->upsert_node(node("web-2")));
+  ASSERT_TRUE(store_->upsert_node(node("web-1")));
+  auto changed = node("web-1");
+  changed.env = "production";
+  changed.roles = {"api"};
+  changed.tags = {};
+  changed.apps.clear();
+  changed.first_seen = 99'999;  // the first sighting is kept from the first insert
+  changed.last_seen = 3'000;
+  ASSERT_TRUE(store_->upsert_node(changed));
+
+  auto nodes = store_->load_nodes().value();
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0].name, "web-1");  // ordered by name
+  EXPECT_EQ(nodes[1].name, "web-2");
+  for (const auto& n : nodes)
+    EXPECT_EQ(n.state, inventory::NodeState::lost) << n.name;  // nobody is connected yet
+  EXPECT_EQ(nodes[0].env, "production");
+  EXPECT_EQ(nodes[0].roles, std::vector<std::string>{"api"});
+  EXPECT_TRUE(nodes[0].tags.empty());
+  EXPECT_TRUE(nodes[0].apps.empty());
+  EXPECT_EQ(nodes[0].first_seen, 1'000);
+  EXPECT_EQ(nodes[0].last_seen, 3'000);
+
+  const auto& w2 = nodes[1];
+  const auto want = node("web-2");
+  EXPECT_EQ(w2.env, want.env);
+  EXPECT_EQ(w2.roles, want.roles);
+  EXPECT_EQ(w2.zone, want.zone);
+  EXPECT_EQ(w2.tags, want.tags);
+  EXPECT_EQ(w2.address, want.address);
+  EXPECT_EQ(w2.agent_version, want.agent_version);
+  ASSERT_EQ(w2.apps.count("billing"), 1u);
+  const auto& a = w2.apps.at("billing");
+  EXPECT_EQ(a.version, "1.1.0");
+  EXPECT_TRUE(a.healthy);
+  EXPECT_TRUE(a.running);
+  EXPECT_EQ(a.port, 31001);
+  EXPECT_EQ(a.releases, (std::vector<std::string>{"1.0.0", "1.1.0"}));
+  EXPECT_EQ(a.last_healthy, "1.1.0");
+  EXPECT_EQ(a.updated_at, 1'500);
+
+  ASSERT_TRUE(store_->save_last_seen({{"web-1", 10'000}, {"web-2", 20'000}, {"ghost", 1}}));
+  nodes = store_->load_nodes().value();
+  ASSERT_EQ(nodes.size(), 2u);  // an unknown name is not created
+  EXPECT_EQ(nodes[0].last_seen, 10'000);
+  EXPECT_EQ(nodes[1].last_seen, 20'000);
+  ASSERT_TRUE(store_->save_last_seen({}));
+}
+
+TEST_F(StoreTest, DeploysSaveAndGetWithNodes) {
+  auto d = deploy(1, "billing", "staging", DeployState::running);
+  d.nodes = {progress("web-2", 0, NodeStatus::healthy), progress("web-1", 0, NodeStatus::failed),
+             progress("web-0", 1, NodeStatus::pending)};
+  ASSERT_TRUE(store_->save_deploy(d));
+
+  auto got = store_->get_deploy(1).value();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->id, 1);
+  EXPECT_EQ(got->kind, engine::DeployKind::deploy);
+  EXPECT_EQ(got->app, "billing");
+  EXPECT_EQ(got->version, "1.1.0");
+  EXPECT_EQ(got->env, "staging");
+  EXPECT_EQ(got->selector, "role=api");
+  EXPECT_EQ(got->strategy, "rolling");
+  EXPECT_EQ(got->batch.to_string(), "2");
+  EXPECT_EQ(got->max_failures, 1);
+  EXPECT_EQ(got->state, DeployState::running);
+  EXPECT_EQ(got->phase, engine::Phase::forward);
+  EXPECT_EQ(got->actor, "admin");
+  EXPECT_EQ(got->created_at, 1'001);
+  EXPECT_EQ(got->finished_at, 0);
+  EXPECT_EQ(got->batches, 2);
+  EXPECT_EQ(got->current_batch, 1);
+  // Nodes come back ordered by batch, then name.
+  ASSERT_EQ(got->nodes.size(), 3u);
+  EXPECT_EQ(got->nodes[0].node, "web-1");
+  EXPECT_EQ(got->nodes[1].node, "web-2");
+  EXPECT_EQ(got->nodes[2].node, "web-0");
+  const auto& failed = got->nodes[0];
+  EXPECT_EQ(failed.status, NodeStatus::failed);
+  EXPECT_EQ(failed.zone, "a");
+  EXPECT_EQ(failed.batch, 0);
+  EXPECT_EQ(failed.from_version, "1.0.0");
+  EXPECT_EQ(failed.step, "health");
+  EXPECT_EQ(failed.started_at, 10);
+  EXPECT_EQ(failed.finished_at, 20);
+  EXPECT_EQ(failed.reason, "health check failed");
+  EXPECT_EQ(failed.reverted_to, "1.0.0");
+  EXPECT_EQ(failed.version_now, "1.1.0");
+  EXPECT_TRUE(failed.downloaded);
+  EXPECT_EQ(got->nodes[2].status, NodeStatus::pending);
+
+  // Saving again updates the header and the nodes.
+  d.state = DeployState::rolled_back;
+  d.phase = engine::Phase::revert;
+  d.reason = "1 node failed";
+  d.finished_at = 5'000;
+  d.aborted_by = "oncall";
+  d.nodes[0].status = NodeStatus::reverted;
+  ASSERT_TRUE(store_->save_deploy(d));
+  got = store_->get_deploy(1).value();
+  EXPECT_EQ(got->state, DeployState::rolled_back);
+  EXPECT_EQ(got->phase, engine::Phase::revert);
+  EXPECT_EQ(got->reason, "1 node failed");
+  EXPECT_EQ(got->finished_at, 5'000);
+  EXPECT_EQ(got->aborted_by, "oncall");
+  EXPECT_EQ(got->nodes[1].status, NodeStatus::reverted);
+  EXPECT_EQ(got->nodes.size(), 3u);
+
+  // One node alone.
+  auto p = progress("web-0", 1, NodeStatus::skipped);
+  ASSERT_TRUE(store_->save_deploy_node(1, p));
+  EXPECT_EQ(store_->get_deploy(1).value()->nodes[2].status, NodeStatus::skipped);
+
+  EXPECT_EQ(store_->get_deploy(2).value(), std::nullopt);
+}
+
+TEST_F(StoreTest, ARollbackKeepsItsKind) {
+  auto d = deploy(1);
+  d.kind = engine::DeployKind::rollback;
+  d.batch = engine::BatchSize::parse("25%").value();
+  ASSERT_TRUE(store_->save_deploy(d));
+  auto got = store_->get_deploy(1).value();
+  EXPECT_EQ(got->kind, engine::DeployKind::rollback);
+  EXPECT_TRUE(got->batch.percent);
+  EXPECT_EQ(got->batch.value, 25);
+}
+
+TEST_F(StoreTest, ListDeploysWithFilters) {
+  // ids 1..12: billing/staging, billing/production, search/staging, in turn.
+  for (int id = 1; id <= 12; ++id) {
+    const char* app = id % 3 == 0 ? "search" : "billing";
+    const char* env = id % 3 == 2 ? "production" : "staging";
+    const auto state = id % 4 == 0 ? DeployState::failed : DeployState::succeeded;
+    auto d = deploy(id, app, env, state);
+    d.nodes = {progress("web-1", 0, NodeStatus::healthy), progress("web-2", 1, NodeStatus::failed)};
+    ASSERT_TRUE(store_->save_deploy(d));
+  }
+  auto ids = [&](const DeployFilter& f) {
+    std::vector<engine::DeployId> out;
+    for (const auto& d : store_->list_deploys(f).value())
+      out.push_back(d.id);
+    return out;
+  };
+  using Ids = std::vector<engine::DeployId>;
+  DeployFilter all;
+  EXPECT_EQ(ids(all), (Ids{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}));  // newest first
+  DeployFilter app;
+  app.app = "search";
+  EXPECT_EQ(ids(app), (Ids{12, 9, 6, 3}));
+  DeployFilter env;
+  env.env = "production";
+  EXPECT_EQ(ids(env), (Ids{11, 8, 5, 2}));
+  DeployFilter both;
+  both.app = "billing";
+  both.env = "staging";
+  EXPECT_EQ(ids(both), (Ids{10, 7, 4, 1}));
+  DeployFilter failed;
+  failed.state = DeployState::failed;
+  EXPECT_EQ(ids(failed), (Ids{12, 8, 4}));
+  DeployFilter limited;
+  limited.limit = 3;
+  EXPECT_EQ(ids(limited), (Ids{12, 11, 10}));
+  DeployFilter page;
+  page.limit = 3;
+  page.before_id = 10;
+  EXPECT_EQ(ids(page), (Ids{9, 8, 7}));
+  DeployFilter combined;
+  combined.app = "billing";
+  combined.state = DeployState::failed;
+  combined.before_id = 8;
+  EXPECT_EQ(ids(combined), (Ids{4}));
+  DeployFilter none;
+  none.app = "nobody";
+  EXPECT_TRUE(ids(none).empty());
+
+  // Listings carry node statuses (for counts), not the details.
+  auto list = store_->list_deploys(limited).value();
+  ASSERT_EQ(list[0].nodes.size(), 2u);
+  EXPECT_EQ(list[0].count(NodeStatus::healthy), 1);
+  EXPECT_EQ(list[0].count(NodeStatus::failed), 1);
+  EXPECT_EQ(list[0].app, "search");
+}
+
+TEST_F(StoreTest, StepsComeBackInTheOrderTheyWereSaved) {
+  ASSERT_TRUE(store_->save_deploy(deploy(1)));
+  ASSERT_TRUE(store_->save_deploy(deploy(2)));
+  const std::vector<std::string> steps{"download", "verify", "unpack", "switch", "start", "health"};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    // Interleaved nodes and deploys, and timestamps that do not follow the order.
+    ASSERT_TRUE(store_->save_step(StepRecord{1, i % 2 ? "web-2" : "web-1", steps[i], "ok",
+                                             "out " + steps[i], static_cast<TimeMs>(100 - i),
+                                             static_cast<int64_t>(i)}));
+    ASSERT_TRUE(store_->save_step(StepRecord{2, "web-9", steps[i], "started", "", 5, 0}));
+  }
+  auto got = store_->list_steps(1).value();
+  ASSERT_EQ(got.size(), steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_EQ(got[i].deploy, 1);
+    EXPECT_EQ(got[i].step, steps[i]);
+    EXPECT_EQ(got[i].node, i % 2 ? "web-2" : "web-1");
+    EXPECT_EQ(got[i].status, "ok");
+    EXPECT_EQ(got[i].output, "out " + steps[i]);
+    EXPECT_EQ(got[i].started_at, static_cast<TimeMs>(100 - i));
+    EXPECT_EQ(got[i].duration_ms, static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(store_->list_steps(2).value().size(), steps.size());
+  EXPECT_TRUE(store_->list_steps(3).value().empty());
+}
+
+TEST_F(StoreTest, MaxDeployId) {
+  EXPECT_EQ(store_->max_deploy_id().value(), 0);
+  ASSERT_TRUE(store_->save_deploy(deploy(7)));
+  ASSERT_TRUE(store_->save_deploy(deploy(3)));
+  EXPECT_EQ(store_->max_deploy_id().value(), 7);
+}
+
+TEST_F(StoreTest, FailRunningDeploys) {
+  auto running = deploy(1, "billing", "staging", DeployState::running);
+  running.nodes = {progress("a", 0, NodeStatus::healthy), progress("b", 0, NodeStatus::running),
+                   progress("c", 1, NodeStatus::pending), progress("d", 0, NodeStatus::reverting),
+                   progress("e", 0, NodeStatus::failed)};
+  ASSERT_TRUE(store_->save_deploy(running));
+  auto with_reason = deploy(2, "search", "staging", DeployState::running);
+  with_reason.reason = "1 node failed";
+  with_reason.nodes = {progress("a", 0, NodeStatus::pending)};
+  ASSERT_TRUE(store_->save_deploy(with_reason));
+  auto finished = deploy(3, "other", "staging", DeployState::succeeded);
+  finished.nodes = {progress("a", 0, NodeStatus::healthy)};
+  ASSERT_TRUE(store_->save_deploy(finished));
+
+  const std::string why = "the server stopped while this deploy was running";
+  auto ids = store_->fail_running_deploys(why, 9'000).value();
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<engine::DeployId>{1, 2}));
+
+  auto d1 = store_->get_deploy(1).value().value();
+  EXPECT_EQ(d1.state, DeployState::failed);
+  EXPECT_EQ(d1.reason, why);
+  EXPECT_EQ(d1.finished_at, 9'000);
+  auto status_of = [](const Deploy& d, const std::string& node) {
+    for (const auto& n : d.nodes)
+      if (n.node == node) return n;
+    return NodeProgress{};
+  };
+  EXPECT_EQ(status_of(d1, "a").status, NodeStatus::healthy);  // finished nodes keep their status
+  EXPECT_EQ(status_of(d1, "a").finished_at, 20);
+  EXPECT_EQ(status_of(d1, "b").status, NodeStatus::failed);
+  EXPECT_EQ(status_of(d1, "b").reason, why);
+  EXPECT_EQ(status_of(d1, "b").finished_at, 9'000);
+  EXPECT_EQ(status_of(d1, "c").status, NodeStatus::skipped);
+  EXPECT_EQ(status_of(d1, "c").reason, why);
+  EXPECT_EQ(status_of(d1, "d").status, NodeStatus::failed);
+  EXPECT_EQ(status_of(d1, "e").status, NodeStatus::failed);
+  EXPECT_EQ(status_of(d1, "e").reason, "health check failed");
+
+  auto d2 = store_->get_deploy(2).value().value();
+  EXPECT_EQ(d2.state, DeployState::failed);
+  EXPECT_EQ(d2.reason, "1 node failed; " + why);  // an earlier reason is kept
+  EXPECT_EQ(d2.nodes[0].status, NodeStatus::skipped);
+
+  auto d3 = store_->get_deploy(3).value().value();
+  EXPECT_EQ(d3.state, DeployState::succeeded);
+  EXPECT_EQ(d3.finished_at, 2'003);
+
+  // Nothing is running any more.
+  EXPECT_TRUE(store_->fail_running_deploys(why, 10'000).value().empty());
+}
+
+TEST_F(StoreTest, TransactionsCommitAndRollBack) {
+  ASSERT_TRUE(store_->begin());
+  ASSERT_TRUE(store_->set_meta("a", "1"));
+  ASSERT_TRUE(store_->commit());
+  ASSERT_TRUE(store_->begin());
+  ASSERT_TRUE(store_->set_meta("b", "2"));
+  ASSERT_TRUE(store_->rollback());
+  EXPECT_EQ(store_->get_meta("a").value(), std::optional<std::string>("1"));
+  EXPECT_EQ(store_->get_meta("b").value(), std::nullopt);
+}
+
+TEST_F(StoreTest, ReopenKeepsEverything) {
+  ASSERT_TRUE(store_->set_meta("server_id", "x"));
+  ASSERT_TRUE(store_->insert_artifact(artifact("billing", "1.0.0")));
+  ASSERT_TRUE(store_->upsert_node(node("web-1")));
+  auto d = deploy(4);
+  d.nodes = {progress("web-1", 0, NodeStatus::healthy)};
+  ASSERT_TRUE(store_->save_deploy(d));
+  ASSERT_TRUE(store_->save_step(StepRecord{4, "web-1", "health", "ok", "200", 1, 2}));
+  store_.reset();
+
+  auto s = open_store();
+  EXPECT_EQ(s->get_meta("server_id").value(), std::optional<std::string>("x"));
+  EXPECT_TRUE(s->get_artifact("billing", "1.0.0").value().has_value());
+  EXPECT_EQ(s->load_nodes().value().size(), 1u);
+  EXPECT_EQ(s->get_deploy(4).value()->nodes.size(), 1u);
+  EXPECT_EQ(s->list_steps(4).value().size(), 1u);
+  EXPECT_EQ(s->max_deploy_id().value(), 4);
+}
+
+TEST_F(StoreTest, WritesAreVisibleToAnotherConnectionAtOnce) {
+  // What a finished call wrote is committed: another process (a restarted server) sees it
+  // while this store is still open, whatever reads happened in between.
+  ASSERT_TRUE(store_->set_meta("a", "1"));
+  ASSERT_TRUE(store_->get_meta("a").value());  // a read that found a row
+  ASSERT_TRUE(store_->insert_artifact(artifact("billing", "1.0.0")));
+  ASSERT_TRUE(store_->get_artifact("billing", "1.0.0").value());
+  ASSERT_TRUE(store_->set_meta("b", "2"));
+  RawDb raw(path());
+  EXPECT_EQ(raw.one("SELECT value FROM meta WHERE key = 'b'"), "2");
+  EXPECT_EQ(raw.one("SELECT count(*) FROM artifacts"), "1");
+}
+
+TEST_F(StoreTest, FinishedReadsDoNotPinTheWriteAheadLog) {
+  // Reads that stop after one row must not leave a read transaction open: it would keep the WAL
+  // from ever being checkpointed and reset, and the file would grow without bound.
+  ASSERT_TRUE(store_->set_meta("a", "1"));
+  ASSERT_TRUE(store_->insert_artifact(artifact("billing", "1.0.0")));
+  ASSERT_TRUE(store_->save_deploy(deploy(1)));
+  ASSERT_TRUE(store_->get_meta("a").value());
+  ASSERT_TRUE(store_->get_artifact("billing", "1.0.0").value());
+  ASSERT_TRUE(store_->blob_referenced(kShaA).value());
+  ASSERT_TRUE(store_->get_deploy(1).value());
+  ASSERT_EQ(store_->max_deploy_id().value(), 1);
+  RawDb raw(path());
+  // busy, log frames, checkpointed frames: busy must be 0 and the log emptied.
+  const auto busy = raw.one("PRAGMA wal_checkpoint(TRUNCATE)");
+  EXPECT_EQ(busy, "0");
+  std::error_code ec;
+  EXPECT_EQ(std::filesystem::file_size(path() + "-wal", ec), 0u);
+}
+
+}  // namespace
+}  // namespace slipway::store
