@@ -49,11 +49,11 @@ ExecImage make_image(const ProcessSpec& spec) {
 
   ExecImage img;
   img.strings.reserve(3 + env.size());
-  img.strings.push_back("sh");
-  img.strings.push_back("-c");
+  img.strings.emplace_back("sh");
+  img.strings.emplace_back("-c");
   img.strings.push_back(spec.command);
   for (const auto& [k, v] : env)
-    img.strings.push_back(k + "=" + v);
+    img.strings.push_back(std::string(k).append("=").append(v));
   // Pointers are taken only now that `strings` no longer grows.
   for (size_t i = 0; i < 3; ++i)
     img.argv.push_back(img.strings[i].data());
@@ -171,8 +171,7 @@ bool read_some(int fd, OutputTail& tail) {
       return true;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return true;
-    return false;
+    return n < 0 && errno == EAGAIN;
   }
 }
 

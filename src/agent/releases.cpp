@@ -72,8 +72,8 @@ std::string_view release_state_name(ReleaseState s) {
   return "installed";
 }
 
-AppReleases::AppReleases(fs::path apps_root, std::string app)
-    : dir_(std::move(apps_root) / app), app_(std::move(app)) {}
+AppReleases::AppReleases(const fs::path& apps_root, std::string app)
+    : dir_(apps_root / app), app_(std::move(app)) {}
 
 Status AppReleases::open() {
   if (auto st = validate_name(NameKind::app, app_); !st) return st;

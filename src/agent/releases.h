@@ -37,7 +37,7 @@ struct ReleaseInfo {
 
 class AppReleases {
  public:
-  AppReleases(fs::path apps_root, std::string app);  // apps_root = ROOT/apps
+  AppReleases(const fs::path& apps_root, std::string app);  // apps_root = ROOT/apps
 
   Status open();  // creates the directories
 

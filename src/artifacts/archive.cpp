@@ -428,9 +428,7 @@ class Extractor {
     const std::string hardlink = is_hardlink ? raw_hardlink : "";
     const mode_t type = archive_entry_filetype(entry);
     Kind kind;
-    if (is_hardlink) {
-      kind = Kind::file;
-    } else if (type == AE_IFREG) {
+    if (is_hardlink || type == AE_IFREG) {
       kind = Kind::file;
     } else if (type == AE_IFDIR) {
       kind = Kind::directory;

@@ -183,7 +183,7 @@ class ManifestBuilder {
   static std::string key_of(const YAML::Node& k, std::set<std::string>& seen,
                             std::string_view where) {
     if (!k.IsScalar()) fail(k, fmt::format("{}keys must be plain words", where));
-    const std::string key = k.Scalar();
+    std::string key = k.Scalar();
     if (!seen.insert(key).second) {
       fail(k, fmt::format("{}'{}' appears twice", where, shown(key)));
     }

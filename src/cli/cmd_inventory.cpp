@@ -1,8 +1,8 @@
 // slipway nodes, slipway status
-#include <fmt/format.h>
-
 #include <iostream>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -20,7 +20,8 @@ std::string str(const json::object& o, const char* key) {
 
 std::string roles_of(const json::object& n) {
   std::vector<std::string> roles;
-  for (const auto& r : n.at("roles").as_array()) roles.emplace_back(r.as_string());
+  for (const auto& r : n.at("roles").as_array())
+    roles.emplace_back(r.as_string());
   return roles.empty() ? "-" : join(roles, ",");
 }
 
@@ -90,10 +91,12 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
   const auto& nodes = r->as_object().at("nodes").as_array();
   std::set<std::string> apps;
   for (const auto& v : nodes) {
-    for (const auto& [name, a] : v.as_object().at("apps").as_object()) apps.emplace(name);
+    for (const auto& [name, a] : v.as_object().at("apps").as_object())
+      apps.emplace(name);
   }
   std::vector<std::string> headers = {"NODE", "ENV", "ROLES", "ZONE", "STATE"};
-  for (const auto& a : apps) headers.push_back(a);
+  for (const auto& a : apps)
+    headers.push_back(a);
   Table t(headers);
   for (const auto& v : nodes) {
     const auto& n = v.as_object();
@@ -103,14 +106,16 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
     for (const auto& a : apps) {
       const auto* av = n.at("apps").as_object().if_contains(a);
       if (!av) {
-        row.push_back("-");
+        row.emplace_back("-");
         continue;
       }
       const auto& ao = av->as_object();
       const std::string version = str(ao, "version");
       const bool healthy = ao.at("healthy").as_bool();
-      row.push_back(version.empty() ? "-" : version + " " + (healthy ? paint("healthy", Color::green)
-                                                                     : paint("unhealthy", Color::red)));
+      row.push_back(version.empty() ? "-"
+                                    : version + " " +
+                                          (healthy ? paint("healthy", Color::green)
+                                                   : paint("unhealthy", Color::red)));
     }
     t.row(std::move(row));
   }

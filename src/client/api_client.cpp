@@ -207,7 +207,7 @@ Result<engine::Deploy> ApiClient::watch(
             }
           }
         },
-        [](std::exception_ptr) {});
+        [](const std::exception_ptr&) {});
     ioc.run();
     if (fatal) return *fatal;
     if (final_deploy) break;

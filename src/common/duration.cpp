@@ -1,5 +1,6 @@
 #include "common/duration.h"
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -71,7 +72,7 @@ Result<Millis> parse_duration(std::string_view text) {
     // Compared as a double first: converting an out-of-range double to int64 is undefined.
     const double part = num * factor;
     if (part > static_cast<double>(kMaxMs)) return bad("it is too large");
-    total_ms += static_cast<int64_t>(part + 0.5);
+    total_ms += std::llround(part);
     if (total_ms > kMaxMs) return bad("it is too large");
   }
   return Millis(total_ms);

@@ -17,6 +17,8 @@ struct Engine::Run {
   bool stopping = false;  // abort requested
   bool rollback_on_stop = true;
   std::string first_failure;
+  std::vector<bool> sent;      // the forward install reached the node's connection
+  std::vector<bool> reported;  // the node answered it
   std::vector<size_t> revert_queue;
   size_t revert_pos = 0;
   int64_t seq = 0;
@@ -77,6 +79,8 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
     d.nodes.push_back(std::move(n));
   }
   d.batches = static_cast<int>(run->waves.size());
+  run->sent.assign(d.nodes.size(), false);
+  run->reported.assign(d.nodes.size(), false);
   run->req = std::move(req);
 
   Run& r = *run;
@@ -135,7 +139,9 @@ void Engine::dispatch_forward(Run& run, size_t idx) {
   journal_.save_node(run.d.id, n);
   if (!transport_.send_install(n.node, cmd)) {
     finish_node(run, idx, false, "the node is not connected");
+    return;
   }
+  run.sent[idx] = true;
 }
 
 void Engine::dispatch_revert(Run& run, size_t idx) {
@@ -265,8 +271,20 @@ void Engine::advance(Run& run) {
         ++stuck;
       }
     }
+    // A node that got the new version's command but never answered (it disconnected or timed
+    // out) may be running it: the deploy is rolled back as far as anyone can tell, but say so.
+    int unconfirmed = 0;
+    for (size_t i = 0; i < d.nodes.size(); ++i) {
+      if (d.nodes[i].status == NodeStatus::failed && run.sent[i] && !run.reported[i]) ++unconfirmed;
+    }
     if (revert_failed == 0 && stuck == 0) {
-      finish(run, DeployState::rolled_back, d.reason + "; rolled back");
+      finish(run, DeployState::rolled_back,
+             d.reason + "; rolled back" +
+                 (unconfirmed == 0
+                      ? std::string()
+                      : fmt::format(" ({} node(s) stopped answering during the deploy and could "
+                                    "not be confirmed)",
+                                    unconfirmed)));
     } else {
       finish(run, DeployState::failed,
              fmt::format("{}; rolling back failed on {} node(s)", d.reason, revert_failed + stuck));
@@ -363,6 +381,7 @@ void Engine::on_result(const std::string& node, const protocol::InstallResult& r
     return;
   }
   NodeProgress& n = run->d.nodes[idx];
+  if (n.status == NodeStatus::running) run->reported[idx] = true;
   n.version_now = r.version;
   n.downloaded = n.downloaded || r.downloaded;
   if (n.status == NodeStatus::running) n.reverted_to = r.reverted_to;

@@ -726,7 +726,7 @@ Status Lab::start_node_process(NodeInfo& n) {
   if (!n.spec.roles.empty()) args.insert(args.end(), {"--roles", join(n.spec.roles, ",")});
   if (!n.spec.zone.empty()) args.insert(args.end(), {"--zone", n.spec.zone});
   for (const auto& [k, v] : n.spec.tags)
-    args.insert(args.end(), {"--tag", k + "=" + v});
+    args.insert(args.end(), {"--tag", std::string(k).append("=").append(v)});
   args.insert(args.end(), {"--root", n.root.string(), "--address", n.spec.address});
   if (!opts_.log_level.empty()) args.insert(args.end(), {"--log-level", opts_.log_level});
   auto pid = spawn(args, n.log, info_.detached);

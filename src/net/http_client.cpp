@@ -84,7 +84,7 @@ Result<T> run_sync(F&& body) {
   std::optional<Result<T>> out;
   asio::co_spawn(
       ioc, [&]() -> asio::awaitable<void> { out.emplace(co_await body(ioc)); },
-      [&](std::exception_ptr e) {
+      [&](const std::exception_ptr& e) {
         if (e && !out) {
           try {
             std::rethrow_exception(e);

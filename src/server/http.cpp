@@ -9,9 +9,9 @@
 
 namespace slipway::server {
 
-std::string Request::query_or(const std::string& key, std::string fallback) const {
+std::string Request::query_or(const std::string& key, const std::string& fallback) const {
   auto it = query.find(key);
-  return it == query.end() ? std::move(fallback) : it->second;
+  return it == query.end() ? fallback : it->second;
 }
 
 std::string Request::param(const std::string& key) const {
@@ -119,7 +119,7 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> split_target(
   if (!u) return err(Errc::invalid_argument, "request target is malformed: " + u.error().message());
   std::string path;
   for (auto seg : u->segments()) {
-    std::string s(seg);
+    const std::string& s = seg;
     if (s.find('\0') != std::string::npos || s.find('/') != std::string::npos) {
       return err(Errc::invalid_argument, "request path has a forbidden character");
     }

@@ -32,7 +32,7 @@ struct Request {
   std::string actor;                          // who, for the history
   std::map<std::string, std::string> params;  // from the route pattern
 
-  std::string query_or(const std::string& key, std::string fallback = "") const;
+  std::string query_or(const std::string& key, const std::string& fallback = "") const;
   std::string param(const std::string& key) const;
 };
 

@@ -566,5 +566,29 @@ TEST_F(FailureTest, RollbackKindDeployRevertsTheSameWay) {
   EXPECT_EQ(fleet_.current["c"], "2.0.0");
 }
 
+// A node that got the command and then vanished may be running the new version: a deploy that
+// otherwise rolled back says it could not confirm that node.
+TEST_F(FailureTest, RollbackSaysWhichNodesCouldNotBeConfirmed) {
+  const DeployId id = Start(Request("2.0.0", "2"), Targets(2));
+  Succeed("n000");
+  engine().on_node_lost("n001");
+  fleet_.mark_answered(PendingFor("n001").action());
+  // n000 is sent back to 1.0.0.
+  Succeed("n000");
+  EXPECT_EQ(D(id).state, DeployState::rolled_back);
+  EXPECT_THAT(D(id).reason, HasSubstr("1 node(s) stopped answering during the deploy and could "
+                                      "not be confirmed"));
+}
+
+// A node that was never reached (not connected at dispatch) is known to be unchanged.
+TEST_F(FailureTest, NodeNeverReachedNeedsNoConfirmation) {
+  fleet_.disconnect("n001");
+  const DeployId id = Start(Request("2.0.0", "2"), Targets(2));
+  Succeed("n000");
+  Succeed("n000");
+  EXPECT_EQ(D(id).state, DeployState::rolled_back);
+  EXPECT_THAT(D(id).reason, Not(HasSubstr("could not be confirmed")));
+}
+
 }  // namespace
 }  // namespace slipway::engine::testing
