@@ -3,8 +3,8 @@
 //   start: ./bin/server --port ${SLIPWAY_PORT}   # a process the agent supervises
 //   # or restart: systemctl restart billing      # a command, where something else supervises
 //   stop: ./bin/stop                             # optional, with restart:
-//   port: 8080                                   # optional: a fixed port instead of one the agent picks
-//   env: { LOG_LEVEL: info }                     # optional, extra environment for hooks and the app
+//   port: 8080                                   # optional: a fixed port (else the agent picks)
+//   env: { LOG_LEVEL: info }                     # optional: environment for hooks and the app
 //   stop_timeout: 10s                            # SIGTERM, then SIGKILL after this long
 //   hooks:                                       # each runs in the release directory, /bin/sh -c
 //     after_install: ./bin/migrate --check
@@ -60,7 +60,7 @@ struct Manifest {
 
 // The hooks a manifest may name, in the order the agent runs them.
 inline constexpr std::string_view kHookNames[] = {"after_install", "before_stop", "before_start",
-                                                   "after_start"};
+                                                  "after_start"};
 
 // Parses and validates a manifest. Errors are invalid_argument and read
 // "slipway.yaml line L: <reason>" (line numbers from 1).

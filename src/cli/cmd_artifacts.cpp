@@ -1,8 +1,8 @@
 // slipway push, slipway versions
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <iostream>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -31,9 +31,10 @@ int cmd_push(const ClientFlags& f, const PushArgs& a) {
   const bool existed = o.contains("status") && o.at("status") == "exists";
   const uint64_t size = o.contains("size") ? o.at("size").to_number<uint64_t>() : 0;
   if (existed) {
-    std::cout << fmt::format("{} {} is already in the repository with the same content (sha256 {}); "
-                             "nothing changed\n",
-                             a.app, a.version, sha->substr(0, 12));
+    std::cout << fmt::format(
+        "{} {} is already in the repository with the same content (sha256 {}); "
+        "nothing changed\n",
+        a.app, a.version, sha->substr(0, 12));
   } else {
     std::cout << fmt::format("pushed {} {} ({}, sha256 {})\n", a.app, a.version, human_bytes(size),
                              sha->substr(0, 12));
@@ -58,7 +59,8 @@ int cmd_versions(const ClientFlags& f, const std::string& app) {
     std::string version(a.at("version").as_string());
     if (version == latest) version += paint(" (latest)", Color::dim);
     t.row({version, std::string(a.at("sha256").as_string()).substr(0, 12),
-           human_bytes(a.at("size").to_number<uint64_t>()), std::string(a.at("pushed_by").as_string()),
+           human_bytes(a.at("size").to_number<uint64_t>()),
+           std::string(a.at("pushed_by").as_string()),
            std::string(a.at("created_at").as_string()).substr(0, 19)});
   }
   t.print(std::cout);

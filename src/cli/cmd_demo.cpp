@@ -1,9 +1,9 @@
 // slipway demo: a server and five agents on loopback, three releases of the sample web service,
 // a healthy rollout, a bad release that rolls itself back, and a rollback by hand with no download.
+#include <iostream>
+
 #include <fmt/format.h>
 #include <stdlib.h>
-
-#include <iostream>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -37,7 +37,8 @@ int cmd_demo(const DemoArgs& a) {
     dir = tmpl;
   }
   std::cout << paint("Slipway demo", Color::bold) << ": one server, five agents, three releases.\n"
-            << "Everything runs as local processes on loopback addresses; files are in " << dir << "\n";
+            << "Everything runs as local processes on loopback addresses; files are in " << dir
+            << "\n";
 
   step("building three releases of the sample web service");
   auto sample = lab::find_sample_binary();
@@ -94,7 +95,8 @@ int cmd_demo(const DemoArgs& a) {
     step(title);
     const int rc = fn();
     if (rc != expect) {
-      std::cout << paint(fmt::format("the demo expected exit code {} here and got {}; stopping", expect, rc),
+      std::cout << paint(fmt::format("the demo expected exit code {} here and got {}; stopping",
+                                     expect, rc),
                          Color::red)
                 << "\n";
       return false;
@@ -102,41 +104,67 @@ int cmd_demo(const DemoArgs& a) {
     return true;
   };
 
-  bool ok = run("pushing the three releases (slipway push)", [&] {
-    for (size_t i = 0; i < rels.size(); ++i) {
-      if (int rc = cmd_push(flags, PushArgs{files[i].string(), "web", rels[i].version}); rc) return rc;
-    }
-    return 0;
-  }, 0);
+  bool ok = run(
+      "pushing the three releases (slipway push)",
+      [&] {
+        for (size_t i = 0; i < rels.size(); ++i) {
+          if (int rc = cmd_push(flags, PushArgs{files[i].string(), "web", rels[i].version}); rc)
+            return rc;
+        }
+        return 0;
+      },
+      0);
 
-  ok = ok && run("deploying web 1.0.0 to all five, two at a time (slipway deploy web 1.0.0 --env staging --batch 2)", [&] {
-    return cmd_deploy(flags, DeployArgs{"web", "1.0.0", "staging", "", "", "", "2", 0, false});
-  }, 0);
+  ok = ok && run(
+                 "deploying web 1.0.0 to all five, two at a time (slipway deploy web 1.0.0 --env "
+                 "staging --batch 2)",
+                 [&] {
+                   return cmd_deploy(
+                       flags, DeployArgs{"web", "1.0.0", "staging", "", "", "", "2", 0, false});
+                 },
+                 0);
 
-  ok = ok && run("deploying web 1.1.0 (slipway deploy web 1.1.0 --env staging --batch 2)", [&] {
-    return cmd_deploy(flags, DeployArgs{"web", "1.1.0", "staging", "", "", "", "2", 0, false});
-  }, 0);
+  ok = ok && run(
+                 "deploying web 1.1.0 (slipway deploy web 1.1.0 --env staging --batch 2)",
+                 [&] {
+                   return cmd_deploy(
+                       flags, DeployArgs{"web", "1.1.0", "staging", "", "", "", "2", 0, false});
+                 },
+                 0);
 
-  ok = ok && run("deploying web 1.2.0, which ships a bug (slipway deploy web 1.2.0 --env staging --batch 1)", [&] {
-    const int rc = cmd_deploy(flags, DeployArgs{"web", "1.2.0", "staging", "", "", "", "1", 0, false});
-    std::cout << fmt::format(
-        "\nThe first node failed its health check and went back to 1.1.0 by itself; the deploy stopped "
-        "there and exited with code {} (a CI job would fail here). The other nodes never saw 1.2.0.\n",
-        rc);
-    return rc;
-  }, 1);
+  ok = ok && run(
+                 "deploying web 1.2.0, which ships a bug (slipway deploy web 1.2.0 --env staging "
+                 "--batch 1)",
+                 [&] {
+                   const int rc = cmd_deploy(
+                       flags, DeployArgs{"web", "1.2.0", "staging", "", "", "", "1", 0, false});
+                   std::cout << fmt::format(
+                       "\nThe first node failed its health check and went back to 1.1.0 by itself; "
+                       "the deploy stopped "
+                       "there and exited with code {} (a CI job would fail here). The other nodes "
+                       "never saw 1.2.0.\n",
+                       rc);
+                   return rc;
+                 },
+                 1);
 
   int64_t before = 0;
-  ok = ok && run("rolling back by hand to the previous release (slipway rollback web --env staging)", [&] {
-    before = downloads(c);
-    const int rc = cmd_rollback(flags, RollbackArgs{"web", "staging", "", "", "", "2", 0, false});
-    const int64_t after = downloads(c);
-    std::cout << fmt::format(
-        "\nArtifact downloads from the server during the rollback: {} (every node still had 1.0.0 on disk "
-        "in releases/1.0.0; it only switched its `current` link and restarted).\n",
-        after - before);
-    return rc;
-  }, 0);
+  ok = ok &&
+       run(
+           "rolling back by hand to the previous release (slipway rollback web --env staging)",
+           [&] {
+             before = downloads(c);
+             const int rc =
+                 cmd_rollback(flags, RollbackArgs{"web", "staging", "", "", "", "2", 0, false});
+             const int64_t after = downloads(c);
+             std::cout << fmt::format(
+                 "\nArtifact downloads from the server during the rollback: {} (every node still "
+                 "had 1.0.0 on disk "
+                 "in releases/1.0.0; it only switched its `current` link and restarted).\n",
+                 after - before);
+             return rc;
+           },
+           0);
 
   if (ok) {
     step("what is deployed where (slipway status --env staging)");
@@ -146,8 +174,9 @@ int cmd_demo(const DemoArgs& a) {
     print_usage_hint(*info, std::cout);
   }
   if (!a.exit_when_done) {
-    std::cout << "\nEverything is still running. Press Ctrl-C to stop every process the demo started.\n"
-              << std::flush;
+    std::cout
+        << "\nEverything is still running. Press Ctrl-C to stop every process the demo started.\n"
+        << std::flush;
     wait_for_interrupt();
   }
   std::cout << "\nstopping the server and the agents...\n" << std::flush;

@@ -1,8 +1,8 @@
 // slipway history [APP] [--env E], slipway history show ID
-#include <fmt/format.h>
-
 #include <iostream>
 #include <map>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -16,9 +16,12 @@ namespace {
 std::string state_cell(engine::DeployState s) {
   const std::string name(engine::deploy_state_name(s));
   switch (s) {
-    case engine::DeployState::succeeded: return paint(name, Color::green);
-    case engine::DeployState::running: return paint(name, Color::cyan);
-    default: return paint(name, Color::red);
+    case engine::DeployState::succeeded:
+      return paint(name, Color::green);
+    case engine::DeployState::running:
+      return paint(name, Color::cyan);
+    default:
+      return paint(name, Color::red);
   }
 }
 
@@ -34,7 +37,8 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
     if (auto st = validate_name(NameKind::env, env); !st) return fail(st.error());
     q += "&env=" + env;
   }
-  if (limit < 1 || limit > 1000) return fail(err(Errc::invalid_argument, "--limit must be 1..1000"));
+  if (limit < 1 || limit > 1000)
+    return fail(err(Errc::invalid_argument, "--limit must be 1..1000"));
   auto c = make_client(f);
   auto r = c.get("/api/v1/deploys" + q);
   if (!r) return fail(r.error());
@@ -47,11 +51,12 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
     auto d = engine::deploy_from_json(v);
     if (!d) continue;
     const auto& o = v.as_object();
-    t.row({fmt::format("#{}", d->id), std::string(engine::deploy_kind_name(d->kind)), d->app, d->version,
-           d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"), state_cell(d->state), d->actor,
-           format_time_short(d->created_at),
+    t.row({fmt::format("#{}", d->id), std::string(engine::deploy_kind_name(d->kind)), d->app,
+           d->version, d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"),
+           state_cell(d->state), d->actor, format_time_short(d->created_at),
            d->finished_at ? format_duration(d->duration(d->finished_at)) : "-",
-           fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(), o.at("node_count").as_int64())});
+           fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(),
+                       o.at("node_count").as_int64())});
   }
   if (t.empty()) {
     std::cout << "no deploys yet\n";
@@ -71,8 +76,8 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
   }
   auto d = engine::deploy_from_json(*r);
   if (!d) return fail(d.error());
-  std::cout << paint(fmt::format("{} #{}", engine::deploy_kind_name(d->kind), d->id), Color::bold) << ": "
-            << d->app << " " << d->version << " to " << d->env
+  std::cout << paint(fmt::format("{} #{}", engine::deploy_kind_name(d->kind), d->id), Color::bold)
+            << ": " << d->app << " " << d->version << " to " << d->env
             << (d->selector.empty() ? "" : " (" + d->selector + ")") << "\n";
   std::cout << fmt::format("  state     {}\n", state_cell(d->state));
   if (!d->reason.empty()) std::cout << fmt::format("  reason    {}\n", d->reason);
@@ -87,13 +92,16 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
   std::cout << "\n";
   Table t({"NODE", "BATCH", "FROM", "STATUS", "DOWNLOADED", "TOOK", "REASON"});
   for (const auto& n : d->nodes) {
-    const bool good = n.status == engine::NodeStatus::healthy || n.status == engine::NodeStatus::reverted;
+    const bool good =
+        n.status == engine::NodeStatus::healthy || n.status == engine::NodeStatus::reverted;
     std::string reason = n.reason;
-    if (!n.reverted_to.empty()) reason += (reason.empty() ? "" : "; ") + std::string("went back to ") + n.reverted_to;
+    if (!n.reverted_to.empty())
+      reason += (reason.empty() ? "" : "; ") + std::string("went back to ") + n.reverted_to;
     t.row({n.node, std::to_string(n.batch + 1), n.from_version.empty() ? "-" : n.from_version,
            paint(std::string(engine::node_status_name(n.status)), good ? Color::green : Color::red),
            n.downloaded ? "yes" : "no",
-           n.finished_at && n.started_at ? format_duration(Millis(n.finished_at - n.started_at)) : "-",
+           n.finished_at && n.started_at ? format_duration(Millis(n.finished_at - n.started_at))
+                                         : "-",
            reason.empty() ? "-" : reason});
   }
   t.print(std::cout);
@@ -113,9 +121,12 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
     std::cout << "\n" << paint(node, Color::bold) << "\n";
     for (const auto& s : steps[node]) {
       if (s.status == "started") continue;
-      const Color c = s.status == "ok" ? Color::green : s.status == "failed" ? Color::red : Color::dim;
-      std::cout << fmt::format("  {}  {:<20} {:<8} {:>8}\n", format_time(s.started_at).substr(11, 12), s.step,
-                               paint(s.status, c), format_duration(Millis(s.duration_ms)));
+      const Color c = s.status == "ok"       ? Color::green
+                      : s.status == "failed" ? Color::red
+                                             : Color::dim;
+      std::cout << fmt::format("  {}  {:<20} {:<8} {:>8}\n",
+                               format_time(s.started_at).substr(11, 12), s.step, paint(s.status, c),
+                               format_duration(Millis(s.duration_ms)));
       if (!s.output.empty()) std::cout << paint(indent_lines(s.output, 6, 20), Color::dim);
     }
   }

@@ -1,11 +1,11 @@
 // slipway lab up | down | status
-#include <fmt/format.h>
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <iostream>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -15,7 +15,9 @@ namespace slipway::cli {
 
 namespace {
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 }  // namespace
 
 // Waits for SIGINT or SIGTERM (used by the demo and `lab up --attach`).
@@ -25,13 +27,15 @@ void wait_for_interrupt() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  while (!g_stop)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
 }
 
 void print_usage_hint(const lab::LabInfo& info, std::ostream& out) {
   out << "\nUse the CLI against it:\n";
   out << fmt::format("  export SLIPWAY_SERVER={}\n", info.server_url);
-  out << fmt::format("  export SLIPWAY_TOKEN=$(cat {})\n", (info.dir / "server" / "admin.token").string());
+  out << fmt::format("  export SLIPWAY_TOKEN=$(cat {})\n",
+                     (info.dir / "server" / "admin.token").string());
   out << "  slipway status --env staging\n";
   out << "  slipway nodes\n";
   out << "  slipway versions web\n";
@@ -85,7 +89,8 @@ int cmd_lab_status(const std::string& dir) {
   if (!info) return fail(info.error());
   Table t({"PROCESS", "PID", "ADDRESS", "RUNNING"});
   auto running = [](pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0 ? "yes" : "no"; };
-  t.row({"server " + info->server_url, std::to_string(info->server_pid), "-", running(info->server_pid)});
+  t.row({"server " + info->server_url, std::to_string(info->server_pid), "-",
+         running(info->server_pid)});
   for (const auto& n : info->nodes) {
     t.row({"agent " + n.spec.name, std::to_string(n.pid), n.spec.address, running(n.pid)});
   }

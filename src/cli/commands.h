@@ -92,7 +92,7 @@ int cmd_lab_status(const std::string& dir);
 
 // The demo
 struct DemoArgs {
-  std::string dir;  // "" = a fresh temporary directory
+  std::string dir;              // "" = a fresh temporary directory
   bool exit_when_done = false;  // do not wait for Ctrl-C (for tests)
 };
 int cmd_demo(const DemoArgs& a);

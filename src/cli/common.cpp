@@ -1,7 +1,7 @@
-#include <fmt/format.h>
+#include <iostream>
 
 #include <boost/json/serialize.hpp>
-#include <iostream>
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/output.h"

@@ -1,18 +1,18 @@
 #include "server/agent_gateway.h"
 
+#include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/this_coro.hpp>
-
-#include "server/context.h"
 #include "net/ws_connection.h"
+#include "server/context.h"
 
 namespace slipway::server {
 
 namespace {
 
-std::map<std::string, inventory::NodeApp> to_node_apps(const std::vector<protocol::AppState>& apps) {
+std::map<std::string, inventory::NodeApp> to_node_apps(
+    const std::vector<protocol::AppState>& apps) {
   std::map<std::string, inventory::NodeApp> out;
   for (const auto& a : apps) {
     inventory::NodeApp n;
@@ -66,7 +66,8 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   node.address = hello.address.empty() ? conn->remote() : hello.address;
   node.agent_version = hello.agent_version;
   node.apps = to_node_apps(hello.apps);
-  for (auto& [app, a] : node.apps) a.updated_at = now;
+  for (auto& [app, a] : node.apps)
+    a.updated_at = now;
   ctx_.inventory.register_node(std::move(node), now);
   ctx_.save_node(name);
   sessions_[name] = conn;
@@ -150,7 +151,8 @@ void AgentGateway::check_liveness() {
 }
 
 void AgentGateway::close_all() {
-  for (auto& [name, conn] : sessions_) conn->close("server shutting down");
+  for (auto& [name, conn] : sessions_)
+    conn->close("server shutting down");
   sessions_.clear();
 }
 

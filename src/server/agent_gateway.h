@@ -3,10 +3,11 @@
 // the engine's commands (engine::NodeTransport), and notices agents that go silent.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <map>
 #include <memory>
 #include <string>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "engine/interfaces.h"
 

@@ -11,14 +11,17 @@ namespace {
 
 json::value node_json(const inventory::Node& n, const std::string& only_app) {
   json::array roles;
-  for (const auto& r : n.roles) roles.emplace_back(r);
+  for (const auto& r : n.roles)
+    roles.emplace_back(r);
   json::object tags;
-  for (const auto& [k, v] : n.tags) tags[k] = v;
+  for (const auto& [k, v] : n.tags)
+    tags[k] = v;
   json::object apps;
   for (const auto& [name, a] : n.apps) {
     if (!only_app.empty() && name != only_app) continue;
     json::array releases;
-    for (const auto& r : a.releases) releases.emplace_back(r);
+    for (const auto& r : a.releases)
+      releases.emplace_back(r);
     apps[name] = json::object{{"version", a.version},
                               {"healthy", a.healthy && n.state == inventory::NodeState::alive},
                               {"running", a.running},
@@ -64,49 +67,57 @@ void register_inventory_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
   // Nodes; lost ones too unless ?state=alive.
-  ctx.router.add("GET", "/api/v1/nodes", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-    auto sel = selector_from_query(req);
-    if (!sel) co_return Response::error(sel.error());
-    const std::string state = req.query_or("state");
-    if (!state.empty() && state != "alive" && state != "lost") {
-      co_return Response::error(err(Errc::invalid_argument, "state must be alive or lost"));
-    }
-    json::array nodes;
-    for (const auto* n : c->inventory.select(*sel, true)) {
-      if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
-      nodes.push_back(node_json(*n, ""));
-    }
-    co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
-  });
+  ctx.router.add(
+      "GET", "/api/v1/nodes", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+        auto sel = selector_from_query(req);
+        if (!sel) co_return Response::error(sel.error());
+        const std::string state = req.query_or("state");
+        if (!state.empty() && state != "alive" && state != "lost") {
+          co_return Response::error(err(Errc::invalid_argument, "state must be alive or lost"));
+        }
+        json::array nodes;
+        for (const auto* n : c->inventory.select(*sel, true)) {
+          if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
+          nodes.push_back(node_json(*n, ""));
+        }
+        co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
+      });
 
-  ctx.router.add("GET", "/api/v1/nodes/{name}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-    const std::string name = req.param("name");
-    if (auto st = validate_name(NameKind::node, name); !st) co_return Response::error(st.error());
-    const auto* n = c->inventory.find(name);
-    if (!n) co_return Response::error(err(Errc::not_found, fmt::format("no node named {}", name)));
-    co_return Response::json(200, node_json(*n, ""));
-  });
+  ctx.router.add(
+      "GET", "/api/v1/nodes/{name}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+        const std::string name = req.param("name");
+        if (auto st = validate_name(NameKind::node, name); !st)
+          co_return Response::error(st.error());
+        const auto* n = c->inventory.find(name);
+        if (!n)
+          co_return Response::error(err(Errc::not_found, fmt::format("no node named {}", name)));
+        co_return Response::json(200, node_json(*n, ""));
+      });
 
   // The "what is deployed where" matrix: every node with its apps (optionally one app).
-  ctx.router.add("GET", "/api/v1/status", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-    auto sel = selector_from_query(req);
-    if (!sel) co_return Response::error(sel.error());
-    const std::string app = req.query_or("app");
-    if (!app.empty()) {
-      if (auto st = validate_name(NameKind::app, app); !st) co_return Response::error(st.error());
-    }
-    json::array nodes;
-    for (const auto* n : c->inventory.select(*sel, true)) {
-      if (!app.empty() && !n->apps.contains(app) && n->state != inventory::NodeState::alive) continue;
-      nodes.push_back(node_json(*n, app));
-    }
-    json::array running;
-    for (const auto* d : c->engine->running()) {
-      if (!app.empty() && d->app != app) continue;
-      running.push_back(engine::to_json(*d, false));
-    }
-    co_return Response::json(200, json::object{{"nodes", std::move(nodes)}, {"running", std::move(running)}});
-  });
+  ctx.router.add(
+      "GET", "/api/v1/status", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+        auto sel = selector_from_query(req);
+        if (!sel) co_return Response::error(sel.error());
+        const std::string app = req.query_or("app");
+        if (!app.empty()) {
+          if (auto st = validate_name(NameKind::app, app); !st)
+            co_return Response::error(st.error());
+        }
+        json::array nodes;
+        for (const auto* n : c->inventory.select(*sel, true)) {
+          if (!app.empty() && !n->apps.contains(app) && n->state != inventory::NodeState::alive)
+            continue;
+          nodes.push_back(node_json(*n, app));
+        }
+        json::array running;
+        for (const auto* d : c->engine->running()) {
+          if (!app.empty() && d->app != app) continue;
+          running.push_back(engine::to_json(*d, false));
+        }
+        co_return Response::json(
+            200, json::object{{"nodes", std::move(nodes)}, {"running", std::move(running)}});
+      });
 
   ctx.router.add("GET", "/api/v1/stats", Caller::admin, [c](Request&) -> asio::awaitable<Response> {
     co_return Response::json(

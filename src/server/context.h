@@ -2,6 +2,11 @@
 // thread: db_call (the database thread) and work_call (the worker pool). Internal to the server.
 #pragma once
 
+#include <atomic>
+#include <memory>
+#include <string>
+#include <type_traits>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -12,10 +17,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
-#include <memory>
-#include <string>
-#include <type_traits>
 
 #include "artifacts/blob_store.h"
 #include "engine/engine.h"

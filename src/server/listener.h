@@ -3,9 +3,10 @@
 // the upgrade to WebSocket for agents and watchers. Every read and write has a deadline.
 #pragma once
 
+#include <memory>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <memory>
 
 #include "common/error.h"
 

@@ -1,13 +1,12 @@
 #include "server/server.h"
 
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "common/crypto.h"
 #include "common/fs.h"
@@ -72,7 +71,8 @@ ServerContext::~ServerContext() {
 
 Caller ServerContext::authenticate(const std::string& authorization) const {
   constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size() || authorization.compare(0, kBearer.size(), kBearer) != 0) {
+  if (authorization.size() <= kBearer.size() ||
+      authorization.compare(0, kBearer.size(), kBearer) != 0) {
     return Caller::none;
   }
   const std::string_view token = std::string_view(authorization).substr(kBearer.size());
@@ -136,13 +136,15 @@ int run_server(const ServerOptions& opts) {
     spdlog::error("{}", admin.error().message);
     return kExitFailed;
   }
-  if (created) spdlog::info("wrote the admin token to {}", (opts.data_dir / "admin.token").string());
+  if (created)
+    spdlog::info("wrote the admin token to {}", (opts.data_dir / "admin.token").string());
   auto join = load_or_create_token(opts.data_dir / "join.token", created);
   if (!join) {
     spdlog::error("{}", join.error().message);
     return kExitFailed;
   }
-  if (created) spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
+  if (created)
+    spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
   ctx.admin_token = *admin;
   ctx.join_token = *join;
 

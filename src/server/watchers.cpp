@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "server/context.h"
 #include "net/ws_connection.h"
+#include "server/context.h"
 
 namespace slipway::server {
 
@@ -12,7 +12,8 @@ constexpr size_t kMaxLoggedEvents = 20'000;
 constexpr TimeMs kKeepFinishedMs = 10 * 60'000;
 
 std::string encode(const engine::DeployEvent& e, const engine::Deploy& d, bool with_nodes) {
-  return to_json(json::object{{"event", engine::to_json(e)}, {"deploy", engine::to_json(d, with_nodes)}});
+  return to_json(
+      json::object{{"event", engine::to_json(e)}, {"deploy", engine::to_json(d, with_nodes)}});
 }
 }  // namespace
 
@@ -59,7 +60,8 @@ asio::awaitable<void> Watchers::serve(std::shared_ptr<WsConnection> conn, engine
     conn->close("deploy finished");
     co_return;
   }
-  for (const auto& m : it->second.messages) conn->send(m);
+  for (const auto& m : it->second.messages)
+    conn->send(m);
   if (it->second.finished) {
     conn->close("deploy finished");
     co_return;

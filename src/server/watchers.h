@@ -6,10 +6,11 @@
 // deploy.finished carries the full deploy (every node), and the server closes the stream after it.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <map>
 #include <memory>
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "engine/interfaces.h"
 

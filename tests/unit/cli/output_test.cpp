@@ -1,9 +1,9 @@
 // The CLI's table and text helpers (what users and scripts read).
 #include "cli/output.h"
 
-#include <gtest/gtest.h>
-
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 namespace slipway::cli {
 namespace {
