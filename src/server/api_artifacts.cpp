@@ -6,6 +6,7 @@
 #include "artifacts/manifest.h"
 #include "artifacts/version.h"
 #include "common/crypto.h"
+#include "common/fs.h"
 #include "common/names.h"
 #include "server/context.h"
 #include "server/http.h"
@@ -55,9 +56,8 @@ Response serve_blob(ServerContext& ctx, const Request& req, const std::string& s
     r.status = 206;
     r.headers["content-range"] = fmt::format("bytes {}-{}/{}", start, end, *size);
   }
-  r.headers["x-slipway-file"] = ctx.blobs.path_of(sha256).string();
-  r.headers["x-slipway-file-offset"] = std::to_string(start);
-  r.headers["x-slipway-file-length"] = std::to_string(*size ? end - start + 1 : 0);
+  r.file =
+      Response::FileRange{ctx.blobs.path_of(sha256).string(), start, *size ? end - start + 1 : 0};
   return r;
 }
 
@@ -75,7 +75,28 @@ Result<Inspected> inspect_upload(const std::string& file, const std::string& scr
   auto sha = sha256_file(file);
   if (!sha) return sha.error();
   out.sha256 = *sha;
-  auto text = artifacts::read_archive_file(file, "slipway.yaml");
+  // Unpack it once here, with the agents' own rules, so that an archive every node would refuse
+  // (a hostile entry, a bomb, a damaged stream) fails the push instead of every deploy; the
+  // manifest is then read from what was unpacked (one decompression, not two).
+  const std::filesystem::path probe = std::filesystem::path(scratch) / ("check-" + random_hex(8));
+  auto extracted = artifacts::extract_archive(file, probe);
+  if (!extracted) {
+    if (extracted.error().code == Errc::too_large) {
+      return err(Errc::too_large,
+                 "the artifact would not unpack on the nodes: " + extracted.error().message);
+    }
+    return err(Errc::invalid_argument,
+               "the artifact is not a readable .tar.gz archive, or holds an entry the nodes would "
+               "refuse: " +
+                   extracted.error().message);
+  }
+  const auto manifest_path = probe / "slipway.yaml";
+  Result<std::string> text = err(Errc::not_found, "");
+  if (std::filesystem::symlink_status(manifest_path, ec).type() ==
+      std::filesystem::file_type::regular) {
+    text = read_file(manifest_path, 1 << 20);
+  }
+  std::filesystem::remove_all(probe, ec);
   if (!text) {
     if (text.error().code == Errc::not_found) {
       return err(
@@ -83,23 +104,11 @@ Result<Inspected> inspect_upload(const std::string& file, const std::string& scr
           "the artifact has no slipway.yaml at its root: every artifact must say how its app "
           "starts (see docs/manifest.md)");
     }
-    return err(Errc::invalid_argument,
-               "the artifact is not a readable .tar.gz archive: " + text.error().message);
+    return err(Errc::invalid_argument, "cannot read slipway.yaml: " + text.error().message);
   }
   auto m = artifacts::parse_manifest(*text);
   if (!m) return m.error();
   out.manifest = std::move(*m);
-  // Unpack it once here, with the agents' own rules, so that an archive every node would refuse
-  // (a hostile entry, a bomb, a damaged stream) fails the push instead of every deploy.
-  const std::filesystem::path probe =
-      std::filesystem::path(scratch) / ("check-" + out.sha256.substr(0, 16));
-  std::filesystem::remove_all(probe, ec);
-  auto extracted = artifacts::extract_archive(file, probe);
-  std::filesystem::remove_all(probe, ec);
-  if (!extracted) {
-    return err(extracted.error().code == Errc::too_large ? Errc::too_large : Errc::invalid_argument,
-               "the artifact would not unpack on the nodes: " + extracted.error().message);
-  }
   return out;
 }
 

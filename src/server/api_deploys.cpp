@@ -100,6 +100,7 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
   f.app = p.app;
   f.env = p.env;
   f.limit = 1;
+  f.with_nodes = false;  // only versions and the batch size matter here
   auto last = s.list_deploys(f);
   if (!last) return last.error();
   if (!last->empty()) in.last = last->front();

@@ -41,6 +41,13 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::map<std::string, std::string> headers;
+  // A byte range of a file sent as the body instead of `body` (with sendfile), when set.
+  struct FileRange {
+    std::string path;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+  std::optional<FileRange> file;
 
   static Response json(int status, const json::value& v);
   // The one mapping from an Error to an HTTP response:

@@ -335,14 +335,8 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
 
     bool ok = false;
     const bool head = req.method == "HEAD";
-    auto file = res.headers.find("x-slipway-file");
-    if (file != res.headers.end() && res.status / 100 == 2) {
-      const std::string path = file->second;
-      const uint64_t offset = std::stoull(res.headers["x-slipway-file-offset"]);
-      const uint64_t length = std::stoull(res.headers["x-slipway-file-length"]);
-      res.headers.erase("x-slipway-file");
-      res.headers.erase("x-slipway-file-offset");
-      res.headers.erase("x-slipway-file-length");
+    if (res.file && res.status / 100 == 2) {
+      const uint64_t length = res.file->length;
       http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
       fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
       fres.set(http::field::content_type, res.content_type);
@@ -357,7 +351,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       ok = !wec;
       if (ok && !head && length > 0) {
         ++ctx.stats.artifact_downloads;
-        ok = co_await send_file_range(ctx, stream, path, offset, length);
+        ok = co_await send_file_range(ctx, stream, res.file->path, res.file->offset, length);
       }
     } else {
       co_await write_response(stream, res, version, keep_alive, head, ok);

@@ -11,9 +11,21 @@ namespace {
 constexpr size_t kMaxLoggedEvents = 20'000;
 constexpr TimeMs kKeepFinishedMs = 10 * 60'000;
 
-std::string encode(const engine::DeployEvent& e, const engine::Deploy& d, bool with_nodes) {
-  return to_json(
-      json::object{{"event", engine::to_json(e)}, {"deploy", engine::to_json(d, with_nodes)}});
+// How much of the deploy goes with an event: every node at the start and the end, the summary
+// (counts, which walk every node) when a node or a batch finishes, and only the id with a step,
+// the most frequent event, whose counts cannot have changed.
+enum class Detail { id, summary, full };
+
+Detail detail_for(const std::string& kind) {
+  if (kind == "deploy.started" || kind == "deploy.finished") return Detail::full;
+  if (kind == "node.step") return Detail::id;
+  return Detail::summary;
+}
+
+std::string encode(const engine::DeployEvent& e, const engine::Deploy& d, Detail detail) {
+  const json::value deploy = detail == Detail::id ? json::value(json::object{{"id", d.id}})
+                                                  : engine::to_json(d, detail == Detail::full);
+  return to_json(json::object{{"event", engine::to_json(e)}, {"deploy", deploy}});
 }
 }  // namespace
 
@@ -22,7 +34,7 @@ Watchers::Watchers(ServerContext& ctx) : ctx_(ctx) {}
 void Watchers::on_event(const engine::DeployEvent& e, const engine::Deploy& d) {
   const bool final = e.kind == "deploy.finished";
   Log& log = logs_[e.deploy];
-  std::string msg = encode(e, d, final || e.kind == "deploy.started");
+  std::string msg = encode(e, d, detail_for(e.kind));
   if (log.messages.size() < kMaxLoggedEvents || final) log.messages.push_back(msg);
   for (auto& w : log.subscribers) {
     if (auto conn = w.lock()) {
@@ -56,7 +68,7 @@ asio::awaitable<void> Watchers::serve(std::shared_ptr<WsConnection> conn, engine
     e.status = std::string(engine::deploy_state_name((*d)->state));
     e.message = (*d)->reason;
     e.at = (*d)->finished_at;
-    conn->send(encode(e, **d, true));
+    conn->send(encode(e, **d, Detail::full));
     conn->close("deploy finished");
     co_return;
   }

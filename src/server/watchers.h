@@ -2,8 +2,9 @@
 // and pushed to every WebSocket subscriber of GET /api/v1/deploys/{id}/watch. A subscriber that
 // arrives late first gets the events it missed, so a client never sees a partial story.
 //
-// Message to a subscriber: {"event": {...}, "deploy": {...summary...}}; the message for
-// deploy.finished carries the full deploy (every node), and the server closes the stream after it.
+// Message to a subscriber: {"event": {...}, "deploy": {...}}. deploy.started and deploy.finished
+// carry the full deploy (every node), node.step only {"id"}, the other events the summary; the
+// server closes the stream after deploy.finished.
 #pragma once
 
 #include <map>

@@ -362,6 +362,7 @@ class SqliteStore final : public Store {
     }
     // Node counts for listings.
     for (auto& d : out) {
+      if (!f.with_nodes) break;
       auto c = db_.prepare(
           "SELECT node, status, batch FROM deploy_nodes WHERE deploy_id = ? ORDER BY batch, node");
       if (!c) return c.error();

@@ -35,6 +35,9 @@ struct DeployFilter {
   std::optional<engine::DeployState> state;
   int limit = 50;
   engine::DeployId before_id = 0;  // 0 = newest first from the top
+  // With each deploy's nodes (name, status, batch: what listings count); off when only the
+  // deploys themselves are wanted.
+  bool with_nodes = true;
 };
 
 class Store {
@@ -66,7 +69,7 @@ class Store {
   virtual Status save_deploy_node(engine::DeployId id, const engine::NodeProgress& n) = 0;
   virtual Status save_step(const engine::StepRecord& s) = 0;
   virtual Result<std::optional<engine::Deploy>> get_deploy(engine::DeployId id) = 0;
-  virtual Result<std::vector<engine::Deploy>> list_deploys(const DeployFilter& f) = 0;  // no nodes
+  virtual Result<std::vector<engine::Deploy>> list_deploys(const DeployFilter& f) = 0;
   virtual Result<std::vector<engine::StepRecord>> list_steps(engine::DeployId id) = 0;
   virtual Result<engine::DeployId> max_deploy_id() = 0;
   // Marks every running deploy failed with `reason` (the server died while they ran); returns

@@ -23,30 +23,13 @@
 #include "artifacts/archive.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "support/temp_dir.h"
 
 namespace slipway::agent::testing {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/slipway-agent-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& rel) const { return path_ / rel; }
-
- private:
-  fs::path path_;
-};
+using slipway::testing::TempDir;
 
 // Polls `pred` until it holds or `limit` passes (a bound against hanging, not a timing check).
 inline bool wait_until(const std::function<bool()>& pred,

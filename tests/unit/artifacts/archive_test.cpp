@@ -31,17 +31,8 @@ namespace {
 using slipway::testing::TempDir;
 using ::testing::HasSubstr;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteAll(const fs::path& p, std::string_view content) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << content;
-}
+using slipway::testing::ReadAll;
+using slipway::testing::WriteAll;
 
 // Everything under `root`, described without following links.
 std::map<std::string, std::string> Snapshot(const fs::path& root) {

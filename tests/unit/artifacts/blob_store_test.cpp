@@ -18,17 +18,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteAll(const fs::path& p, std::string_view content) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << content;
-}
+using slipway::testing::ReadAll;
+using slipway::testing::WriteAll;
 
 size_t CountFiles(const fs::path& dir) {
   size_t n = 0;
