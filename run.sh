@@ -11,7 +11,7 @@ PACKAGES="g++ cmake ninja-build pkg-config ccache git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  procps curl"
+  procps curl python3"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

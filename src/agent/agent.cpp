@@ -5,38 +5,26 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/agent_link.h"
 #include "agent/node_runtime.h"
 #include "common/names.h"
 #include "net/http_client.h"
-#include "net/ws_connection.h"
 #include "protocol/agent_protocol.h"
 
 namespace slipway::agent {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-using asio::ip::tcp;
-using namespace std::chrono_literals;
 
 namespace {
 
@@ -81,14 +69,17 @@ class HttpFetcher final : public Fetcher {
   std::string token_;
 };
 
-class Agent {
+class Agent final : public LinkHandler {
  public:
   explicit Agent(const AgentOptions& opts)
       : opts_(opts),
         fetcher_(opts.server, opts.token),
         runtime_(NodeIdentity{opts.name, opts.env, opts.address, opts.root}, fetcher_),
         jobs_(static_cast<size_t>(std::max(1, opts.job_threads))),
-        rng_(std::random_device{}()) {}
+        link_(ioc_,
+              LinkOptions{
+                  .server = opts.server, .token = opts.token, .max_backoff = opts.max_backoff},
+              *this) {}
 
   int run() {
     if (auto st = runtime_.open(); !st) {
@@ -97,19 +88,16 @@ class Agent {
     }
     for (const auto& line : runtime_.resume_all())
       spdlog::info("{}", line);
-    auto url = net::parse_url(opts_.server);
-    if (!url) {
-      spdlog::error("{}", url.error().message);
+    if (auto st = link_.start(); !st) {
+      spdlog::error("{}", st.error().message);
       return kExitUsage;
     }
-    url_ = *url;
-    asio::co_spawn(ioc_, connect_loop(), asio::detached);
     asio::signal_set signals(ioc_, SIGINT, SIGTERM);
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       spdlog::info("signal {}: stopping", sig);
       stopping_ = true;
-      if (auto c = conn_) c->close("agent stopping");
+      link_.stop();
       ioc_.stop();
     });
     ioc_.run();
@@ -123,69 +111,8 @@ class Agent {
   }
 
  private:
-  // Sends a message if connected; safe from any thread.
-  void send(std::string msg) {
-    asio::post(ioc_, [this, msg = std::move(msg)]() mutable {
-      if (auto c = conn_; c && c->is_open() && welcomed_) c->send(std::move(msg));
-    });
-  }
-
-  asio::awaitable<void> connect_loop() {
-    Millis backoff{500};
-    while (!stopping_) {
-      const bool welcomed = co_await session();
-      if (stopping_) break;
-      if (welcomed) backoff = Millis(500);
-      // Exponential backoff with jitter (50-100% of the step), so a fleet does not reconnect in
-      // lockstep after a server restart.
-      std::uniform_int_distribution<int64_t> jitter(backoff.count() / 2, backoff.count());
-      const Millis wait(jitter(rng_));
-      spdlog::info("reconnecting in {}", format_duration(wait));
-      asio::steady_timer t(ioc_, wait);
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      backoff = std::min(backoff * 2, opts_.max_backoff);
-    }
-  }
-
-  // One connection; returns whether the server welcomed us.
-  asio::awaitable<bool> session() {
-    welcomed_ = false;
-    tcp::resolver resolver(ioc_);
-    auto [rec, endpoints] =
-        co_await resolver.async_resolve(url_.host, url_.port, asio::as_tuple(asio::use_awaitable));
-    if (rec) {
-      spdlog::warn("cannot resolve {}: {}", url_.host, rec.message());
-      co_return false;
-    }
-    net::WsStream ws(ioc_);
-    beast::get_lowest_layer(ws).expires_after(10s);
-    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(
-        endpoints, asio::as_tuple(asio::use_awaitable));
-    if (cec) {
-      spdlog::warn("cannot connect to {}: {}", opts_.server, cec.message());
-      co_return false;
-    }
-    beast::get_lowest_layer(ws).expires_never();
-    ws.set_option(
-        websocket::stream_base::decorator([token = opts_.token](websocket::request_type& req) {
-          req.set(beast::http::field::authorization, "Bearer " + token);
-          req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
-        }));
-    ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
-    websocket::response_type res;
-    auto [hec] = co_await ws.async_handshake(res, url_.host + ":" + url_.port, "/api/v1/agent/ws",
-                                             asio::as_tuple(asio::use_awaitable));
-    if (hec) {
-      if (res.result_int() == 401 || res.result_int() == 403) {
-        spdlog::error("the server refused the join token ({}): {}", res.result_int(), res.body());
-      } else {
-        spdlog::warn("WebSocket handshake with {} failed: {}", opts_.server, hec.message());
-      }
-      co_return false;
-    }
-    auto conn = std::make_shared<net::WsConnection>(std::move(ws), opts_.server, false);
-    conn_ = conn;
-
+  // LinkHandler
+  protocol::Hello hello() override {
     protocol::Hello hello;
     hello.name = opts_.name;
     hello.env = opts_.env;
@@ -195,77 +122,37 @@ class Agent {
     hello.address = opts_.address;
     hello.agent_version = SLIPWAY_VERSION;
     hello.apps = runtime_.app_states();
-    conn->send(protocol::encode(protocol::AgentMessage{hello}));
+    return hello;
+  }
 
-    auto first = co_await conn->read();
-    if (!first) {
-      spdlog::warn("the server closed the connection: {}", first.error().message);
-      conn_.reset();
-      co_return false;
-    }
-    auto w = protocol::decode_server_message(*first);
-    if (!w || !std::holds_alternative<protocol::Welcome>(*w)) {
-      spdlog::error("the server did not welcome this agent: {}",
-                    w ? "unexpected message" : w.error().message);
-      conn->close("protocol error");
-      conn_.reset();
-      co_return false;
-    }
-    heartbeat_ms_ = std::get<protocol::Welcome>(*w).heartbeat_ms;
-    welcomed_ = true;
-    ++session_;
+  void on_welcome(const protocol::Welcome& w) override {
+    (void)w;
     spdlog::info("registered with {} as {} (env {})", opts_.server, opts_.name, opts_.env);
-    asio::co_spawn(ioc_, heartbeat_loop(conn), asio::detached);
-
-    for (;;) {
-      auto text = co_await conn->read();
-      if (!text) {
-        if (!stopping_) spdlog::warn("connection to the server lost: {}", text.error().message);
-        break;
-      }
-      auto m = protocol::decode_server_message(*text);
-      if (!m) {
-        spdlog::warn("malformed message from the server refused: {}", m.error().message);
-        continue;
-      }
-      if (auto* cmd = std::get_if<protocol::InstallCommand>(&*m)) {
-        start_install(*cmd);
-      } else if (auto* deact = std::get_if<protocol::DeactivateCommand>(&*m)) {
-        start_deactivate(*deact);
-      }
-    }
-    welcomed_ = false;
-    conn_.reset();
-    co_return true;
   }
 
-  asio::awaitable<void> heartbeat_loop(std::shared_ptr<net::WsConnection> conn) {
-    asio::steady_timer t(ioc_);
-    std::string last_apps;
-    while (conn->is_open() && !stopping_) {
-      t.expires_after(std::chrono::milliseconds(heartbeat_ms_));
-      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (ec || !conn->is_open()) break;
-      // Probing runs health checks (blocking I/O): on a job thread, never on this one.
-      if (!probing_.exchange(true)) {
-        asio::post(jobs_, [this] {
-          runtime_.probe_all();
-          auto states = runtime_.app_states();
-          probing_ = false;
-          asio::post(ioc_, [this, states = std::move(states)] { latest_states_ = states; });
-        });
-      }
-      protocol::Heartbeat hb;
-      std::string encoded_apps;
-      for (const auto& s : latest_states_)
-        encoded_apps += to_json(protocol::app_state_to_json(s));
-      if (encoded_apps != last_apps) {
-        hb.apps = latest_states_;
-        last_apps = encoded_apps;
-      }
-      conn->send(protocol::encode(protocol::AgentMessage{hb}));
+  void on_command(const protocol::ServerMessage& m) override {
+    if (const auto* cmd = std::get_if<protocol::InstallCommand>(&m)) {
+      start_install(*cmd);
+    } else if (const auto* deact = std::get_if<protocol::DeactivateCommand>(&m)) {
+      start_deactivate(*deact);
     }
   }
+
+  std::vector<protocol::AppState> heartbeat_apps() override {
+    // Probing runs health checks (blocking I/O): on a job thread, never on this one. The
+    // heartbeat carries what the previous probe found.
+    if (!probing_.exchange(true)) {
+      asio::post(jobs_, [this] {
+        runtime_.probe_all();
+        auto states = runtime_.app_states();
+        probing_ = false;
+        asio::post(ioc_, [this, states = std::move(states)] { latest_states_ = states; });
+      });
+    }
+    return latest_states_;
+  }
+
+  void send(std::string msg) { link_.send(std::move(msg)); }
 
   class Sink final : public StepSink {
    public:
@@ -283,13 +170,13 @@ class Agent {
   // install while the old one is still finishing. Queued commands from an earlier connection are
   // dropped: that server session no longer waits for them. Runs on the I/O thread.
   void enqueue(const std::string& app, std::function<void()> job) {
-    pending_[app].push_back(Pending{session_, std::move(job)});
+    pending_[app].push_back(Pending{link_.session(), std::move(job)});
     if (!busy_apps_.contains(app)) run_next(app);
   }
 
   void run_next(const std::string& app) {
     auto& q = pending_[app];
-    while (!q.empty() && q.front().session != session_)
+    while (!q.empty() && q.front().session != link_.session())
       q.pop_front();
     if (q.empty()) {
       busy_apps_.erase(app);
@@ -340,20 +227,15 @@ class Agent {
   };
   std::map<std::string, std::deque<Pending>> pending_;
   std::set<std::string> busy_apps_;
-  uint64_t session_ = 0;
 
   AgentOptions opts_;
   HttpFetcher fetcher_;
   NodeRuntime runtime_;
   asio::io_context ioc_{1};
   asio::thread_pool jobs_;
-  std::mt19937_64 rng_;
-  net::Url url_;
-  std::shared_ptr<net::WsConnection> conn_;
-  bool welcomed_ = false;
+  AgentLink link_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> probing_{false};
-  int64_t heartbeat_ms_ = 5000;
   std::vector<protocol::AppState> latest_states_;
 };
 

@@ -6,11 +6,11 @@
 
 namespace slipway {
 
-Result<json::value> parse_json(std::string_view text, std::string_view what) {
+Result<json::value> parse_json(std::string_view text, std::string_view what, json::storage_ptr sp) {
   json::parse_options opts;
   opts.max_depth = 32;
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec, {}, opts);
+  json::value v = json::parse(text, ec, std::move(sp), opts);
   if (ec) {
     return err(Errc::invalid_argument, fmt::format("{} is not valid JSON: {}", what, ec.message()));
   }

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
 #include "common/error.h"
@@ -18,8 +19,11 @@ namespace slipway {
 
 namespace json = boost::json;
 
-// Parses text as JSON, with a depth limit; the error names `what` ("request body", ...).
-Result<json::value> parse_json(std::string_view text, std::string_view what);
+// Parses text as JSON, with a depth limit; the error names `what` ("request body", ...). The
+// value's memory comes from `sp` (default: the heap); a caller that parses many small messages
+// can pass a json::monotonic_resource on its stack.
+Result<json::value> parse_json(std::string_view text, std::string_view what,
+                               json::storage_ptr sp = {});
 
 // Reads fields from one object. Every getter marks its key as known and, on a type error,
 // remembers the first error and returns a default; finish() returns that error, or an error for

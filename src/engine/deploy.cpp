@@ -74,9 +74,16 @@ std::string BatchSize::to_string() const {
   return percent ? fmt::format("{}%", value) : fmt::format("{}", value);
 }
 
-int Deploy::count(NodeStatus s) const {
-  return static_cast<int>(
-      std::count_if(nodes.begin(), nodes.end(), [s](const auto& n) { return n.status == s; }));
+void Deploy::set_status(NodeProgress& n, NodeStatus s) {
+  --tally[static_cast<size_t>(n.status)];
+  ++tally[static_cast<size_t>(s)];
+  n.status = s;
+}
+
+void Deploy::recount() {
+  tally.fill(0);
+  for (const auto& n : nodes)
+    ++tally[static_cast<size_t>(n.status)];
 }
 
 int Deploy::failures() const {
@@ -189,6 +196,7 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   if (auto s = r.finish(true); !s) return s.error();
   if (!kind || !state || !batch)
     return err(Errc::invalid_argument, "deploy: bad kind, state or batch");
+  d.recount();
   d.kind = *kind;
   d.state = *state;
   d.batch = *batch;

@@ -78,6 +78,7 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
     run->waves[n.batch].push_back(static_cast<size_t>(i));
     d.nodes.push_back(std::move(n));
   }
+  d.recount();
   d.batches = static_cast<int>(run->waves.size());
   run->sent.assign(d.nodes.size(), false);
   run->reported.assign(d.nodes.size(), false);
@@ -122,7 +123,7 @@ void Engine::start_wave(Run& run) {
 
 void Engine::dispatch_forward(Run& run, size_t idx) {
   NodeProgress& n = run.d.nodes[idx];
-  n.status = NodeStatus::running;
+  run.d.set_status(n, NodeStatus::running);
   n.started_at = clock_.now();
   n.step = "";
   protocol::InstallCommand cmd;
@@ -146,7 +147,7 @@ void Engine::dispatch_forward(Run& run, size_t idx) {
 
 void Engine::dispatch_revert(Run& run, size_t idx) {
   NodeProgress& n = run.d.nodes[idx];
-  n.status = NodeStatus::reverting;
+  run.d.set_status(n, NodeStatus::reverting);
   n.started_at = clock_.now();
   n.step = "";
   ++run.inflight;
@@ -186,9 +187,9 @@ void Engine::finish_node(Run& run, size_t idx, bool ok, const std::string& reaso
   n.finished_at = clock_.now();
   --run.inflight;
   if (n.status == NodeStatus::running) {
-    n.status = ok ? NodeStatus::healthy : NodeStatus::failed;
+    run.d.set_status(n, ok ? NodeStatus::healthy : NodeStatus::failed);
   } else if (n.status == NodeStatus::reverting) {
-    n.status = ok ? NodeStatus::reverted : NodeStatus::revert_failed;
+    run.d.set_status(n, ok ? NodeStatus::reverted : NodeStatus::revert_failed);
   }
   // A failed node that was then sent back successfully keeps why it failed in the first place.
   if (!ok) {
@@ -216,7 +217,7 @@ void Engine::advance(Run& run) {
       if (run.stopping || too_many) {
         for (auto& n : d.nodes) {
           if (n.status == NodeStatus::pending) {
-            n.status = NodeStatus::skipped;
+            d.set_status(n, NodeStatus::skipped);
             journal_.save_node(d.id, n);
           }
         }
@@ -366,11 +367,15 @@ void Engine::on_step(const std::string& node, const protocol::StepEvent& e) {
   }
   NodeProgress& n = run->d.nodes[idx];
   n.step = e.step;
-  StepRecord rec{
-      run->d.id, node,         e.step,       std::string(protocol::step_status_name(e.status)),
-      e.output,  e.started_at, e.duration_ms};
-  journal_.save_step(rec);
-  emit(*run, "node.step", node, e.step, rec.status, tail_bytes(e.output, 2048), e.duration_ms);
+  std::string status(protocol::step_status_name(e.status));
+  // The history keeps each step once, with its outcome (which carries when it started and how
+  // long it took); `started` is only news for the watchers. That halves the writes of a deploy.
+  if (e.status != protocol::StepStatus::started) {
+    journal_.save_step(
+        StepRecord{run->d.id, node, e.step, status, e.output, e.started_at, e.duration_ms});
+  }
+  emit(*run, "node.step", node, e.step, std::move(status), tail_bytes(e.output, 2048),
+       e.duration_ms);
 }
 
 void Engine::on_result(const std::string& node, const protocol::InstallResult& r) {

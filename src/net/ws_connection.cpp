@@ -64,7 +64,10 @@ asio::awaitable<void> WsConnection::write_loop() {
 }
 
 asio::awaitable<Result<std::string>> WsConnection::read() {
-  beast::flat_buffer buf;
+  // One buffer for the life of the connection: it keeps its capacity, so reading a message
+  // allocates only the string it returns.
+  auto& buf = read_buf_;
+  buf.clear();
   auto [ec, n] = co_await ws_.async_read(buf, asio::as_tuple(asio::use_awaitable));
   if (ec) {
     open_ = false;

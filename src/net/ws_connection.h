@@ -8,6 +8,7 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
@@ -38,6 +39,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
   boost::asio::awaitable<void> write_loop();
 
   WsStream ws_;
+  boost::beast::flat_buffer read_buf_;
   std::string remote_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;

@@ -1,7 +1,9 @@
 #include "protocol/agent_protocol.h"
 
+#include <array>
 #include <type_traits>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <fmt/format.h>
 
 #include "common/crypto.h"
@@ -178,7 +180,10 @@ std::string encode(const ServerMessage& m) {
 }
 
 Result<AgentMessage> decode_agent_message(std::string_view text) {
-  auto parsed = parse_json(text, "agent message");
+  // The most frequent messages (steps, heartbeats) are small: parse them without the heap.
+  std::array<unsigned char, 4096> scratch;
+  json::monotonic_resource mr(scratch.data(), scratch.size());
+  auto parsed = parse_json(text, "agent message", &mr);
   if (!parsed) return parsed.error();
   JsonReader r(*parsed, "agent message");
   const std::string type = r.str("type");
@@ -274,7 +279,9 @@ Result<AgentMessage> decode_agent_message(std::string_view text) {
 }
 
 Result<ServerMessage> decode_server_message(std::string_view text) {
-  auto parsed = parse_json(text, "server message");
+  std::array<unsigned char, 4096> scratch;
+  json::monotonic_resource mr(scratch.data(), scratch.size());
+  auto parsed = parse_json(text, "server message", &mr);
   if (!parsed) return parsed.error();
   JsonReader r(*parsed, "server message");
   const std::string type = r.str("type");

@@ -75,6 +75,7 @@ class ServerContext {
         [this](auto handler, F fn) {
           auto ex = asio::get_associated_executor(handler, ioc.get_executor());
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          if (journal) journal->flush();  // buffered deploy progress first, so it is seen
           db->post([ex, h, fn = std::move(fn)](store::Store& s) mutable {
             auto r = std::make_shared<R>(fn(s));
             asio::post(ex, [h, r]() mutable { std::move (*h)(std::move(*r)); });

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <variant>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -7,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include "common/crypto.h"
 #include "common/fs.h"
@@ -20,25 +23,57 @@ namespace slipway::server {
 
 namespace {
 
-// Engine journal: every write goes to the database thread, in order.
+// Engine journal: every write goes to the database thread, in order. Writes are buffered and
+// handed over together once the I/O thread has run what was ready (one database job, so one
+// transaction, per burst of agent reports rather than one per step).
 class StoreJournal final : public engine::DeployJournal {
  public:
-  explicit StoreJournal(store::DbExecutor& db) : db_(db) {}
-  void save_deploy(const engine::Deploy& d) override {
-    db_.post([d](store::Store& s) { log(s.save_deploy(d)); });
-  }
+  StoreJournal(store::DbExecutor& db, asio::io_context& ioc) : db_(db), ioc_(ioc) {}
+  void save_deploy(const engine::Deploy& d) override { add(d); }
   void save_node(engine::DeployId id, const engine::NodeProgress& n) override {
-    db_.post([id, n](store::Store& s) { log(s.save_deploy_node(id, n)); });
+    add(NodeWrite{id, n});
   }
-  void save_step(const engine::StepRecord& r) override {
-    db_.post([r](store::Store& s) { log(s.save_step(r)); });
+  void save_step(const engine::StepRecord& r) override { add(r); }
+
+  // Hands the buffered writes to the database thread now.
+  void flush() override {
+    flush_posted_ = false;
+    if (pending_.empty()) return;
+    db_.post([writes = std::move(pending_)](store::Store& s) {
+      for (const auto& w : writes) {
+        if (const auto* d = std::get_if<engine::Deploy>(&w)) {
+          log(s.save_deploy(*d));
+        } else if (const auto* n = std::get_if<NodeWrite>(&w)) {
+          log(s.save_deploy_node(n->id, n->node));
+        } else {
+          log(s.save_step(std::get<engine::StepRecord>(w)));
+        }
+      }
+    });
+    pending_.clear();
   }
 
  private:
+  struct NodeWrite {
+    engine::DeployId id;
+    engine::NodeProgress node;
+  };
+  using Write = std::variant<engine::Deploy, NodeWrite, engine::StepRecord>;
+
+  void add(Write w) {
+    pending_.push_back(std::move(w));
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      asio::post(ioc_, [this] { flush(); });
+    }
+  }
   static void log(const Status& st) {
     if (!st) spdlog::error("cannot record deploy progress: {}", st.error().message);
   }
   store::DbExecutor& db_;
+  asio::io_context& ioc_;
+  std::vector<Write> pending_;
+  bool flush_posted_ = false;
 };
 
 // Reads DIR/NAME, or writes a fresh random token there (mode 0600) on first start.
@@ -116,6 +151,25 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
   }
 }
 
+// One descriptor per agent connection: a server for thousands of agents needs more than the
+// usual soft limit of 1024, so it raises the soft limit to the hard one (as nginx's
+// worker_rlimit_nofile or Go's runtime do) and says so when even that is low.
+void raise_open_files_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < 16'384) {
+    spdlog::info(
+        "the open-files limit is {}: at most about {} agents can connect (raise it with "
+        "ulimit -n or LimitNOFILE=)",
+        rl.rlim_cur, rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0);
+  }
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& opts) {
@@ -127,6 +181,7 @@ int run_server(const ServerOptions& opts) {
     spdlog::error("{}", st.error().message);
     return kExitFailed;
   }
+  raise_open_files_limit();
   asio::io_context ioc(1);
   ServerContext ctx(opts, ioc);
 
@@ -189,7 +244,7 @@ int run_server(const ServerOptions& opts) {
 
   ctx.gateway = std::make_unique<AgentGateway>(ctx);
   ctx.watchers = std::make_unique<Watchers>(ctx);
-  ctx.journal = std::make_unique<StoreJournal>(*ctx.db);
+  ctx.journal = std::make_unique<StoreJournal>(*ctx.db, ioc);
   engine::EngineOptions eo;
   eo.node_timeout = opts.node_timeout;
   ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
@@ -228,6 +283,7 @@ int run_server(const ServerOptions& opts) {
     ioc.stop();
   });
   ioc.run();
+  ctx.journal->flush();
   ctx.db->drain();
   spdlog::info("stopped");
   return kExitOk;

@@ -60,7 +60,10 @@ void DbExecutor::loop() {
         queue_.pop_front();
       }
     }
-    const bool tx = batch.size() > 1 && static_cast<bool>(store_->begin());
+    // One transaction per batch, also for a single job: a job may write many rows (a deploy of
+    // 10,000 nodes, a flush of the deploy journal), and SQLite commits each statement outside a
+    // transaction on its own.
+    const bool tx = static_cast<bool>(store_->begin());
     for (auto& fn : batch) {
       try {
         fn(*store_);

@@ -336,6 +336,7 @@ class SqliteStore final : public Store {
       p.downloaded = n->i64(11) != 0;
       d.nodes.push_back(std::move(p));
     }
+    d.recount();
     return std::optional<Deploy>(std::move(d));
   }
 
@@ -377,6 +378,7 @@ class SqliteStore final : public Store {
         p.batch = static_cast<int>(c->i64(2));
         d.nodes.push_back(std::move(p));
       }
+      d.recount();
     }
     return out;
   }

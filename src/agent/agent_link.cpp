@@ -1,0 +1,221 @@
+#include "agent/agent_link.h"
+
+#include <atomic>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include "net/http_client.h"
+#include "net/ws_connection.h"
+
+namespace slipway::agent {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using asio::ip::tcp;
+
+struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io, LinkOptions o, LinkHandler& h)
+      : ioc(io), opts(std::move(o)), handler(h), timer(io) {
+    // A per-link seed: links created together still back off out of step.
+    rng = reinterpret_cast<uintptr_t>(this) ^ static_cast<uint64_t>(now_ms());
+  }
+
+  asio::io_context& ioc;
+  LinkOptions opts;
+  LinkHandler& handler;
+  net::Url url;
+  asio::steady_timer timer;  // backoff and heartbeats (never both at once)
+  std::shared_ptr<net::WsConnection> conn;
+  std::atomic<bool> welcomed{false};
+  std::atomic<uint64_t> sessions{0};
+  bool stopping = false;
+  int64_t heartbeat_ms = 5000;
+  uint64_t rng;
+
+  // splitmix64: 8 bytes of state per link, where a simulator holds thousands of links.
+  uint64_t next_random() {
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+  template <class... Args>
+  void problem(fmt::format_string<Args...> f, Args&&... args) {
+    if (opts.quiet) {
+      spdlog::debug(f, std::forward<Args>(args)...);
+    } else {
+      spdlog::warn(f, std::forward<Args>(args)...);
+    }
+  }
+
+  asio::awaitable<void> connect_loop() {
+    auto self = shared_from_this();
+    Millis backoff = opts.first_backoff;
+    while (!stopping) {
+      const bool was_welcomed = co_await session();
+      if (stopping) break;
+      if (was_welcomed) backoff = opts.first_backoff;
+      // Exponential backoff with jitter (50-100% of the step), so that a fleet does not
+      // reconnect in lockstep after a server restart.
+      const int64_t half = std::max<int64_t>(1, backoff.count() / 2);
+      const Millis wait(half + static_cast<int64_t>(next_random() % static_cast<uint64_t>(half)));
+      if (!opts.quiet) spdlog::info("reconnecting in {}", format_duration(wait));
+      timer.expires_after(wait);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      backoff = std::min(backoff * 2, opts.max_backoff);
+    }
+  }
+
+  // One connection; returns whether the server welcomed it.
+  asio::awaitable<bool> session() {
+    tcp::resolver resolver(ioc);
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(url.host, url.port, asio::as_tuple(asio::use_awaitable));
+    if (rec) {
+      problem("cannot resolve {}: {}", url.host, rec.message());
+      co_return false;
+    }
+    net::WsStream ws(ioc);
+    beast::get_lowest_layer(ws).expires_after(opts.connect_timeout);
+    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(
+        endpoints, asio::as_tuple(asio::use_awaitable));
+    if (cec) {
+      problem("cannot connect to {}: {}", opts.server, cec.message());
+      co_return false;
+    }
+    // Small messages (steps, results) must not wait for Nagle's algorithm.
+    boost::system::error_code nec;
+    beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true), nec);
+    ws.set_option(
+        websocket::stream_base::decorator([token = opts.token](websocket::request_type& req) {
+          req.set(beast::http::field::authorization, "Bearer " + token);
+          req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
+        }));
+    websocket::response_type res;
+    auto [hec] = co_await ws.async_handshake(res, url.host + ":" + url.port, "/api/v1/agent/ws",
+                                             asio::as_tuple(asio::use_awaitable));
+    if (hec) {
+      if (res.result_int() == 401 || res.result_int() == 403) {
+        spdlog::error("the server refused the join token ({}): {}", res.result_int(), res.body());
+      } else {
+        problem("WebSocket handshake with {} failed: {}", opts.server, hec.message());
+      }
+      co_return false;
+    }
+    beast::get_lowest_layer(ws).expires_never();
+    auto c = std::make_shared<net::WsConnection>(std::move(ws), opts.server, false);
+    conn = c;
+    const bool was_welcomed = co_await converse(c);
+    welcomed = false;
+    conn.reset();
+    if (was_welcomed) handler.on_disconnected();
+    co_return was_welcomed;
+  }
+
+  asio::awaitable<bool> converse(const std::shared_ptr<net::WsConnection>& c) {
+    c->send(protocol::encode(protocol::AgentMessage{handler.hello()}));
+    auto first = co_await c->read();
+    if (!first) {
+      problem("the server closed the connection: {}", first.error().message);
+      co_return false;
+    }
+    auto w = protocol::decode_server_message(*first);
+    if (!w || !std::holds_alternative<protocol::Welcome>(*w)) {
+      spdlog::error("the server did not welcome this agent: {}",
+                    w ? "unexpected message" : w.error().message);
+      c->close("protocol error");
+      co_return false;
+    }
+    const auto& welcome = std::get<protocol::Welcome>(*w);
+    heartbeat_ms = std::max<int64_t>(10, welcome.heartbeat_ms);
+    welcomed = true;
+    ++sessions;
+    handler.on_welcome(welcome);
+    asio::co_spawn(ioc, heartbeat_loop(c), asio::detached);
+    for (;;) {
+      auto text = co_await c->read();
+      if (!text) {
+        if (!stopping) problem("connection to the server lost: {}", text.error().message);
+        break;
+      }
+      auto m = protocol::decode_server_message(*text);
+      if (!m) {
+        spdlog::warn("malformed message from the server refused: {}", m.error().message);
+        continue;
+      }
+      handler.on_command(*m);
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> heartbeat_loop(std::shared_ptr<net::WsConnection> c) {
+    auto self = shared_from_this();
+    asio::steady_timer t(ioc);
+    std::string last_apps;
+    while (c->is_open() && !stopping) {
+      t.expires_after(std::chrono::milliseconds(heartbeat_ms));
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec || !c->is_open() || stopping) break;
+      protocol::Heartbeat hb;
+      auto apps = handler.heartbeat_apps();
+      std::string encoded;
+      for (const auto& s : apps)
+        encoded += to_json(protocol::app_state_to_json(s));
+      if (encoded != last_apps) {
+        hb.apps = std::move(apps);
+        last_apps = std::move(encoded);
+      }
+      c->send(protocol::encode(protocol::AgentMessage{hb}));
+    }
+  }
+};
+
+AgentLink::AgentLink(asio::io_context& ioc, LinkOptions opts, LinkHandler& handler)
+    : impl_(std::make_shared<Impl>(ioc, std::move(opts), handler)) {}
+
+AgentLink::~AgentLink() {
+  stop();
+}
+
+Status AgentLink::start() {
+  auto url = net::parse_url(impl_->opts.server);
+  if (!url) return url.error();
+  impl_->url = *url;
+  auto impl = impl_;
+  asio::co_spawn(
+      impl->ioc, [impl] { return impl->connect_loop(); }, asio::detached);
+  return {};
+}
+
+void AgentLink::stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+  if (auto c = impl_->conn) c->close("agent stopping");
+}
+
+void AgentLink::send(std::string msg) {
+  asio::post(impl_->ioc, [impl = impl_, msg = std::move(msg)]() mutable {
+    if (auto c = impl->conn; c && c->is_open() && impl->welcomed) c->send(std::move(msg));
+  });
+}
+
+uint64_t AgentLink::session() const {
+  return impl_->sessions;
+}
+
+bool AgentLink::welcomed() const {
+  return impl_->welcomed;
+}
+
+}  // namespace slipway::agent
