@@ -11,7 +11,11 @@ PACKAGES="g++ cmake ninja-build pkg-config ccache git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  procps curl python3"
+  procps curl python3 libcurl4-openssl-dev"
+# The peers the benchmarks compare Slipway with (bench/): the test suite smoke-runs every
+# benchmark, so `test` installs them too. Their services are started by the benchmarks on
+# loopback only, with their own configuration files.
+BENCH_PACKAGES="nginx-light openssh-server openssh-client ansible capistrano"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -19,7 +23,7 @@ as_root() {
 
 setup_packages() {
   missing=""
-  for p in $PACKAGES; do
+  for p in $PACKAGES ${1:-}; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing="$missing $p"
     fi
@@ -52,7 +56,7 @@ case "$cmd" in
     ;;
   test)
     shift
-    setup_packages
+    setup_packages "$BENCH_PACKAGES"
     build
     echo "==> running the tests"
     cd "${SLIPWAY_BUILD_DIR:-build}"

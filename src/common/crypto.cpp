@@ -6,37 +6,37 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+// OpenSSL's low-level SHA-256 (deprecated in OpenSSL 3, still supported, and the same assembly,
+// SHA extensions included, as the EVP interface): EVP's first use loads the provider machinery,
+// which keeps about 2 MB of libcrypto resident in every agent for good.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <unistd.h>
+#include <openssl/sha.h>
 
 namespace slipway {
 
 struct Sha256::Impl {
-  EVP_MD_CTX* ctx = nullptr;
+  SHA256_CTX ctx;
 };
 
 Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  impl_->ctx = EVP_MD_CTX_new();
-  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
-  }
+  if (SHA256_Init(&impl_->ctx) != 1) throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
 }
 
-Sha256::~Sha256() {
-  EVP_MD_CTX_free(impl_->ctx);
-}
+Sha256::~Sha256() = default;
 
 void Sha256::update(const void* data, size_t size) {
-  EVP_DigestUpdate(impl_->ctx, data, size);
+  SHA256_Update(&impl_->ctx, data, size);
 }
 
 std::string Sha256::hex_digest() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx, md, &len);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  const unsigned len = SHA256_DIGEST_LENGTH;
+  SHA256_Final(md, &impl_->ctx);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -84,9 +84,17 @@ bool is_sha256_hex(std::string_view s) {
 }
 
 std::string random_hex(size_t bytes) {
+  // The kernel's CSPRNG (getrandom(2)), which is what OpenSSL's RAND_bytes seeds from, without
+  // OpenSSL's DRBG and provider state in every process.
   std::vector<unsigned char> buf(bytes);
-  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
-    throw std::runtime_error("OpenSSL: no randomness available");
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::getrandom(buf.data() + got, buf.size() - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(fmt::format("no randomness available: {}", std::strerror(errno)));
+    }
+    got += static_cast<size_t>(n);
   }
   std::string out;
   for (auto b : buf)
