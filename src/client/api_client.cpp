@@ -181,26 +181,39 @@ Result<engine::Deploy> ApiClient::watch(
             }
             got_any = true;
             auto v = parse_json(beast::buffers_to_string(buf.data()), "watch message");
-            if (!v || !v->is_object()) continue;
-            const auto& o = v->as_object();
-            if (o.contains("error")) {
+            if (!v) continue;
+            if (const auto* o = v->if_object(); o && o->contains("error")) {
               auto d = decode(404, to_json(*v));
               fatal = d ? err(Errc::internal, "unexpected") : d.error();
               co_return;
             }
-            const auto* ev = o.if_contains("event");
-            const auto* dv = o.if_contains("deploy");
-            if (!ev || !dv) continue;
-            auto e = engine::event_from_json(*ev);
-            if (!e) continue;
-            // After a reconnect the server replays the log: skip what was already shown.
-            if (e->seq != 0 && e->seq <= last_seq) continue;
-            if (e->seq) last_seq = e->seq;
-            if (on_event) on_event(*e, *dv);
-            if (e->kind == "deploy.finished") {
-              auto d = engine::deploy_from_json(*dv);
-              if (d) final_deploy = std::move(*d);
-              beast::error_code ignored;
+            // One event, or a burst of them as an array.
+            bool finished = false;
+            auto take = [&](const json::value& item) {
+              const auto* o = item.if_object();
+              if (!o || finished) return;
+              const auto* ev = o->if_contains("event");
+              const auto* dv = o->if_contains("deploy");
+              if (!ev || !dv) return;
+              auto e = engine::event_from_json(*ev);
+              if (!e) return;
+              // After a reconnect the server replays the log: skip what was already shown.
+              if (e->seq != 0 && e->seq <= last_seq) return;
+              if (e->seq) last_seq = e->seq;
+              if (on_event) on_event(*e, *dv);
+              if (e->kind == "deploy.finished") {
+                auto d = engine::deploy_from_json(*dv);
+                if (d) final_deploy = std::move(*d);
+                finished = true;
+              }
+            };
+            if (const auto* a = v->if_array()) {
+              for (const auto& item : *a)
+                take(item);
+            } else {
+              take(*v);
+            }
+            if (finished) {
               co_await ws.async_close(websocket::close_code::normal,
                                       asio::as_tuple(asio::use_awaitable));
               co_return;

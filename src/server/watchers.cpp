@@ -27,6 +27,38 @@ std::string encode(const engine::DeployEvent& e, const engine::Deploy& d, Detail
                                                   : engine::to_json(d, detail == Detail::full);
   return to_json(json::object{{"event", engine::to_json(e)}, {"deploy", deploy}});
 }
+// Events messages[from, to) as one WebSocket message: the event itself, or an array of them.
+std::string batch_of(const std::vector<std::string>& messages, size_t from, size_t to) {
+  if (to - from == 1) return messages[from];
+  size_t size = 2;
+  for (size_t i = from; i < to; ++i)
+    size += messages[i].size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (size_t i = from; i < to; ++i) {
+    if (i > from) out += ',';
+    out += messages[i];
+  }
+  out += ']';
+  return out;
+}
+
+// A replay in messages of at most this many bytes.
+constexpr size_t kMaxBatchBytes = 1 << 20;
+
+void send_in_batches(WsConnection& conn, const std::vector<std::string>& messages, size_t from,
+                     size_t to) {
+  while (from < to) {
+    size_t end = from;
+    size_t bytes = 0;
+    while (end < to && (end == from || bytes + messages[end].size() < kMaxBatchBytes))
+      bytes += messages[end++].size();
+    conn.send(batch_of(messages, from, end));
+    from = end;
+  }
+}
+
 }  // namespace
 
 Watchers::Watchers(ServerContext& ctx) : ctx_(ctx) {}
@@ -35,17 +67,33 @@ void Watchers::on_event(const engine::DeployEvent& e, const engine::Deploy& d) {
   const bool final = e.kind == "deploy.finished";
   Log& log = logs_[e.deploy];
   std::string msg = encode(e, d, detail_for(e.kind));
-  if (log.messages.size() < kMaxLoggedEvents || final) log.messages.push_back(msg);
-  for (auto& w : log.subscribers) {
-    if (auto conn = w.lock()) {
-      conn->send(msg);
-      if (final) conn->close("deploy finished");
-    }
-  }
+  if (!log.subscribers.empty()) log.pending.push_back(msg);
+  if (log.messages.size() < kMaxLoggedEvents || final) log.messages.push_back(std::move(msg));
   if (final) {
     log.finished = true;
     log.finished_at = e.at;
-    log.subscribers.clear();
+  }
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(ctx_.ioc, [this] { flush(); });
+  }
+}
+
+void Watchers::flush() {
+  flush_posted_ = false;
+  for (auto& [id, log] : logs_) {
+    if (!log.pending.empty()) {
+      for (auto& w : log.subscribers) {
+        if (auto conn = w.lock()) send_in_batches(*conn, log.pending, 0, log.pending.size());
+      }
+      log.pending.clear();
+    }
+    if (log.finished && !log.subscribers.empty()) {
+      for (auto& w : log.subscribers) {
+        if (auto conn = w.lock()) conn->close("deploy finished");
+      }
+      log.subscribers.clear();
+    }
   }
 }
 
@@ -72,8 +120,9 @@ asio::awaitable<void> Watchers::serve(std::shared_ptr<WsConnection> conn, engine
     conn->close("deploy finished");
     co_return;
   }
-  for (const auto& m : it->second.messages)
-    conn->send(m);
+  // The others get what is buffered for them first, so that the log below is all there is.
+  flush();
+  send_in_batches(*conn, it->second.messages, 0, it->second.messages.size());
   if (it->second.finished) {
     conn->close("deploy finished");
     co_return;
