@@ -31,8 +31,21 @@ setup_packages() {
   if [ -n "$missing" ]; then
     echo "==> installing Debian packages:$missing"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # Debian starts a service (sshd on port 22, nginx on port 80) when its package is installed;
+    # the benchmarks start their own on loopback, so policy-rc.d (Debian's switch for this, as in
+    # container images) keeps the packages' services from starting during the install.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+      as_root chmod 755 "$policy"
+    fi
+    status=0
     # shellcheck disable=SC2086
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      $missing || status=$?
+    if [ -n "$policy" ]; then as_root rm -f "$policy"; fi
+    [ "$status" = 0 ] || exit "$status"
   fi
 }
 
