@@ -138,7 +138,7 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       co_return false;
     }
     const auto& welcome = std::get<protocol::Welcome>(*w);
-    heartbeat_ms = std::max<int64_t>(10, welcome.heartbeat_ms);
+    heartbeat_ms = welcome.heartbeat_ms;
     welcomed = true;
     ++sessions;
     handler.on_welcome(welcome);
