@@ -14,8 +14,6 @@
 // MBps is 10^6 bytes per second. The exit code is 0 when no transfer failed, 1 otherwise, 2 for bad
 // usage. It never asserts anything about speed.
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +26,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <curl/curl.h>
 
 namespace {
 
@@ -61,11 +61,21 @@ std::string json_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -104,17 +114,25 @@ Options parse(int argc, char** argv) {
       if (v.empty() || *end != '\0') usage(("not a number: " + v).c_str());
       return n;
     };
-    if (a == "--url") o.url = value();
-    else if (a == "--clients") o.clients = static_cast<int>(number());
-    else if (a == "--threads") o.threads = static_cast<int>(number());
-    else if (a == "--header") o.headers.push_back(value());
-    else if (a == "--expect-bytes") o.expect_bytes = number();
-    else if (a == "--timeout-s") o.timeout_s = static_cast<long>(number());
-    else if (a == "--buffer-kb") o.buffer_kb = static_cast<long>(number());
+    if (a == "--url")
+      o.url = value();
+    else if (a == "--clients")
+      o.clients = static_cast<int>(number());
+    else if (a == "--threads")
+      o.threads = static_cast<int>(number());
+    else if (a == "--header")
+      o.headers.push_back(value());
+    else if (a == "--expect-bytes")
+      o.expect_bytes = number();
+    else if (a == "--timeout-s")
+      o.timeout_s = static_cast<long>(number());
+    else if (a == "--buffer-kb")
+      o.buffer_kb = static_cast<long>(number());
     else if (a == "-h" || a == "--help") {
       std::printf("see the comment at the top of bench/serve/download_bench.cpp\n");
       std::exit(0);
-    } else usage(("unknown argument " + std::string(a)).c_str());
+    } else
+      usage(("unknown argument " + std::string(a)).c_str());
   }
   if (o.url.empty()) usage("--url is required");
   if (o.clients < 1) usage("--clients must be at least 1");
@@ -176,8 +194,8 @@ void run_multi(const Options& o, std::vector<Transfer*> transfers, Clock::time_p
         t->error = "got " + std::to_string(t->bytes) + " bytes, expected " +
                    std::to_string(o.expect_bytes);
       } else if (clen >= 0 && t->bytes != static_cast<uint64_t>(clen)) {
-        t->error = "got " + std::to_string(t->bytes) + " bytes, Content-Length " +
-                   std::to_string(clen);
+        t->error =
+            "got " + std::to_string(t->bytes) + " bytes, Content-Length " + std::to_string(clen);
       }
     }
   } while (running > 0);
