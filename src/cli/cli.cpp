@@ -35,6 +35,32 @@ void client_flags(CLI::App* sub, ClientFlags& f, bool output = true) {
   }
 }
 
+// How a deploy (canary: true) or a rollback rolls out.
+void strategy_flags(CLI::App* sub, StrategyArgs& a, bool canary) {
+  sub->add_option("--strategy", a.strategy,
+                  canary ? "rolling (default), canary, zones (one zone at a time) or all"
+                         : "rolling (default), zones or all")
+      ->check(CLI::IsMember(canary ? std::vector<std::string>{"rolling", "canary", "zones", "all"}
+                                   : std::vector<std::string>{"rolling", "zones", "all"}));
+  if (canary) {
+    sub->add_option("--canary", a.canary,
+                    "Canary nodes first: N, N% or tag:KEY=VALUE (implies --strategy canary)");
+    sub->add_flag("--pause", a.pause, "After the canaries, wait for `slipway promote ID`");
+    sub->add_option("--canary-wait", a.canary_wait,
+                    "After the canaries, go on by itself if they stay healthy this long (5m)");
+  }
+  sub->add_option("--zones", a.zones, "Zone order for --strategy zones: a,b,c (default: sorted)")
+      ->delimiter(',');
+  sub->add_option("--max-unavailable", a.max_unavailable,
+                  "Never more than N (or N%) targeted nodes out of service at once, counting "
+                  "those already unhealthy");
+  sub->add_option("--healthy-deadline", a.healthy_deadline,
+                  "A node not healthy this long after its update fails (default: the server's "
+                  "--node-timeout)");
+  sub->add_option("--progress-deadline", a.progress_deadline,
+                  "Fail (and roll back) when no node becomes healthy for this long");
+}
+
 // What the command line left empty comes from the environment: flags beat it.
 void fill_client_env(ClientFlags& f) {
   auto env = [](const char* name) -> std::string {
@@ -193,6 +219,7 @@ int run(int argc, char** argv) {
                    "Failed nodes tolerated before stopping and rolling back")
       ->capture_default_str();
   deploy->add_flag("--detach", da.detach, "Start it and return at once");
+  strategy_flags(deploy, da.how, true);
   client_flags(deploy, cf);
   deploy->callback([&] { action = [&] { return cmd_deploy(cf, da); }; });
 
@@ -209,6 +236,7 @@ int run(int argc, char** argv) {
   rollback->add_option("--max-failures", ra.max_failures, "Failed nodes tolerated")
       ->capture_default_str();
   rollback->add_flag("--detach", ra.detach, "Start it and return at once");
+  strategy_flags(rollback, ra.how, false);
   client_flags(rollback, cf);
   rollback->callback([&] { action = [&] { return cmd_rollback(cf, ra); }; });
 
@@ -228,6 +256,22 @@ int run(int argc, char** argv) {
   abort_cmd->add_flag("--no-rollback", no_rollback, "Leave the nodes already changed as they are");
   client_flags(abort_cmd, cf);
   abort_cmd->callback([&] { action = [&] { return cmd_abort(cf, abort_id, !no_rollback); }; });
+
+  // pause, resume, promote
+  int64_t control_id = 0;
+  for (auto [verb, help] :
+       {std::pair<const char*, const char*>{"pause",
+                                            "Hold a running deploy: nodes in flight finish, no new "
+                                            "node starts"},
+        {"resume", "Go on with a paused deploy"},
+        {"promote", "Go on with a deploy waiting after its canaries"}}) {
+    auto* sub = app.add_subcommand(verb, help);
+    sub->add_option("id", control_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+    client_flags(sub, cf);
+    sub->callback([&, verb = std::string(verb)] {
+      action = [&, verb] { return cmd_control(cf, verb, control_id); };
+    });
+  }
 
   // history
   std::string history_app, history_env;

@@ -8,6 +8,7 @@
 #include "cli/output.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "engine/strategy.h"
 
 namespace slipway::cli {
 
@@ -61,6 +62,10 @@ class Progress {
       line(s);
     } else if (e.kind == "revert.started" || e.kind == "deploy.aborting") {
       line(paint(e.message, Color::yellow));
+    } else if (e.kind == "deploy.paused" || e.kind == "deploy.waiting") {
+      line(paint("⏸ " + e.message, Color::yellow));
+    } else if (e.kind == "deploy.resumed" || e.kind == "deploy.promoted") {
+      line(paint("▶ " + e.message, Color::cyan));
     }
     draw_bar();
   }
@@ -134,7 +139,8 @@ int summarize(const engine::Deploy& d, std::ostream& out) {
                          d.reason);
       break;
     case engine::DeployState::running:
-      out << fmt::format("{} #{} is still running\n", what, d.id);
+    case engine::DeployState::paused:
+      out << fmt::format("{} #{} is still {}\n", what, d.id, engine::deploy_state_name(d.state));
       break;
   }
   for (const auto& n : d.nodes) {
@@ -197,8 +203,50 @@ int start_and_follow(const ClientFlags& f, const std::string& path, const json::
 
 }  // namespace
 
+// Adds the strategy fields to a request body, checking what can be checked here.
+Status add_strategy(const StrategyArgs& h, json::object& body) {
+  std::string strategy = h.strategy;
+  const bool canary_flags = !h.canary.empty() || h.pause || !h.canary_wait.empty();
+  if (strategy.empty() && canary_flags) strategy = "canary";
+  if (strategy.empty() && !h.zones.empty()) strategy = "zones";
+  if (!strategy.empty()) body["strategy"] = strategy;
+  if (!h.canary.empty()) {
+    if (auto c = engine::CanarySpec::parse(h.canary); !c) return c.error();
+    body["canary"] = h.canary;
+  }
+  if (h.pause) body["pause"] = true;
+  if (h.pause && !h.canary_wait.empty())
+    return err(Errc::invalid_argument, "give either --pause or --canary-wait, not both");
+  json::array zones;
+  for (const auto& z : h.zones) {
+    if (auto st = validate_name(NameKind::zone, z); !st) return st;
+    zones.emplace_back(z);
+  }
+  if (!zones.empty()) body["zones"] = std::move(zones);
+  if (!h.max_unavailable.empty()) {
+    if (auto b = engine::BatchSize::parse(h.max_unavailable); !b) {
+      return err(Errc::invalid_argument, fmt::format("--max-unavailable '{}' is not valid: give N "
+                                                     "nodes or N%",
+                                                     h.max_unavailable.substr(0, 32)));
+    }
+    body["max_unavailable"] = h.max_unavailable;
+  }
+  for (auto [flag, key, value] :
+       {std::tuple{"--canary-wait", "canary_wait", &h.canary_wait},
+        {"--healthy-deadline", "healthy_deadline", &h.healthy_deadline},
+        {"--progress-deadline", "progress_deadline", &h.progress_deadline}}) {
+    if (value->empty()) continue;
+    if (auto d = parse_duration(*value); !d) {
+      return err(Errc::invalid_argument, fmt::format("{}: {}", flag, d.error().message));
+    }
+    body[key] = *value;
+  }
+  return {};
+}
+
 int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
   json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
+  if (auto st = add_strategy(a.how, body); !st) return fail(st.error());
   if (!a.version.empty()) body["version"] = a.version;
   if (!a.role.empty()) body["role"] = a.role;
   if (!a.zone.empty()) body["zone"] = a.zone;
@@ -216,6 +264,7 @@ int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
 
 int cmd_rollback(const ClientFlags& f, const RollbackArgs& a) {
   json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
+  if (auto st = add_strategy(a.how, body); !st) return fail(st.error());
   if (!a.to.empty()) body["to"] = a.to;
   if (!a.role.empty()) body["role"] = a.role;
   if (!a.zone.empty()) body["zone"] = a.zone;
@@ -233,6 +282,28 @@ int cmd_watch(const ClientFlags& f, int64_t id) {
   auto r = c.get(fmt::format("/api/v1/deploys/{}", id));
   if (!r) return fail(r.error());
   return follow_deploy(c, *r, std::cout, true);
+}
+
+int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id) {
+  auto c = make_client(f);
+  auto r = c.post(fmt::format("/api/v1/deploys/{}/{}", id, verb), json::object{});
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  const auto* w = r->as_object().if_contains("waiting");
+  const std::string waiting = w && w->is_string() ? std::string(w->get_string()) : "";
+  if (verb == "pause") {
+    std::cout << fmt::format(
+        "deploy #{} is paused: the nodes in flight finish, no new node "
+        "starts; go on with: slipway resume {}\n",
+        id, id);
+  } else {
+    std::cout << fmt::format("deploy #{} {}{}\n", id, verb == "resume" ? "resumed" : "promoted",
+                             waiting.empty() ? "" : " (" + waiting + ")");
+  }
+  return kExitOk;
 }
 
 int cmd_abort(const ClientFlags& f, int64_t id, bool rollback) {

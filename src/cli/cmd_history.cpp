@@ -20,6 +20,8 @@ std::string state_cell(engine::DeployState s) {
       return paint(name, Color::green);
     case engine::DeployState::running:
       return paint(name, Color::cyan);
+    case engine::DeployState::paused:
+      return paint(name, Color::yellow);
     default:
       return paint(name, Color::red);
   }
@@ -82,12 +84,36 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
   std::cout << fmt::format("  state     {}\n", state_cell(d->state));
   if (!d->reason.empty()) std::cout << fmt::format("  reason    {}\n", d->reason);
   std::cout << fmt::format("  by        {}\n", d->actor);
-  std::cout << fmt::format("  strategy  {} in batches of {}, max failures {}\n", d->strategy,
-                           d->batch.to_string(), d->max_failures);
+  std::string how = d->strategy;
+  if (d->strategy == "canary") {
+    how += " " + d->canary;
+    if (d->canary_gate == "promote") how += ", then wait for promote";
+    if (d->canary_gate == "wait")
+      how += ", then wait " + format_duration(Millis(d->canary_wait_ms));
+  }
+  if (d->strategy == "zones") how += " (" + d->zones + ")";
+  if (d->strategy != "all") how += " in batches of " + d->batch.to_string();
+  if (!d->max_unavailable.empty()) how += ", max unavailable " + d->max_unavailable;
+  std::cout << fmt::format("  strategy  {}, max failures {}\n", how, d->max_failures);
+  if (d->healthy_deadline_ms > 0 || d->progress_deadline_ms > 0) {
+    std::cout << fmt::format("  deadlines healthy {}{}\n",
+                             format_duration(Millis(d->healthy_deadline_ms)),
+                             d->progress_deadline_ms > 0
+                                 ? ", progress " + format_duration(Millis(d->progress_deadline_ms))
+                                 : std::string());
+  }
+  if (!d->waiting.empty()) std::cout << fmt::format("  waiting   {}\n", d->waiting);
   std::cout << fmt::format("  started   {}\n", format_time_short(d->created_at));
   if (d->finished_at) {
     std::cout << fmt::format("  finished  {} (took {})\n", format_time_short(d->finished_at),
                              format_duration(d->duration(d->finished_at)));
+  }
+  if (!d->log.empty()) {
+    std::cout << "\n";
+    for (const auto& tr : d->log) {
+      std::cout << fmt::format("  {}  {:<9} {:<10} {}\n", format_time_short(tr.at), tr.action,
+                               tr.actor, tr.detail);
+    }
   }
   std::cout << "\n";
   Table t({"NODE", "BATCH", "FROM", "STATUS", "DOWNLOADED", "TOOK", "REASON"});
@@ -97,7 +123,8 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
     std::string reason = n.reason;
     if (!n.reverted_to.empty())
       reason += (reason.empty() ? "" : "; ") + std::string("went back to ") + n.reverted_to;
-    t.row({n.node, std::to_string(n.batch + 1), n.from_version.empty() ? "-" : n.from_version,
+    t.row({n.node + (n.canary ? " (canary)" : ""), std::to_string(n.batch + 1),
+           n.from_version.empty() ? "-" : n.from_version,
            paint(std::string(engine::node_status_name(n.status)), good ? Color::green : Color::red),
            n.downloaded ? "yes" : "no",
            n.finished_at && n.started_at ? format_duration(Millis(n.finished_at - n.started_at))

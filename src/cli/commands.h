@@ -40,6 +40,17 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
 int cmd_status(const ClientFlags& f, const std::string& env, const std::string& app);
 
 // Deploys
+// How a deploy or rollback rolls out (empty = the server's default).
+struct StrategyArgs {
+  std::string strategy;  // rolling | canary | zones | all
+  std::string canary;    // N, N% or tag:K=V
+  bool pause = false;    // after the canaries, wait for `slipway promote`
+  std::string canary_wait;
+  std::vector<std::string> zones;  // the order
+  std::string max_unavailable;
+  std::string healthy_deadline;
+  std::string progress_deadline;
+};
 struct DeployArgs {
   std::string app;
   std::string version;  // "" = newest
@@ -50,6 +61,7 @@ struct DeployArgs {
   std::string batch;  // "" = server default
   int max_failures = 0;
   bool detach = false;
+  StrategyArgs how;
 };
 int cmd_deploy(const ClientFlags& f, const DeployArgs& a);
 struct RollbackArgs {
@@ -61,10 +73,13 @@ struct RollbackArgs {
   std::string batch;
   int max_failures = 0;
   bool detach = false;
+  StrategyArgs how;
 };
 int cmd_rollback(const ClientFlags& f, const RollbackArgs& a);
 int cmd_watch(const ClientFlags& f, int64_t id);
 int cmd_abort(const ClientFlags& f, int64_t id, bool rollback);
+// pause, resume, promote
+int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id);
 
 // Follows a deploy the server just created (its JSON) until it ends, printing progress to `out`
 // (a live bar when `live` and standard output is a terminal); returns 0 when it succeeded, 1 when

@@ -9,7 +9,8 @@
 namespace slipway::engine {
 
 namespace {
-constexpr std::array<std::string_view, 4> kStates{"running", "succeeded", "failed", "rolled_back"};
+constexpr std::array<std::string_view, 5> kStates{"running", "succeeded", "failed", "rolled_back",
+                                                  "paused"};
 constexpr std::array<std::string_view, 2> kKinds{"deploy", "rollback"};
 constexpr std::array<std::string_view, 8> kNodeStatuses{
     "pending", "running", "healthy", "failed", "skipped", "reverting", "reverted", "revert_failed"};
@@ -42,7 +43,7 @@ std::optional<NodeStatus> node_status_from_name(std::string_view s) {
   return from_name<NodeStatus>(kNodeStatuses, s);
 }
 bool is_terminal(DeployState s) {
-  return s != DeployState::running;
+  return s != DeployState::running && s != DeployState::paused;
 }
 
 Result<BatchSize> BatchSize::parse(std::string_view text) {
@@ -94,6 +95,28 @@ Millis Deploy::duration(TimeMs now) const {
   return Millis((finished_at > 0 ? finished_at : now) - created_at);
 }
 
+json::object strategy_options_json(const Deploy& d) {
+  return json::object{{"canary", d.canary},
+                      {"canary_gate", d.canary_gate},
+                      {"canary_wait_ms", d.canary_wait_ms},
+                      {"zones", d.zones},
+                      {"max_unavailable", d.max_unavailable},
+                      {"healthy_deadline_ms", d.healthy_deadline_ms},
+                      {"progress_deadline_ms", d.progress_deadline_ms},
+                      {"waiting", d.waiting}};
+}
+
+void read_strategy_options(JsonReader& r, Deploy& d) {
+  d.canary = r.str_or("canary", "");
+  d.canary_gate = r.str_or("canary_gate", "");
+  d.canary_wait_ms = r.i64_or("canary_wait_ms", 0);
+  d.zones = r.str_or("zones", "");
+  d.max_unavailable = r.str_or("max_unavailable", "");
+  d.healthy_deadline_ms = r.i64_or("healthy_deadline_ms", 0);
+  d.progress_deadline_ms = r.i64_or("progress_deadline_ms", 0);
+  d.waiting = r.str_or("waiting", "");
+}
+
 json::value to_json(const Deploy& d, bool with_nodes) {
   json::object o{{"id", d.id},
                  {"kind", deploy_kind_name(d.kind)},
@@ -118,6 +141,9 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                  {"node_count", static_cast<int64_t>(d.nodes.size())},
                  {"healthy_count", d.count(NodeStatus::healthy)},
                  {"failed_count", d.failures()}};
+  for (auto& [k, v] : strategy_options_json(d))
+    o[k] = std::move(v);
+  o["promote_at"] = d.promote_at ? json::value(format_time(d.promote_at)) : json::value(nullptr);
   if (with_nodes) {
     json::array nodes;
     for (const auto& n : d.nodes) {
@@ -132,9 +158,14 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                                    {"reason", n.reason},
                                    {"reverted_to", n.reverted_to},
                                    {"version_now", n.version_now},
-                                   {"downloaded", n.downloaded}});
+                                   {"downloaded", n.downloaded},
+                                   {"canary", n.canary}});
     }
     o["nodes"] = std::move(nodes);
+    json::array log;
+    for (const auto& t : d.log)
+      log.push_back(to_json(t));
+    o["log"] = std::move(log);
   }
   return o;
 }
@@ -160,6 +191,8 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.strategy = r.str_or("strategy", "rolling");
   auto batch = BatchSize::parse(r.str_or("batch", "25%"));
   d.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
+  read_strategy_options(r, d);
+  d.promote_at = time_field(r, "promote_at");
   auto state = deploy_state_from_name(r.str("state"));
   d.phase = r.str_or("phase", "forward") == "revert" ? Phase::revert : Phase::forward;
   d.reason = r.str_or("reason", "");
@@ -187,10 +220,18 @@ Result<Deploy> deploy_from_json(const json::value& v) {
       n.reverted_to = nr.str_or("reverted_to", "");
       n.version_now = nr.str_or("version_now", "");
       n.downloaded = nr.boolean_or("downloaded", false);
+      n.canary = nr.boolean_or("canary", false);
       if (auto s = nr.finish(true); !s) return s.error();
       if (!st) return err(Errc::invalid_argument, "deploy node: unknown status");
       n.status = *st;
       d.nodes.push_back(std::move(n));
+    }
+  }
+  if (const auto* log = r.opt_array("log")) {
+    for (const auto& tv : *log) {
+      auto t = transition_from_json(tv);
+      if (!t) return t.error();
+      d.log.push_back(std::move(*t));
     }
   }
   if (auto s = r.finish(true); !s) return s.error();
@@ -201,6 +242,22 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.state = *state;
   d.batch = *batch;
   return d;
+}
+
+json::value to_json(const Transition& t) {
+  return json::object{
+      {"at", format_time(t.at)}, {"actor", t.actor}, {"action", t.action}, {"detail", t.detail}};
+}
+
+Result<Transition> transition_from_json(const json::value& v) {
+  JsonReader r(v, "transition");
+  Transition t;
+  t.at = time_field(r, "at");
+  t.actor = r.str_or("actor", "");
+  t.action = r.str("action");
+  t.detail = r.str_or("detail", "");
+  if (auto st = r.finish(true); !st) return st.error();
+  return t;
 }
 
 json::value to_json(const StepRecord& s) {

@@ -18,7 +18,9 @@ namespace slipway::engine {
 
 using DeployId = int64_t;
 
-enum class DeployState { running, succeeded, failed, rolled_back };
+// paused: by hand (`slipway pause`) or waiting for `slipway promote`; nodes in flight finish, no
+// new node starts.
+enum class DeployState { running, succeeded, failed, rolled_back, paused };
 enum class DeployKind { deploy, rollback };
 enum class Phase { forward, revert };
 
@@ -75,6 +77,16 @@ struct NodeProgress {
   std::string reverted_to;  // the agent went back by itself to this version
   std::string version_now;  // what the node reported as current in its last result
   bool downloaded = false;
+  bool canary = false;  // one of the canary strategy's first nodes
+};
+
+// A change of a deploy's course, with who made it: started, paused, resumed, promoted, aborted,
+// deadline, finished.
+struct Transition {
+  TimeMs at = 0;
+  std::string actor;
+  std::string action;
+  std::string detail;
 };
 
 struct Deploy {
@@ -87,6 +99,15 @@ struct Deploy {
   std::string strategy = "rolling";
   BatchSize batch;
   int max_failures = 0;
+  std::string canary;       // canary strategy: N, N% or tag:K=V
+  std::string canary_gate;  // "", "promote" (wait for `promote`) or "wait" (canary_wait_ms)
+  int64_t canary_wait_ms = 0;
+  std::string zones;                 // zones strategy: the order followed, comma-separated
+  std::string max_unavailable;       // "" = no limit beyond the batch
+  int64_t healthy_deadline_ms = 0;   // a node must be healthy within this of its command
+  int64_t progress_deadline_ms = 0;  // 0 = none; fails when no node became healthy within it
+  std::string waiting;               // what a paused or gated deploy waits for ("" = nothing)
+  TimeMs promote_at = 0;             // canary wait: when it promotes itself
   DeployState state = DeployState::running;
   Phase phase = Phase::forward;
   std::string reason;  // why it failed or was rolled back
@@ -97,6 +118,7 @@ struct Deploy {
   int batches = 0;  // number of waves
   int current_batch = 0;
   std::vector<NodeProgress> nodes;
+  std::vector<Transition> log;
   // Nodes per status, kept up to date by set_status so that counting is O(1) on every event of
   // a 10,000-node deploy. Whoever fills or changes `nodes` directly calls recount() afterwards.
   std::array<int, kNodeStatusCount> tally{};
@@ -125,7 +147,8 @@ struct DeployEvent {
   int64_t seq = 0;
   TimeMs at = 0;
   std::string kind;  // deploy.started, batch.started, node.step, node.finished,
-                     // revert.started, deploy.finished
+                     // deploy.paused, deploy.resumed, deploy.waiting, deploy.promoted,
+                     // deploy.aborting, revert.started, deploy.finished
   std::string node;
   std::string step;
   std::string status;  // step status, node status or deploy state
@@ -134,7 +157,13 @@ struct DeployEvent {
 };
 
 json::value to_json(const Deploy& d, bool with_nodes = true);
+// The strategy options of a deploy (canary, zones, max_unavailable, deadlines, waiting), as in
+// its JSON; read_strategy_options takes them back (absent ones get their defaults).
+json::object strategy_options_json(const Deploy& d);
+void read_strategy_options(JsonReader& r, Deploy& d);
 Result<Deploy> deploy_from_json(const json::value& v);
+json::value to_json(const Transition& t);
+Result<Transition> transition_from_json(const json::value& v);
 json::value to_json(const StepRecord& s);
 Result<StepRecord> step_from_json(const json::value& v);
 json::value to_json(const DeployEvent& e);

@@ -11,14 +11,25 @@ namespace slipway::engine {
 struct Engine::Run {
   Deploy d;
   DeployRequest req;
-  std::vector<std::vector<size_t>> waves;  // forward waves, indices into d.nodes
+  Plan plan;
   size_t wave = 0;
+  size_t next = 0;  // the next node of the wave to start
   int inflight = 0;
-  bool stopping = false;  // abort requested
+  bool stopping = false;  // aborted, or failed by a deadline
   bool rollback_on_stop = true;
+  std::string stop_reason;
   std::string first_failure;
-  std::vector<bool> sent;      // the forward install reached the node's connection
-  std::vector<bool> reported;  // the node answered it
+  std::vector<bool> sent;          // the forward install reached the node's connection
+  std::vector<bool> reported;      // the node answered it
+  std::vector<bool> in_service;    // the app ran healthy on the node when the deploy began
+  int max_unavailable = 0;         // 0 = no limit
+  int out_of_service_pending = 0;  // targets out of service before the deploy, not started yet
+  Millis healthy_deadline{0};
+  bool paused = false;
+  std::string paused_by;
+  Gate gate = Gate::none;         // the gate holding the deploy now
+  std::vector<bool> gate_passed;  // per plan group
+  TimeMs progress_since = 0;
   std::vector<size_t> revert_queue;
   size_t revert_pos = 0;
   int64_t seq = 0;
@@ -29,6 +40,12 @@ Engine::Engine(const Clock& clock, NodeTransport& transport, DeployJournal& jour
     : clock_(clock), transport_(transport), journal_(journal), sink_(sink), opts_(opts) {}
 
 Engine::~Engine() = default;
+
+namespace {
+std::string gate_name(Gate g) {
+  return g == Gate::promote ? "promote" : g == Gate::wait ? "wait" : "";
+}
+}  // namespace
 
 Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   forget_finished();
@@ -45,6 +62,27 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
                            format_time_short(other->created_at)));
   }
   if (req.max_failures < 0) return err(Errc::invalid_argument, "max failures must be 0 or more");
+  if (req.canary_gate == Gate::wait && req.canary_wait.count() <= 0)
+    return err(Errc::invalid_argument, "a canary wait must be longer than 0");
+
+  // Stable, so that of duplicate targets the first one given is kept.
+  std::stable_sort(targets.begin(), targets.end(),
+                   [](const Target& a, const Target& b) { return a.node < b.node; });
+  targets.erase(std::unique(targets.begin(), targets.end(),
+                            [](const Target& a, const Target& b) { return a.node == b.node; }),
+                targets.end());
+  PlanOptions po;
+  po.strategy = req.strategy;
+  po.batch = req.batch;
+  po.max_unavailable = req.max_unavailable;
+  po.canary_gate = req.canary_gate;
+  po.zone_order = req.zone_order;
+  std::vector<PlanTarget> pts;
+  pts.reserve(targets.size());
+  for (const auto& t : targets)
+    pts.push_back(PlanTarget{t.zone, t.canary, t.in_service});
+  auto plan = make_plan(po, pts);
+  if (!plan) return plan.error();
 
   auto run = std::make_unique<Run>();
   Deploy& d = run->d;
@@ -54,49 +92,98 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   d.version = req.artifact.version;
   d.env = req.env;
   d.selector = req.selector;
-  d.strategy = "rolling";
-  d.batch = req.batch;
+  d.strategy = std::string(strategy_name(req.strategy));
+  d.batch = req.strategy == Strategy::all ? BatchSize{100, true} : req.batch;
   d.max_failures = req.max_failures;
+  if (req.strategy == Strategy::canary) {
+    d.canary = req.canary;
+    d.canary_gate = gate_name(req.canary_gate);
+    d.canary_wait_ms = req.canary_gate == Gate::wait ? req.canary_wait.count() : 0;
+  }
+  if (req.max_unavailable) d.max_unavailable = req.max_unavailable->to_string();
+  run->healthy_deadline =
+      req.healthy_deadline.count() > 0 ? req.healthy_deadline : opts_.node_timeout;
+  d.healthy_deadline_ms = run->healthy_deadline.count();
+  d.progress_deadline_ms = req.progress_deadline.count();
   d.actor = req.actor;
   d.created_at = clock_.now();
 
-  // Stable, so that of duplicate targets the first one given is kept.
-  std::stable_sort(targets.begin(), targets.end(),
-                   [](const Target& a, const Target& b) { return a.node < b.node; });
-  targets.erase(std::unique(targets.begin(), targets.end(),
-                            [](const Target& a, const Target& b) { return a.node == b.node; }),
-                targets.end());
   const int total = static_cast<int>(targets.size());
-  const int per_wave = req.batch.resolve(total);
+  d.nodes.resize(targets.size());
   for (int i = 0; i < total; ++i) {
-    NodeProgress n;
+    NodeProgress& n = d.nodes[i];
     n.node = targets[i].node;
     n.zone = targets[i].zone;
     n.from_version = targets[i].from_version;
-    n.batch = i / per_wave;
-    if (static_cast<size_t>(n.batch) >= run->waves.size()) run->waves.emplace_back();
-    run->waves[n.batch].push_back(static_cast<size_t>(i));
-    d.nodes.push_back(std::move(n));
+    n.canary = req.strategy == Strategy::canary && targets[i].canary;
+  }
+  std::vector<std::string> zones;
+  for (size_t w = 0; w < plan->waves.size(); ++w) {
+    for (size_t idx : plan->waves[w].nodes)
+      d.nodes[idx].batch = static_cast<int>(w);
+  }
+  if (req.strategy == Strategy::zones) {
+    for (const auto& g : plan->groups)
+      zones.push_back(g.name.substr(5));  // "zone X"
+    d.zones = join(zones, ",");
   }
   d.recount();
-  d.batches = static_cast<int>(run->waves.size());
+  d.batches = static_cast<int>(plan->waves.size());
+  run->plan = std::move(*plan);
+  run->gate_passed.assign(run->plan.groups.size(), false);
   run->sent.assign(d.nodes.size(), false);
   run->reported.assign(d.nodes.size(), false);
+  run->in_service.resize(d.nodes.size());
+  for (int i = 0; i < total; ++i) {
+    run->in_service[i] = targets[i].in_service;
+    if (!targets[i].in_service) ++run->out_of_service_pending;
+  }
+  if (req.max_unavailable) run->max_unavailable = req.max_unavailable->resolve(total);
+  run->progress_since = d.created_at;
   run->req = std::move(req);
 
   Run& r = *run;
   const DeployId id = d.id;
   runs_.emplace(id, std::move(run));
   journal_.save_deploy(r.d);
+  std::string how;
+  switch (r.req.strategy) {
+    case Strategy::rolling:
+      how = fmt::format("{} at a time ({} batch{})", r.plan.waves.front().max_inflight, r.d.batches,
+                        r.d.batches == 1 ? "" : "es");
+      break;
+    case Strategy::all:
+      how = "all at once";
+      break;
+    case Strategy::canary:
+      how = fmt::format("canary first ({} node(s)), then {}", r.plan.waves.front().nodes.size(),
+                        r.req.canary_gate == Gate::promote ? "waiting for promote"
+                        : r.req.canary_gate == Gate::wait
+                            ? "a wait of " + format_duration(r.req.canary_wait)
+                            : "the rest");
+      break;
+    case Strategy::zones:
+      how = "zone by zone: " + r.d.zones;
+      break;
+  }
+  if (r.max_unavailable > 0) how += fmt::format(", at most {} unavailable", r.max_unavailable);
+  record(r, r.d.actor, "started",
+         fmt::format("{} {} {} to {} node(s) in {}", strategy_name(r.req.strategy), r.d.app,
+                     r.d.version, total, r.d.env));
   emit(r, "deploy.started", "", "", "running",
-       fmt::format("{} {} {} to {} node(s) in {}{}, {} at a time ({} batch{})",
+       fmt::format("{} {} {} to {} node(s) in {}{}, {}",
                    r.d.kind == DeployKind::rollback ? "rolling back" : "deploying", r.d.app,
                    r.d.version, total, r.d.env,
-                   r.d.selector.empty() ? "" : " (" + r.d.selector + ")", per_wave, r.d.batches,
-                   r.d.batches == 1 ? "" : "es"));
+                   r.d.selector.empty() ? "" : " (" + r.d.selector + ")", how));
   start_wave(r);
   advance(r);
   return id;
+}
+
+void Engine::record(Run& run, const std::string& actor, std::string action, std::string detail) {
+  Transition t{clock_.now(), actor, std::move(action), std::move(detail)};
+  journal_.save_transition(run.d.id, t);
+  run.d.log.push_back(std::move(t));
 }
 
 std::string Engine::new_action(Run& run, size_t idx) {
@@ -106,23 +193,34 @@ std::string Engine::new_action(Run& run, size_t idx) {
   return action;
 }
 
-// Sends the current wave; the caller then calls advance() (which ends the wave at once when no
-// node of it could be reached).
+// Announces the current wave; advance() starts its nodes.
 void Engine::start_wave(Run& run) {
   Deploy& d = run.d;
   d.current_batch = static_cast<int>(run.wave);
-  const auto& wave = run.waves[run.wave];
+  run.next = 0;
+  const auto& wave = run.plan.waves[run.wave];
   std::vector<std::string> names;
-  for (size_t idx : wave)
+  for (size_t idx : wave.nodes)
     names.push_back(d.nodes[idx].node);
+  const auto& group = run.plan.groups[wave.group];
   emit(run, "batch.started", "", "", "running",
-       fmt::format("batch {}/{}: {}", run.wave + 1, run.waves.size(), join(names, ", ")));
-  for (size_t idx : wave)
-    dispatch_forward(run, idx);
+       fmt::format("batch {}/{}{}: {}", run.wave + 1, run.plan.waves.size(),
+                   group.name.empty() ? "" : " (" + group.name + ")", join(names, ", ")));
+}
+
+// Whether taking the node out of service keeps the deploy within max-unavailable. A node already
+// out of service changes nothing; otherwise count what is out now: nodes in flight, failed ones,
+// and targets that were out before the deploy and have not been started yet.
+bool Engine::may_take_out(const Run& run, size_t idx) const {
+  if (run.max_unavailable <= 0 || !run.in_service[idx]) return true;
+  const int out = run.d.count(NodeStatus::running) + run.d.count(NodeStatus::failed) +
+                  run.out_of_service_pending;
+  return out + 1 <= run.max_unavailable;
 }
 
 void Engine::dispatch_forward(Run& run, size_t idx) {
   NodeProgress& n = run.d.nodes[idx];
+  if (!run.in_service[idx]) --run.out_of_service_pending;
   run.d.set_status(n, NodeStatus::running);
   n.started_at = clock_.now();
   n.step = "";
@@ -188,6 +286,7 @@ void Engine::finish_node(Run& run, size_t idx, bool ok, const std::string& reaso
   --run.inflight;
   if (n.status == NodeStatus::running) {
     run.d.set_status(n, ok ? NodeStatus::healthy : NodeStatus::failed);
+    if (ok) run.progress_since = n.finished_at;
   } else if (n.status == NodeStatus::reverting) {
     run.d.set_status(n, ok ? NodeStatus::reverted : NodeStatus::revert_failed);
   }
@@ -210,11 +309,12 @@ void Engine::advance(Run& run) {
   // as it starts, and thousands of such waves in a row must not exhaust the stack.
   Deploy& d = run.d;
   for (;;) {
-    if (is_terminal(d.state) || run.inflight > 0) return;
+    if (is_terminal(d.state)) return;
     if (d.phase == Phase::forward) {
       const int failed = d.count(NodeStatus::failed);
       const bool too_many = failed > d.max_failures;
       if (run.stopping || too_many) {
+        if (run.inflight > 0) return;  // the nodes in flight answer first
         for (auto& n : d.nodes) {
           if (n.status == NodeStatus::pending) {
             d.set_status(n, NodeStatus::skipped);
@@ -222,19 +322,62 @@ void Engine::advance(Run& run) {
           }
         }
         if (run.stopping) {
-          d.reason = "aborted by " + d.aborted_by;
+          d.reason = run.stop_reason;
         } else {
           d.reason = fmt::format("{} node(s) failed (max failures {}): {}", failed, d.max_failures,
                                  run.first_failure);
+          if (run.plan.groups.size() > 1) {
+            const auto& group = run.plan.groups[run.plan.waves[run.wave].group];
+            if (!group.name.empty()) d.reason += " (in " + group.name + ")";
+          }
         }
+        run.paused = false;
+        run.gate = Gate::none;
+        d.waiting.clear();
+        d.promote_at = 0;
         if (!run.rollback_on_stop) {
           finish(run, DeployState::failed, d.reason + "; not rolled back");
           return;
         }
         begin_revert(run);  // now in the revert phase
+        update_state(run);
         continue;
       }
-      if (run.wave + 1 < run.waves.size()) {
+      if (run.paused || run.gate != Gate::none) return;
+      // Start what the wave allows.
+      const PlanWave& wave = run.plan.waves[run.wave];
+      while (run.next < wave.nodes.size() && run.inflight < wave.max_inflight &&
+             may_take_out(run, wave.nodes[run.next])) {
+        dispatch_forward(run, wave.nodes[run.next++]);
+        // A sliding window stops starting nodes at the first failure too many.
+        if (run.max_unavailable > 0 && d.count(NodeStatus::failed) > d.max_failures) break;
+      }
+      if (d.count(NodeStatus::failed) > d.max_failures) continue;
+      if (run.inflight > 0) return;
+      if (run.next < wave.nodes.size()) {
+        // Nothing in flight and the next node may not go: waiting would never end.
+        std::vector<std::string> out;
+        for (size_t i = 0; i < d.nodes.size(); ++i) {
+          if (d.nodes[i].status == NodeStatus::failed ||
+              (d.nodes[i].status == NodeStatus::pending && !run.in_service[i]))
+            out.push_back(d.nodes[i].node);
+        }
+        stop(run, "slipway",
+             fmt::format("no node can be updated without exceeding max unavailable {}: {} "
+                         "targeted node(s) are out of service ({})",
+                         run.max_unavailable, out.size(), join(out, ", ")),
+             true);
+        continue;
+      }
+      // The wave is done. At the end of a group, its gate.
+      const bool last_of_group =
+          run.wave + 1 == run.plan.waves.size() || run.plan.waves[run.wave + 1].group != wave.group;
+      if (last_of_group && run.wave + 1 < run.plan.waves.size() &&
+          run.plan.groups[wave.group].gate != Gate::none && !run.gate_passed[wave.group]) {
+        enter_gate(run, wave.group);
+        return;
+      }
+      if (run.wave + 1 < run.plan.waves.size()) {
         ++run.wave;
         start_wave(run);
         continue;
@@ -249,6 +392,7 @@ void Engine::advance(Run& run) {
       return;
     }
     // Revert phase: the next wave of nodes to send back, or the end.
+    if (run.inflight > 0) return;
     if (run.revert_pos < run.revert_queue.size()) {
       const int per_wave = d.batch.resolve(static_cast<int>(d.nodes.size()));
       const size_t end = std::min(run.revert_queue.size(), run.revert_pos + per_wave);
@@ -321,6 +465,9 @@ void Engine::finish(Run& run, DeployState state, const std::string& reason) {
   d.state = state;
   d.reason = reason;
   d.finished_at = clock_.now();
+  d.waiting.clear();
+  d.promote_at = 0;
+  record(run, "slipway", std::string(deploy_state_name(state)), reason);
   journal_.save_deploy(d);
   emit(run, "deploy.finished", "", "", std::string(deploy_state_name(state)),
        state == DeployState::succeeded
@@ -424,6 +571,27 @@ void Engine::on_node_lost(const std::string& node) {
   }
 }
 
+void Engine::on_app_unhealthy(const std::string& node, const std::string& app,
+                              const std::string& version, const std::string& detail) {
+  for (auto& [id, run] : runs_) {
+    Deploy& d = run->d;
+    if (is_terminal(d.state) || d.phase != Phase::forward || d.app != app || d.version != version)
+      continue;
+    for (auto& n : d.nodes) {
+      if (n.node != node || n.status != NodeStatus::healthy) continue;
+      d.set_status(n, NodeStatus::failed);
+      n.reason = "failed its health check after it was healthy" +
+                 (detail.empty() ? std::string() : ": " + detail);
+      n.version_now = version;
+      if (run->first_failure.empty()) run->first_failure = n.node + ": " + n.reason;
+      journal_.save_node(d.id, n);
+      emit(*run, "node.finished", n.node, "", "failed", n.reason);
+      advance(*run);
+      break;
+    }
+  }
+}
+
 void Engine::tick() {
   const TimeMs now = clock_.now();
   for (auto& [id, run] : runs_) {
@@ -431,18 +599,35 @@ void Engine::tick() {
     for (size_t i = 0; i < run->d.nodes.size(); ++i) {
       auto& n = run->d.nodes[i];
       if ((n.status == NodeStatus::running || n.status == NodeStatus::reverting) &&
-          now - n.started_at > opts_.node_timeout.count()) {
-        finish_node(
-            *run, i, false,
-            fmt::format("no result from the node within {}", format_duration(opts_.node_timeout)));
+          now - n.started_at > run->healthy_deadline.count()) {
+        finish_node(*run, i, false,
+                    fmt::format("no result from the node within its healthy deadline of {}",
+                                format_duration(run->healthy_deadline)));
         advance(*run);
       }
+    }
+    if (is_terminal(run->d.state) || run->d.phase != Phase::forward || run->stopping) continue;
+    if (run->gate == Gate::wait && !run->paused && now >= run->d.promote_at) {
+      pass_gate(*run, "slipway",
+                fmt::format("the canaries stayed healthy for {}; promoted by itself",
+                            format_duration(run->req.canary_wait)));
+      advance(*run);
+      continue;
+    }
+    const Millis pd = run->req.progress_deadline;
+    if (pd.count() > 0 && !run->paused && run->gate == Gate::none &&
+        now - run->progress_since > pd.count()) {
+      stop(*run, "slipway",
+           fmt::format("no node became healthy within the progress deadline of {}",
+                       format_duration(pd)),
+           true);
+      advance(*run);
     }
   }
   forget_finished();
 }
 
-Status Engine::abort(DeployId id, const std::string& actor, bool rollback) {
+Result<Engine::Run*> Engine::find_run(DeployId id) {
   auto it = runs_.find(id);
   if (it == runs_.end() || is_terminal(it->second->d.state)) {
     return err(Errc::failed_precondition, fmt::format("deploy #{} is not running", id));
@@ -451,13 +636,132 @@ Status Engine::abort(DeployId id, const std::string& actor, bool rollback) {
   if (run.stopping || run.d.phase == Phase::revert) {
     return err(Errc::failed_precondition, fmt::format("deploy #{} is already stopping", id));
   }
+  return &run;
+}
+
+// Ends the forward phase: once the nodes in flight have answered, what changed goes back (unless
+// rollback is false). The caller then calls advance().
+void Engine::stop(Run& run, const std::string& actor, const std::string& reason, bool rollback) {
   run.stopping = true;
   run.rollback_on_stop = rollback;
-  run.d.aborted_by = actor;
+  run.stop_reason = reason;
+  run.paused = false;
+  run.gate = Gate::none;
+  run.d.promote_at = 0;
+  update_state(run);
+  record(run, actor, actor == "slipway" ? "failed" : "aborted", reason);
   emit(run, "deploy.aborting", "", "", "running",
-       fmt::format("aborted by {}; {}", actor,
+       fmt::format("{}; {}", reason,
                    rollback ? "waiting for the nodes in flight, then rolling back"
                             : "waiting for the nodes in flight; no rollback"));
+}
+
+Status Engine::abort(DeployId id, const std::string& actor, bool rollback) {
+  auto run = find_run(id);
+  if (!run) return run.error();
+  (*run)->d.aborted_by = actor;
+  stop(**run, actor, "aborted by " + actor, rollback);
+  advance(**run);
+  return {};
+}
+
+void Engine::update_state(Run& run) {
+  Deploy& d = run.d;
+  if (is_terminal(d.state)) return;
+  const bool held = d.phase == Phase::forward && (run.paused || run.gate == Gate::promote);
+  d.state = held ? DeployState::paused : DeployState::running;
+  if (d.phase != Phase::forward) {
+    d.waiting.clear();
+  } else if (run.paused) {
+    d.waiting = fmt::format("paused by {}; go on with: slipway resume {}", run.paused_by, d.id);
+  } else if (run.gate == Gate::promote) {
+    d.waiting = fmt::format("the canaries are healthy; go on with: slipway promote {}", d.id);
+  } else if (run.gate == Gate::wait) {
+    d.waiting = fmt::format("the canaries must stay healthy until {}; promoting by itself then",
+                            format_time_short(d.promote_at));
+  } else {
+    d.waiting.clear();
+  }
+  journal_.save_deploy(d);
+}
+
+void Engine::enter_gate(Run& run, size_t group) {
+  Deploy& d = run.d;
+  run.gate = run.plan.groups[group].gate;
+  if (run.gate == Gate::wait) d.promote_at = clock_.now() + run.req.canary_wait.count();
+  update_state(run);
+  emit(run, run.gate == Gate::promote ? "deploy.paused" : "deploy.waiting", "", "",
+       std::string(deploy_state_name(d.state)), d.waiting);
+}
+
+void Engine::pass_gate(Run& run, const std::string& actor, const std::string& detail) {
+  const size_t group = run.plan.waves[run.wave].group;
+  run.gate_passed[group] = true;
+  run.gate = Gate::none;
+  run.d.promote_at = 0;
+  run.progress_since = clock_.now();
+  record(run, actor, "promoted", detail);
+  update_state(run);
+  emit(run, "deploy.promoted", "", "", std::string(deploy_state_name(run.d.state)),
+       fmt::format("promoted by {}: {}", actor, detail));
+}
+
+Status Engine::pause(DeployId id, const std::string& actor) {
+  auto r = find_run(id);
+  if (!r) return r.error();
+  Run& run = **r;
+  if (run.paused) {
+    return err(Errc::failed_precondition,
+               fmt::format("deploy #{} is already paused (by {})", id, run.paused_by));
+  }
+  run.paused = true;
+  run.paused_by = actor;
+  record(run, actor, "paused", "");
+  update_state(run);
+  emit(run, "deploy.paused", "", "", "paused",
+       fmt::format("paused by {}; the nodes in flight finish, no new node starts", actor));
+  return {};
+}
+
+Status Engine::resume(DeployId id, const std::string& actor) {
+  auto r = find_run(id);
+  if (!r) return r.error();
+  Run& run = **r;
+  if (!run.paused) {
+    if (run.gate != Gate::none) {
+      return err(Errc::failed_precondition,
+                 fmt::format("deploy #{} is not paused: it waits for its canaries to be "
+                             "promoted; go on with: slipway promote {}",
+                             id, id));
+    }
+    return err(Errc::failed_precondition, fmt::format("deploy #{} is not paused", id));
+  }
+  run.paused = false;
+  run.progress_since = clock_.now();
+  record(run, actor, "resumed", "");
+  update_state(run);
+  emit(run, "deploy.resumed", "", "", std::string(deploy_state_name(run.d.state)),
+       "resumed by " + actor);
+  advance(run);
+  return {};
+}
+
+Status Engine::promote(DeployId id, const std::string& actor) {
+  auto r = find_run(id);
+  if (!r) return r.error();
+  Run& run = **r;
+  if (run.gate == Gate::none) {
+    if (run.paused) {
+      return err(Errc::failed_precondition,
+                 fmt::format("deploy #{} is not waiting for promotion: it was paused by {}; go "
+                             "on with: slipway resume {}",
+                             id, run.paused_by, id));
+    }
+    return err(Errc::failed_precondition,
+               fmt::format("deploy #{} is not waiting for promotion{}", id,
+                           run.d.strategy == "canary" ? " (its canaries are not done yet)" : ""));
+  }
+  pass_gate(run, actor, "promoted by hand");
   advance(run);
   return {};
 }

@@ -1,13 +1,19 @@
 // The deploy engine: the state machine of every running deploy.
 //
-// A deploy updates its targeted nodes in waves (batches). Each node of a wave is sent an install
-// command; the wave is done when every node of it has reported a result (or failed: disconnected,
-// not connected, no result within node_timeout). When the failures exceed max_failures, or the
-// deploy is aborted, no further wave starts and, once the nodes in flight have answered, every node
-// the deploy changed is sent back to the version it ran before (in waves of the same size): the
-// deploy ends rolled_back (or failed, when going back failed somewhere). Agents revert a node whose
-// new release fails its health check by themselves; the engine only reverts the nodes that are
-// still on the new version.
+// A deploy updates its targeted nodes in waves (batches) planned by its strategy (strategy.h).
+// Each node of a wave is sent an install command; the wave is done when every node of it has
+// reported a result (or failed: disconnected, not connected, not healthy within the healthy
+// deadline). Between groups of waves a gate may hold the deploy (canary: until `promote`, or for a
+// while the canaries must stay healthy). When the failures exceed max_failures, the progress
+// deadline passes, or the deploy is aborted, no further node starts and, once the nodes in flight
+// have answered, every node the deploy changed is sent back to the version it ran before (in
+// waves of the batch size): the deploy ends rolled_back (or failed, when going back failed
+// somewhere). Agents revert a node whose new release fails its health check by themselves; the
+// engine only reverts the nodes that are still on the new version.
+//
+// A paused deploy starts no new node (those in flight finish); deadlines do not run while it is
+// paused or held by a gate. Every change of course (start, pause, resume, promote, abort, a
+// deadline, the end) is kept in the deploy's log with who made it.
 //
 // Thread-safety: none. The server calls it from one thread (its I/O thread).
 #pragma once
@@ -22,6 +28,7 @@
 #include "common/error.h"
 #include "engine/deploy.h"
 #include "engine/interfaces.h"
+#include "engine/strategy.h"
 
 namespace slipway::engine {
 
@@ -29,6 +36,8 @@ struct Target {
   std::string node;
   std::string zone;
   std::string from_version;  // the app's current version on the node, "" when none
+  bool canary = false;       // canary strategy: one of the first nodes
+  bool in_service = true;    // the app runs healthy there now (for max-unavailable)
 };
 
 struct DeployRequest {
@@ -43,13 +52,22 @@ struct DeployRequest {
   std::map<std::string, ArtifactRef> previous;
   BatchSize batch;
   int max_failures = 0;
+  Strategy strategy = Strategy::rolling;
+  std::string canary;                   // canary: the spec as given (the targets carry the flag)
+  Gate canary_gate = Gate::none;        // canary: what happens after the canaries
+  Millis canary_wait{0};                // Gate::wait: how long the canaries must stay healthy
+  std::vector<std::string> zone_order;  // zones: the order; empty = sorted
+  std::optional<BatchSize> max_unavailable;
+  Millis healthy_deadline{0};   // 0 = the engine's node_timeout
+  Millis progress_deadline{0};  // 0 = none
   std::string actor;
   std::map<std::string, std::string> env_vars;  // passed to the agents with every install
   int keep_releases = 5;
 };
 
 struct EngineOptions {
-  Millis node_timeout{15 * 60'000};  // a node that reports no result within this has failed
+  // The default healthy deadline: a node that is not healthy within this has failed.
+  Millis node_timeout{15 * 60'000};
 };
 
 class Engine {
@@ -73,11 +91,20 @@ class Engine {
   void on_result(const std::string& node, const protocol::InstallResult& r);
   // The node's connection is gone: whatever it was doing has failed.
   void on_node_lost(const std::string& node);
-  // Checks deadlines; call it about once a second.
+  // The node's app failed its health check while serving (a heartbeat said so): a node this deploy
+  // made healthy on `version` fails, as if its install had.
+  void on_app_unhealthy(const std::string& node, const std::string& app, const std::string& version,
+                        const std::string& detail);
+  // Checks deadlines and timed gates; call it about once a second.
   void tick();
 
   // Stops a running deploy and rolls back what it changed (unless rollback is false).
   Status abort(DeployId id, const std::string& actor, bool rollback = true);
+  // Holds a running deploy: nodes in flight finish, no new node starts.
+  Status pause(DeployId id, const std::string& actor);
+  Status resume(DeployId id, const std::string& actor);
+  // Lets a deploy held by a gate (after its canaries) go on.
+  Status promote(DeployId id, const std::string& actor);
 
   const Deploy* find(DeployId id) const;
   const Deploy* running_for(const std::string& app, const std::string& env) const;
@@ -94,7 +121,14 @@ class Engine {
     size_t node_index;
   };
 
+  Result<Run*> find_run(DeployId id);
   void start_wave(Run& run);
+  bool may_take_out(const Run& run, size_t idx) const;
+  void enter_gate(Run& run, size_t group);
+  void pass_gate(Run& run, const std::string& actor, const std::string& detail);
+  void stop(Run& run, const std::string& actor, const std::string& reason, bool rollback);
+  void update_state(Run& run);
+  void record(Run& run, const std::string& actor, std::string action, std::string detail);
   void dispatch_forward(Run& run, size_t idx);
   void dispatch_revert(Run& run, size_t idx);
   void finish_node(Run& run, size_t idx, bool ok, const std::string& reason);

@@ -29,6 +29,7 @@ class DeployJournal {
   virtual void save_deploy(const Deploy& d) = 0;  // header and every node (insert or update)
   virtual void save_node(DeployId id, const NodeProgress& n) = 0;
   virtual void save_step(const StepRecord& s) = 0;
+  virtual void save_transition(DeployId id, const Transition& t) = 0;
   // An implementation may buffer writes; flush hands them over to the store now (in order).
   virtual void flush() {}
 };

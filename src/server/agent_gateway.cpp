@@ -94,8 +94,22 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     ctx_.inventory.touch(name, t);
     if (auto* hb = std::get_if<protocol::Heartbeat>(&*m)) {
       if (hb->apps) {
-        ctx_.inventory.set_apps(name, to_node_apps(*hb->apps), t);
+        auto apps = to_node_apps(*hb->apps);
+        std::vector<std::pair<std::string, std::string>> went_bad;  // app, version
+        if (const auto* before = ctx_.inventory.find(name)) {
+          for (const auto& [app, a] : apps) {
+            auto old = before->apps.find(app);
+            if (old != before->apps.end() && old->second.healthy && !a.healthy &&
+                old->second.version == a.version && !a.version.empty())
+              went_bad.emplace_back(app, a.version);
+          }
+        }
+        ctx_.inventory.set_apps(name, std::move(apps), t);
         ctx_.save_node(name);
+        for (const auto& [app, version] : went_bad) {
+          spdlog::warn("node {}: {} {} is no longer healthy", name, app, version);
+          ctx_.engine->on_app_unhealthy(name, app, version, "reported by the agent's health probe");
+        }
       }
     } else if (auto* step = std::get_if<protocol::StepEvent>(&*m)) {
       ctx_.engine->on_step(name, *step);

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "artifacts/version.h"
+#include "common/duration.h"
 #include "common/names.h"
 #include "server/context.h"
 
@@ -22,7 +23,96 @@ struct DeployParams {
   inventory::Selector extra;  // beyond env
   std::optional<engine::BatchSize> batch;
   int max_failures = 0;
+  engine::Strategy strategy = engine::Strategy::rolling;
+  engine::CanarySpec canary;
+  engine::Gate canary_gate = engine::Gate::none;
+  Millis canary_wait{0};
+  std::vector<std::string> zones;
+  std::optional<engine::BatchSize> max_unavailable;
+  Millis healthy_deadline{0};
+  Millis progress_deadline{0};
 };
+
+// A duration field of a request: "30s", "5m", ... (absent = 0).
+Result<Millis> duration_field(JsonReader& r, std::string_view key) {
+  auto text = r.opt_str(key);
+  if (!text) return Millis(0);
+  auto d = parse_duration(*text);
+  if (!d) {
+    return err(Errc::invalid_argument, fmt::format("{}: {}", key, d.error().message));
+  }
+  if (d->count() <= 0 || *d > Millis(30LL * 24 * 3600 * 1000)) {
+    return err(Errc::invalid_argument,
+               fmt::format("{} must be longer than 0 and at most 30 days", key));
+  }
+  return *d;
+}
+
+// The strategy part of a deploy or rollback request.
+Status parse_strategy_params(JsonReader& r, DeployParams& p) {
+  const auto strategy = r.opt_str("strategy");
+  const auto canary = r.opt_str("canary");
+  const bool pause = r.boolean_or("pause", false);
+  auto canary_wait = duration_field(r, "canary_wait");
+  const auto zones = r.str_list("zones");
+  const auto max_unavailable = r.opt_str("max_unavailable");
+  auto healthy = duration_field(r, "healthy_deadline");
+  auto progress = duration_field(r, "progress_deadline");
+  if (strategy) {
+    auto s = engine::parse_strategy(*strategy);
+    if (!s) return s.error();
+    p.strategy = *s;
+  }
+  for (auto* d : {&canary_wait, &healthy, &progress}) {
+    if (!*d) return d->error();
+  }
+  p.canary_wait = *canary_wait;
+  p.healthy_deadline = *healthy;
+  p.progress_deadline = *progress;
+  const bool is_canary = p.strategy == engine::Strategy::canary;
+  if (!is_canary && (canary || pause || p.canary_wait.count() > 0)) {
+    return err(Errc::invalid_argument,
+               "canary, pause and canary_wait go with the canary strategy (strategy: canary)");
+  }
+  if (is_canary) {
+    auto c = engine::CanarySpec::parse(canary ? *canary : "1");
+    if (!c) return c.error();
+    p.canary = *c;
+    if (pause && p.canary_wait.count() > 0) {
+      return err(Errc::invalid_argument,
+                 "give either pause (wait for `slipway promote`) or canary_wait, not both");
+    }
+    p.canary_gate = pause                       ? engine::Gate::promote
+                    : p.canary_wait.count() > 0 ? engine::Gate::wait
+                                                : engine::Gate::none;
+  }
+  if (!zones.empty() && p.strategy != engine::Strategy::zones) {
+    return err(Errc::invalid_argument, "zones (an order) goes with the zones strategy");
+  }
+  if (zones.size() > 100) return err(Errc::invalid_argument, "at most 100 zones");
+  for (const auto& z : zones) {
+    if (auto st = validate_name(NameKind::zone, z); !st) return st.error();
+    if (std::count(zones.begin(), zones.end(), z) > 1)
+      return err(Errc::invalid_argument, fmt::format("zone {} is listed twice", z));
+  }
+  p.zones = zones;
+  if (max_unavailable) {
+    auto m = engine::BatchSize::parse(*max_unavailable);
+    if (!m) {
+      return err(Errc::invalid_argument,
+                 fmt::format("max_unavailable '{}' is not valid: give a number of nodes (1) or a "
+                             "percentage of them (25%)",
+                             max_unavailable->substr(0, 32)));
+    }
+    p.max_unavailable = *m;
+  }
+  if (p.healthy_deadline.count() > 0 && p.progress_deadline.count() > 0 &&
+      p.progress_deadline < p.healthy_deadline) {
+    return err(Errc::invalid_argument,
+               "the progress deadline must be at least as long as the healthy deadline");
+  }
+  return {};
+}
 
 Result<DeployParams> parse_params(const std::string& body, engine::DeployKind kind) {
   auto v = parse_json(body, "request body");
@@ -38,7 +128,9 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   const auto selector = r.str_or("selector", "");
   const auto batch = r.opt_str("batch");
   p.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
+  auto strategy_status = parse_strategy_params(r, p);
   if (auto st = r.finish(); !st) return st.error();
+  if (!strategy_status) return strategy_status.error();
   if (auto st = validate_name(NameKind::app, p.app); !st) return st.error();
   if (auto st = validate_name(NameKind::env, p.env); !st) return st.error();
   if (!p.version.empty()) {
@@ -180,7 +272,13 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
       lost.push_back(n->name);
       continue;
     }
-    targets.push_back(engine::Target{n->name, n->zone, current});
+    engine::Target t{n->name, n->zone, current};
+    t.in_service = app != n->apps.end() && app->second.healthy;
+    if (p->strategy == engine::Strategy::canary && p->canary.by_tag) {
+      auto tag = n->tags.find(p->canary.key);
+      t.canary = tag != n->tags.end() && tag->second == p->canary.value;
+    }
+    targets.push_back(std::move(t));
   }
   for (const auto* n : ctx.inventory.all())
     in_env += n->env == p->env ? 1 : 0;
@@ -194,8 +292,34 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
     co_return Response::error(err(Errc::failed_precondition, why));
   }
 
+  if (p->strategy == engine::Strategy::canary) {
+    if (p->canary.by_tag) {
+      if (std::none_of(targets.begin(), targets.end(), [](const auto& t) { return t.canary; })) {
+        co_return Response::error(
+            err(Errc::failed_precondition,
+                fmt::format("no targeted node has the tag {}: there would be no canary",
+                            p->canary.key + "=" + p->canary.value)));
+      }
+    } else {
+      // The first nodes by name.
+      std::sort(targets.begin(), targets.end(),
+                [](const auto& a, const auto& b) { return a.node < b.node; });
+      const int n = p->canary.count.resolve(static_cast<int>(targets.size()));
+      for (int i = 0; i < n; ++i)
+        targets[static_cast<size_t>(i)].canary = true;
+    }
+  }
+
   engine::DeployRequest dr;
   dr.kind = kind;
+  dr.strategy = p->strategy;
+  dr.canary = p->strategy == engine::Strategy::canary ? p->canary.to_string() : "";
+  dr.canary_gate = p->canary_gate;
+  dr.canary_wait = p->canary_wait;
+  dr.zone_order = p->zones;
+  dr.max_unavailable = p->max_unavailable;
+  dr.healthy_deadline = p->healthy_deadline;
+  dr.progress_deadline = p->progress_deadline;
   dr.app = p->app;
   dr.env = p->env;
   dr.selector = p->extra.to_string();
@@ -206,9 +330,11 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
       dr.previous[t.from_version] = it->second;
   }
   // A rollback obeys the batch size of the deploy it undoes unless told otherwise.
-  dr.batch = p->batch ? *p->batch
-                      : (kind == engine::DeployKind::rollback && in->last ? in->last->batch
-                                                                          : engine::BatchSize{});
+  // With only max_unavailable, that limit alone paces the rollout (a sliding window).
+  dr.batch = p->batch                                             ? *p->batch
+             : p->max_unavailable                                 ? engine::BatchSize{100, true}
+             : (kind == engine::DeployKind::rollback && in->last) ? in->last->batch
+                                                                  : engine::BatchSize{};
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
   dr.keep_releases = ctx.opts.keep_releases;
@@ -236,6 +362,18 @@ Result<engine::DeployId> parse_id(const std::string& s) {
     return err(Errc::invalid_argument, fmt::format("'{}' is not a deploy id", s.substr(0, 32)));
   }
   return id;
+}
+
+// The engine says "not running" also of a deploy it never ran: 404 for those.
+asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId id, Error e) {
+  if (!ctx.engine->find(id)) {
+    auto job = [id](store::Store& s) { return s.get_deploy(id); };
+    auto d = co_await ctx.db_call(job);
+    if (d && !*d) {
+      co_return Response::error(err(Errc::not_found, fmt::format("there is no deploy #{}", id)));
+    }
+  }
+  co_return Response::error(std::move(e));
 }
 
 }  // namespace
@@ -334,21 +472,36 @@ void register_deploy_routes(ServerContext& ctx) {
                      if (auto st = r.finish(); !st) co_return Response::error(st.error());
                    }
                    if (auto st = c->engine->abort(*id, req.actor, rollback); !st) {
-                     // "not running" is also what the engine says of a deploy it never ran.
-                     if (!c->engine->find(*id)) {
-                       auto job = [id = *id](store::Store& s) { return s.get_deploy(id); };
-                       auto d = co_await c->db_call(job);
-                       if (d && !*d) {
-                         co_return Response::error(
-                             err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
-                       }
-                     }
-                     co_return Response::error(st.error());
+                     co_return co_await not_running_error(*c, *id, st.error());
                    }
                    const auto* d = c->engine->find(*id);
                    co_return Response::json(202, d ? engine::to_json(*d, false)
                                                    : json::value(json::object{{"id", *id}}));
                  });
+
+  // pause, resume, promote: the same shape.
+  using Control = Status (engine::Engine::*)(engine::DeployId, const std::string&);
+  for (auto [verb, fn] : {std::pair<const char*, Control>{"pause", &engine::Engine::pause},
+                          std::pair<const char*, Control>{"resume", &engine::Engine::resume},
+                          std::pair<const char*, Control>{"promote", &engine::Engine::promote}}) {
+    ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", verb), Caller::admin,
+                   [c, fn](Request& req) -> asio::awaitable<Response> {
+                     auto id = parse_id(req.param("id"));
+                     if (!id) co_return Response::error(id.error());
+                     if (!req.body.empty()) {
+                       auto v = parse_json(req.body, "request body");
+                       if (!v) co_return Response::error(v.error());
+                       JsonReader r(*v, "request");
+                       if (auto st = r.finish(); !st) co_return Response::error(st.error());
+                     }
+                     if (auto st = ((*c->engine).*fn)(*id, req.actor); !st) {
+                       co_return co_await not_running_error(*c, *id, st.error());
+                     }
+                     const auto* d = c->engine->find(*id);
+                     co_return Response::json(200, d ? engine::to_json(*d, false)
+                                                     : json::value(json::object{{"id", *id}}));
+                   });
+  }
 
   ctx.router.add(
       "GET", "/api/v1/deploys/{id}/watch", Caller::admin,

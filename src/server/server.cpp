@@ -35,6 +35,9 @@ class StoreJournal final : public engine::DeployJournal {
     add(NodeWrite{id, n});
   }
   void save_step(const engine::StepRecord& r) override { add(r); }
+  void save_transition(engine::DeployId id, const engine::Transition& t) override {
+    add(TransitionWrite{id, t});
+  }
 
   // Hands the buffered writes to the database thread now.
   void flush() override {
@@ -46,6 +49,8 @@ class StoreJournal final : public engine::DeployJournal {
           log(s.save_deploy(*d));
         } else if (const auto* n = std::get_if<NodeWrite>(&w)) {
           log(s.save_deploy_node(n->id, n->node));
+        } else if (const auto* t = std::get_if<TransitionWrite>(&w)) {
+          log(s.save_transition(t->id, t->transition));
         } else {
           log(s.save_step(std::get<engine::StepRecord>(w)));
         }
@@ -59,7 +64,11 @@ class StoreJournal final : public engine::DeployJournal {
     engine::DeployId id;
     engine::NodeProgress node;
   };
-  using Write = std::variant<engine::Deploy, NodeWrite, engine::StepRecord>;
+  struct TransitionWrite {
+    engine::DeployId id;
+    engine::Transition transition;
+  };
+  using Write = std::variant<engine::Deploy, NodeWrite, engine::StepRecord, TransitionWrite>;
 
   void add(Write w) {
     pending_.push_back(std::move(w));

@@ -112,7 +112,7 @@ asio::awaitable<void> Watchers::serve(std::shared_ptr<WsConnection> conn, engine
     }
     engine::DeployEvent e;
     e.deploy = id;
-    e.kind = (*d)->state == engine::DeployState::running ? "deploy.unknown" : "deploy.finished";
+    e.kind = engine::is_terminal((*d)->state) ? "deploy.finished" : "deploy.unknown";
     e.status = std::string(engine::deploy_state_name((*d)->state));
     e.message = (*d)->reason;
     e.at = (*d)->finished_at;

@@ -45,7 +45,31 @@ CREATE TABLE deploy_steps (
   started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL);
 CREATE INDEX deploy_steps_deploy ON deploy_steps (deploy_id, id);
 )sql",
+    // 2: rollout strategies (their options as JSON), canary nodes, the log of each deploy.
+    R"sql(
+ALTER TABLE deploys ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE deploy_nodes ADD COLUMN canary INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE deploy_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, deploy_id INTEGER NOT NULL REFERENCES deploys (id),
+  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX deploy_log_deploy ON deploy_log (deploy_id, id);
+)sql",
 };
+
+// The strategy options of a deploy, kept in one JSON column.
+std::string options_json(const Deploy& d) {
+  json::object o = engine::strategy_options_json(d);
+  o["promote_at"] = d.promote_at;
+  return to_json(o);
+}
+
+void options_from_json(const std::string& text, Deploy& d) {
+  auto v = parse_json(text, "deploy options");
+  if (!v || !v->is_object()) return;
+  JsonReader r(*v, "deploy options");
+  engine::read_strategy_options(r, d);
+  d.promote_at = r.i64_or("promote_at", 0);
+}
 
 json::value apps_to_json(const std::map<std::string, inventory::NodeApp>& apps) {
   json::object o;
@@ -259,17 +283,18 @@ class SqliteStore final : public Store {
     auto s = db_.prepare(
         "INSERT INTO deploys (id, kind, app, version, env, selector, strategy, batch, "
         "max_failures, state, phase, reason, actor, aborted_by, started_at, finished_at, batches, "
-        "current_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "current_batch, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, phase = excluded.phase, "
         "reason = excluded.reason, aborted_by = excluded.aborted_by, finished_at = "
-        "excluded.finished_at, current_batch = excluded.current_batch");
+        "excluded.finished_at, current_batch = excluded.current_batch, options = "
+        "excluded.options");
     if (!s) return s.error();
     s->bind(1, d.id).bind(2, engine::deploy_kind_name(d.kind)).bind(3, d.app).bind(4, d.version);
     s->bind(5, d.env).bind(6, d.selector).bind(7, d.strategy).bind(8, d.batch.to_string());
     s->bind(9, d.max_failures).bind(10, engine::deploy_state_name(d.state));
     s->bind(11, d.phase == engine::Phase::forward ? "forward" : "revert").bind(12, d.reason);
     s->bind(13, d.actor).bind(14, d.aborted_by).bind(15, d.created_at).bind(16, d.finished_at);
-    s->bind(17, d.batches).bind(18, d.current_batch);
+    s->bind(17, d.batches).bind(18, d.current_batch).bind(19, options_json(d));
     if (auto st = s->run(); !st) return st;
     for (const auto& n : d.nodes) {
       if (auto st = save_deploy_node(d.id, n); !st) return st;
@@ -280,8 +305,9 @@ class SqliteStore final : public Store {
   Status save_deploy_node(DeployId id, const NodeProgress& n) override {
     auto s = db_.prepare(
         "INSERT INTO deploy_nodes (deploy_id, node, zone, batch, from_version, status, step, "
-        "started_at, finished_at, reason, reverted_to, version_now, downloaded) VALUES (?, ?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (deploy_id, node) DO UPDATE SET status = "
+        "started_at, finished_at, reason, reverted_to, version_now, downloaded, canary) VALUES (?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (deploy_id, node) DO UPDATE SET status "
+        "= "
         "excluded.status, step = excluded.step, started_at = excluded.started_at, finished_at = "
         "excluded.finished_at, reason = excluded.reason, reverted_to = excluded.reverted_to, "
         "version_now = excluded.version_now, downloaded = excluded.downloaded");
@@ -289,7 +315,15 @@ class SqliteStore final : public Store {
     s->bind(1, id).bind(2, n.node).bind(3, n.zone).bind(4, n.batch).bind(5, n.from_version);
     s->bind(6, engine::node_status_name(n.status)).bind(7, n.step).bind(8, n.started_at);
     s->bind(9, n.finished_at).bind(10, n.reason).bind(11, n.reverted_to).bind(12, n.version_now);
-    s->bind(13, n.downloaded);
+    s->bind(13, n.downloaded).bind(14, n.canary);
+    return s->run();
+  }
+
+  Status save_transition(DeployId id, const engine::Transition& t) override {
+    auto s = db_.prepare(
+        "INSERT INTO deploy_log (deploy_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, id).bind(2, t.at).bind(3, t.actor).bind(4, t.action).bind(5, t.detail);
     return s->run();
   }
 
@@ -313,8 +347,8 @@ class SqliteStore final : public Store {
     Deploy d = deploy_row(*s);
     auto n = db_.prepare(
         "SELECT node, zone, batch, from_version, status, step, started_at, finished_at, reason, "
-        "reverted_to, version_now, downloaded FROM deploy_nodes WHERE deploy_id = ? ORDER BY "
-        "batch, node");
+        "reverted_to, version_now, downloaded, canary FROM deploy_nodes WHERE deploy_id = ? ORDER "
+        "BY batch, node");
     if (!n) return n.error();
     n->bind(1, id);
     for (;;) {
@@ -334,9 +368,20 @@ class SqliteStore final : public Store {
       p.reverted_to = n->text(9);
       p.version_now = n->text(10);
       p.downloaded = n->i64(11) != 0;
+      p.canary = n->i64(12) != 0;
       d.nodes.push_back(std::move(p));
     }
     d.recount();
+    auto l = db_.prepare(
+        "SELECT at, actor, action, detail FROM deploy_log WHERE deploy_id = ? ORDER BY id");
+    if (!l) return l.error();
+    l->bind(1, id);
+    for (;;) {
+      auto r = l->step();
+      if (!r) return r.error();
+      if (!*r) break;
+      d.log.push_back(engine::Transition{l->i64(0), l->text(1), l->text(2), l->text(3)});
+    }
     return std::optional<Deploy>(std::move(d));
   }
 
@@ -412,7 +457,7 @@ class SqliteStore final : public Store {
                                                      TimeMs now) override {
     std::vector<DeployId> ids;
     {
-      auto s = db_.prepare("SELECT id FROM deploys WHERE state = 'running'");
+      auto s = db_.prepare("SELECT id FROM deploys WHERE state IN ('running', 'paused')");
       if (!s) return s.error();
       for (;;) {
         auto row = s->step();
@@ -440,7 +485,8 @@ class SqliteStore final : public Store {
  private:
   static constexpr const char* kDeployColumns =
       "SELECT id, kind, app, version, env, selector, strategy, batch, max_failures, state, phase, "
-      "reason, actor, aborted_by, started_at, finished_at, batches, current_batch FROM deploys";
+      "reason, actor, aborted_by, started_at, finished_at, batches, current_batch, options FROM "
+      "deploys";
 
   static ArtifactRecord artifact_row(const Statement& s) {
     return ArtifactRecord{s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)),
@@ -467,6 +513,7 @@ class SqliteStore final : public Store {
     d.finished_at = s.i64(15);
     d.batches = static_cast<int>(s.i64(16));
     d.current_batch = static_cast<int>(s.i64(17));
+    options_from_json(s.text(18), d);
     return d;
   }
 

@@ -68,6 +68,7 @@ class Store {
   virtual Status save_deploy(const engine::Deploy& d) = 0;  // header and all nodes
   virtual Status save_deploy_node(engine::DeployId id, const engine::NodeProgress& n) = 0;
   virtual Status save_step(const engine::StepRecord& s) = 0;
+  virtual Status save_transition(engine::DeployId id, const engine::Transition& t) = 0;
   virtual Result<std::optional<engine::Deploy>> get_deploy(engine::DeployId id) = 0;
   virtual Result<std::vector<engine::Deploy>> list_deploys(const DeployFilter& f) = 0;
   virtual Result<std::vector<engine::StepRecord>> list_steps(engine::DeployId id) = 0;

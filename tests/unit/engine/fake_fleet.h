@@ -140,6 +140,7 @@ class RecordingJournal final : public DeployJournal {
     e.node_progress = n;
     entries.push_back(std::move(e));
   }
+  void save_transition(DeployId id, const Transition& t) override { transitions[id].push_back(t); }
   void save_step(const StepRecord& s) override {
     Entry e;
     e.kind = Entry::step;
@@ -157,6 +158,7 @@ class RecordingJournal final : public DeployJournal {
   }
   std::vector<Entry> entries;
   std::map<DeployId, Deploy> last_deploy;  // as of its last save_deploy
+  std::map<DeployId, std::vector<Transition>> transitions;
 };
 
 // Every event, with the deploy's state when it was emitted.

@@ -160,11 +160,12 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
-  EXPECT_EQ(tables, (std::vector<std::string>{"artifacts", "deploy_nodes", "deploy_steps",
-                                              "deploys", "meta", "nodes", "sqlite_sequence"}));
+  EXPECT_EQ(tables,
+            (std::vector<std::string>{"artifacts", "deploy_log", "deploy_nodes", "deploy_steps",
+                                      "deploys", "meta", "nodes", "sqlite_sequence"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -173,7 +174,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
@@ -478,6 +479,49 @@ TEST_F(StoreTest, MaxDeployId) {
   ASSERT_TRUE(store_->save_deploy(deploy(7)));
   ASSERT_TRUE(store_->save_deploy(deploy(3)));
   EXPECT_EQ(store_->max_deploy_id().value(), 7);
+}
+
+TEST_F(StoreTest, StrategyOptionsCanaryNodesAndTheLogComeBack) {
+  auto d = deploy(4, "billing", "prod", DeployState::paused);
+  d.strategy = "canary";
+  d.canary = "tag:canary=yes";
+  d.canary_gate = "wait";
+  d.canary_wait_ms = 300'000;
+  d.max_unavailable = "25%";
+  d.healthy_deadline_ms = 60'000;
+  d.progress_deadline_ms = 600'000;
+  d.waiting = "the canaries must stay healthy";
+  d.promote_at = 12'345;
+  d.nodes = {progress("web-1", 0, NodeStatus::healthy), progress("web-2", 1, NodeStatus::pending)};
+  d.nodes[0].canary = true;
+  ASSERT_TRUE(store_->save_deploy(d));
+  ASSERT_TRUE(store_->save_transition(4, engine::Transition{100, "alice", "started", "canary"}));
+  ASSERT_TRUE(store_->save_transition(4, engine::Transition{200, "bob", "paused", ""}));
+  ASSERT_TRUE(store_->save_deploy(deploy(5, "other", "prod", DeployState::succeeded)));
+  ASSERT_TRUE(store_->save_transition(5, engine::Transition{300, "eve", "paused", "other"}));
+
+  auto got = store_->get_deploy(4).value();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->state, DeployState::paused);
+  EXPECT_EQ(got->canary, "tag:canary=yes");
+  EXPECT_EQ(got->canary_gate, "wait");
+  EXPECT_EQ(got->canary_wait_ms, 300'000);
+  EXPECT_EQ(got->max_unavailable, "25%");
+  EXPECT_EQ(got->healthy_deadline_ms, 60'000);
+  EXPECT_EQ(got->progress_deadline_ms, 600'000);
+  EXPECT_EQ(got->waiting, "the canaries must stay healthy");
+  EXPECT_EQ(got->promote_at, 12'345);
+  ASSERT_EQ(got->nodes.size(), 2u);
+  EXPECT_TRUE(got->nodes[0].canary);
+  EXPECT_FALSE(got->nodes[1].canary);
+  ASSERT_EQ(got->log.size(), 2u);
+  EXPECT_EQ(got->log[0].actor, "alice");
+  EXPECT_EQ(got->log[1].action, "paused");
+  EXPECT_EQ(got->log[1].at, 200);
+
+  // A paused deploy is running as far as a restart is concerned.
+  auto ids = store_->fail_running_deploys("restarted", 9'000).value();
+  EXPECT_EQ(ids, (std::vector<engine::DeployId>{4}));
 }
 
 TEST_F(StoreTest, FailRunningDeploys) {
