@@ -136,6 +136,15 @@ HaproxyFixture::~HaproxyFixture() {
 void HaproxyFixture::start(const HaproxyOptions& o) {
   if (port_ != 0) fail("HaproxyFixture::start: started already");
   if (o.dir.empty()) fail("HaproxyFixture::start: no directory");
+  if (::access(o.binary.c_str(), X_OK) != 0) {
+    fail(fmt::format("{} is not installed (Debian's haproxy; `./run.sh test` installs it)",
+                     o.binary.string()));
+  }
+  for (const auto& s : o.servers) {
+    if (s.port < 1 || s.port > 65535) {
+      fail(fmt::format("server {} has no port (HAProxy needs one to check it)", s.name));
+    }
+  }
   opts_ = o;
   fs::create_directories(opts_.dir);
   if (socket_path().string().size() >= sizeof(sockaddr_un{}.sun_path)) {

@@ -77,9 +77,11 @@ class HaproxyFixture {
   static std::string config_text(const HaproxyOptions& o, const std::string& bind_spec);
 
   // Binds the frontend's socket, writes DIR/haproxy.cfg, starts HAProxy and waits (bounded by
-  // start_timeout) until its admin socket answers. Does not wait for the servers to be UP
-  // (wait_status does). Throws, with the tail of haproxy.log, when HAProxy exits or does not
-  // answer; it is stopped again then. Start once per fixture.
+  // start_timeout) until its admin socket answers. Every server needs a port (1..65535;
+  // HAProxy checks it there): a node whose port is not known yet can be given one where nothing
+  // listens (it is DOWN) and moved with set_address later. Throws when the binary is missing. Does
+  // not wait for the servers to be UP (wait_status does). Throws, with the tail of haproxy.log,
+  // when HAProxy exits or does not answer; it is stopped again then. Start once per fixture.
   void start(const HaproxyOptions& o);
   // SIGTERM (a hard stop: open connections are closed), SIGKILL after 5 s; waits for it.
   // Idempotent; also called by the destructor.
