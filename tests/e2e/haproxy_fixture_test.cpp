@@ -158,9 +158,12 @@ class HaproxyFixtureTest : public E2eTest {
   }
 
   void TearDown() override {
-    if (HasFailure() && haproxy_.pid() != 0) {
-      std::cerr << "---- " << haproxy_.log_path().string() << " (last lines) ----\n"
-                << slipway::testing::tail_of(haproxy_.log_path(), 40) << "\n";
+    if (HasFailure()) {
+      for (const fs::path& log :
+           {dir() / "haproxy" / "haproxy.log", dir() / "load" / "loadgen.err"}) {
+        std::cerr << "---- " << log.string() << " (last lines) ----\n"
+                  << slipway::testing::tail_of(log, 40) << "\n";
+      }
     }
     // Everything stopped here, before E2eTest removes the directory they work in.
     load_.kill();
