@@ -16,6 +16,10 @@ PACKAGES="g++ cmake ninja-build pkg-config ccache git ca-certificates
 # benchmark, so `test` installs them too. Their services are started by the benchmarks on
 # loopback only, with their own configuration files.
 BENCH_PACKAGES="nginx-light openssh-server openssh-client ansible capistrano"
+# What end-to-end tests run besides Slipway: HAProxy in front of the lab's nodes, drained and
+# enabled through its admin socket with socat (tests/support/haproxy.h). The tests start their own
+# HAProxy on loopback; Debian's haproxy service is never started (policy-rc.d below).
+TEST_PACKAGES="haproxy socat"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -31,9 +35,10 @@ setup_packages() {
   if [ -n "$missing" ]; then
     echo "==> installing Debian packages:$missing"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # Debian starts a service (sshd on port 22, nginx on port 80) when its package is installed;
-    # the benchmarks start their own on loopback, so policy-rc.d (Debian's switch for this, as in
-    # container images) keeps the packages' services from starting during the install.
+    # Debian starts a service (sshd on port 22, nginx on port 80, haproxy) when its package is
+    # installed; the benchmarks and tests start their own on loopback, so policy-rc.d (Debian's
+    # switch for this, as in container images) keeps the packages' services from starting during
+    # the install.
     policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       policy=/usr/sbin/policy-rc.d
@@ -69,7 +74,7 @@ case "$cmd" in
     ;;
   test)
     shift
-    setup_packages "$BENCH_PACKAGES"
+    setup_packages "$BENCH_PACKAGES $TEST_PACKAGES"
     build
     echo "==> running the tests"
     cd "${SLIPWAY_BUILD_DIR:-build}"
