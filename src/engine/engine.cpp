@@ -58,6 +58,7 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   d.batch = req.batch;
   d.max_failures = req.max_failures;
   d.actor = req.actor;
+  d.forced_freeze = req.forced_freeze;
   d.created_at = clock_.now();
 
   // Stable, so that of duplicate targets the first one given is kept.

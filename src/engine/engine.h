@@ -44,6 +44,7 @@ struct DeployRequest {
   BatchSize batch;
   int max_failures = 0;
   std::string actor;
+  std::string forced_freeze;  // the freezes a forced deploy goes through (Deploy::forced_freeze)
   std::map<std::string, std::string> env_vars;  // passed to the agents with every install
   int keep_releases = 5;
 };
