@@ -54,8 +54,8 @@ Error frozen_error(std::string_view app, std::string_view env,
     msg += (i ? "; and by " : "") + blocking[i].describe();
   }
   msg +=
-      ". Deploys are refused until then; `slipway deploy --force` overrides the freeze (the "
-      "deploy is recorded as forced), `slipway unfreeze` lifts it, rollbacks are always allowed";
+      ". Deploys are refused until then; `slipway deploy --force` overrides (the deploy is "
+      "recorded as forced), `slipway unfreeze` lifts it, rollbacks are always allowed";
   return err(Errc::failed_precondition, std::move(msg));
 }
 

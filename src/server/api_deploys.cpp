@@ -22,6 +22,7 @@ struct DeployParams {
   inventory::Selector extra;  // beyond env
   std::optional<engine::BatchSize> batch;
   int max_failures = 0;
+  bool force = false;  // deploy through a freeze (recorded)
 };
 
 Result<DeployParams> parse_params(const std::string& body, engine::DeployKind kind) {
@@ -38,6 +39,7 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   const auto selector = r.str_or("selector", "");
   const auto batch = r.opt_str("batch");
   p.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
+  if (kind == engine::DeployKind::deploy) p.force = r.boolean_or("force", false);
   if (auto st = r.finish(); !st) return st.error();
   if (auto st = validate_name(NameKind::app, p.app); !st) return st.error();
   if (auto st = validate_name(NameKind::env, p.env); !st) return st.error();
@@ -132,6 +134,13 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
                                        engine::DeployKind kind) {
   auto p = parse_params(req.body, kind);
   if (!p) co_return Response::error(p.error());
+  // A freeze refuses deploys, never rollbacks: taking a bad change back must stay possible.
+  std::string forced_freeze;
+  if (kind == engine::DeployKind::deploy) {
+    auto gate = co_await freeze_gate(ctx, p->app, p->env, p->force);
+    if (!gate) co_return Response::error(gate.error());
+    forced_freeze = std::move(*gate);
+  }
   auto job0 = [params = *p](store::Store& s) { return load_inputs(s, params); };
   auto in = co_await ctx.db_call(job0);
   if (!in) co_return Response::error(in.error());
@@ -211,6 +220,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
                                                                           : engine::BatchSize{});
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
+  dr.forced_freeze = forced_freeze;
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
   if (!id) co_return Response::error(id.error());
@@ -230,12 +240,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
 }
 
 Result<engine::DeployId> parse_id(const std::string& s) {
-  engine::DeployId id = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
-  if (ec != std::errc() || p != s.data() + s.size() || id <= 0) {
-    return err(Errc::invalid_argument, fmt::format("'{}' is not a deploy id", s.substr(0, 32)));
-  }
-  return id;
+  return parse_path_id(s, "deploy");
 }
 
 }  // namespace
