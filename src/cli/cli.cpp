@@ -219,6 +219,7 @@ int run(int argc, char** argv) {
                    "Failed nodes tolerated before stopping and rolling back")
       ->capture_default_str();
   deploy->add_flag("--detach", da.detach, "Start it and return at once");
+  deploy->add_flag("--force", da.force, "Deploy even through a freeze (recorded with the deploy)");
   strategy_flags(deploy, da.how, true);
   client_flags(deploy, cf);
   deploy->callback([&] { action = [&] { return cmd_deploy(cf, da); }; });
@@ -272,6 +273,44 @@ int run(int argc, char** argv) {
       action = [&, verb] { return cmd_control(cf, verb, control_id); };
     });
   }
+
+  // freeze, freezes, unfreeze
+  FreezeArgs fa;
+  auto* freeze = app.add_subcommand(
+      "freeze", "Refuse deploys to an environment (or one app in it) until a time");
+  freeze->add_option("--env", fa.env, "Environment")->required();
+  freeze->add_option("--app", fa.app, "Only this app (default: every app of the environment)");
+  freeze
+      ->add_option("--until", fa.until,
+                   "When it ends: 2026-12-24T18:00:00Z, 2026-12-24T19:00:00+01:00, or from now: "
+                   "2h, 3d")
+      ->required();
+  freeze->add_option("--reason", fa.reason, "Why (shown to whoever tries to deploy)")->required();
+  client_flags(freeze, cf);
+  freeze->callback([&] { action = [&] { return cmd_freeze(cf, fa); }; });
+
+  std::string freezes_env, freezes_app;
+  bool freezes_all = false;
+  auto* freezes = app.add_subcommand("freezes", "List the active freezes (--all: every one)");
+  freezes->add_option("--env", freezes_env, "Only this environment");
+  freezes->add_option("--app", freezes_app, "Only those that cover this app");
+  freezes->add_flag("--all", freezes_all, "Also those lifted or over, newest first");
+  client_flags(freezes, cf);
+  freezes->callback(
+      [&] { action = [&] { return cmd_freezes(cf, freezes_env, freezes_app, freezes_all); }; });
+
+  int64_t unfreeze_id = 0;
+  std::string unfreeze_env, unfreeze_app;
+  auto* unfreeze =
+      app.add_subcommand("unfreeze", "Lift a freeze: by id, or those of --env (and --app) exactly");
+  unfreeze->add_option("id", unfreeze_id, "Freeze id (see slipway freezes)")
+      ->check(CLI::PositiveNumber);
+  unfreeze->add_option("--env", unfreeze_env, "Environment");
+  unfreeze->add_option("--app", unfreeze_app,
+                       "App (default: the freezes of the whole environment)");
+  client_flags(unfreeze, cf);
+  unfreeze->callback(
+      [&] { action = [&] { return cmd_unfreeze(cf, unfreeze_id, unfreeze_env, unfreeze_app); }; });
 
   // history
   std::string history_app, history_env;

@@ -183,6 +183,11 @@ int start_and_follow(const ClientFlags& f, const std::string& path, const json::
     std::cerr << paint("warning:", Color::yellow) << " " << lost->as_array().size()
               << " matching node(s) are lost and left out of this deploy\n";
   }
+  if (const auto* forced = r->as_object().if_contains("forced_freeze");
+      forced && forced->is_string() && !forced->get_string().empty()) {
+    std::cerr << paint("warning:", Color::yellow) << " forced through "
+              << std::string_view(forced->get_string()) << " (recorded with the deploy)\n";
+  }
   if (detach) {
     if (f.json()) {
       print_json(*r);
@@ -251,6 +256,7 @@ int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
   if (!a.role.empty()) body["role"] = a.role;
   if (!a.zone.empty()) body["zone"] = a.zone;
   if (!a.selector.empty()) body["selector"] = a.selector;
+  if (a.force) body["force"] = true;
   if (!a.batch.empty()) {
     if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
     body["batch"] = a.batch;

@@ -53,9 +53,12 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
     auto d = engine::deploy_from_json(v);
     if (!d) continue;
     const auto& o = v.as_object();
-    t.row({fmt::format("#{}", d->id), std::string(engine::deploy_kind_name(d->kind)), d->app,
-           d->version, d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"),
-           state_cell(d->state), d->actor, format_time_short(d->created_at),
+    // A deploy forced through a freeze says so where the kind is.
+    const std::string kind = std::string(engine::deploy_kind_name(d->kind)) +
+                             (d->forced_freeze.empty() ? "" : paint(" (forced)", Color::yellow));
+    t.row({fmt::format("#{}", d->id), kind, d->app, d->version,
+           d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"), state_cell(d->state),
+           d->actor, format_time_short(d->created_at),
            d->finished_at ? format_duration(d->duration(d->finished_at)) : "-",
            fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(),
                        o.at("node_count").as_int64())});
@@ -84,6 +87,10 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
   std::cout << fmt::format("  state     {}\n", state_cell(d->state));
   if (!d->reason.empty()) std::cout << fmt::format("  reason    {}\n", d->reason);
   std::cout << fmt::format("  by        {}\n", d->actor);
+  if (!d->forced_freeze.empty()) {
+    std::cout << fmt::format("  forced    {}\n",
+                             paint("through " + d->forced_freeze + " (--force)", Color::yellow));
+  }
   std::string how = d->strategy;
   if (d->strategy == "canary") {
     how += " " + d->canary;

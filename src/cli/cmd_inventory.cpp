@@ -8,6 +8,7 @@
 #include "cli/output.h"
 #include "common/names.h"
 #include "common/strings.h"
+#include "engine/freeze.h"
 
 namespace slipway::cli {
 
@@ -130,6 +131,17 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
     std::cout << fmt::format("\nrunning: deploy #{} of {} {} to {} ({} of {} nodes healthy)\n",
                              o.at("id").as_int64(), str(o, "app"), str(o, "version"), str(o, "env"),
                              o.at("healthy_count").as_int64(), o.at("node_count").as_int64());
+  }
+  // The freezes in force there (a server that does not know freezes answers 404: nothing shown).
+  auto fr = c.get("/api/v1/freezes" + query({{"env", env}, {"app", app}}));
+  const auto* freezes = fr && fr->is_object() ? fr->as_object().if_contains("freezes") : nullptr;
+  if (freezes && freezes->is_array() && !freezes->as_array().empty()) {
+    std::cout << "\n";
+    for (const auto& v : freezes->as_array()) {
+      if (auto fz = engine::freeze_from_json(v)) {
+        std::cout << paint("frozen:", Color::yellow) << " " << fz->describe() << "\n";
+      }
+    }
   }
   return kExitOk;
 }

@@ -62,6 +62,7 @@ struct DeployArgs {
   int max_failures = 0;
   bool detach = false;
   StrategyArgs how;
+  bool force = false;  // through a freeze (recorded)
 };
 int cmd_deploy(const ClientFlags& f, const DeployArgs& a);
 struct RollbackArgs {
@@ -85,6 +86,18 @@ int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id);
 // (a live bar when `live` and standard output is a terminal); returns 0 when it succeeded, 1 when
 // it did not, 3 when the server was lost.
 int follow_deploy(client::ApiClient& c, const json::value& created, std::ostream& out, bool live);
+
+// Freezes
+struct FreezeArgs {
+  std::string env;
+  std::string app;    // "" = every app of the environment
+  std::string until;  // RFC 3339 or a duration from now
+  std::string reason;
+};
+int cmd_freeze(const ClientFlags& f, const FreezeArgs& a);
+int cmd_freezes(const ClientFlags& f, const std::string& env, const std::string& app, bool all);
+// Lifts freeze `id` (when > 0), else the active freezes of exactly env (and app).
+int cmd_unfreeze(const ClientFlags& f, int64_t id, const std::string& env, const std::string& app);
 
 // History
 int cmd_history(const ClientFlags& f, const std::string& app, const std::string& env, int limit);

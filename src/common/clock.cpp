@@ -44,8 +44,12 @@ std::string format_time_short(TimeMs t) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-TimeMs parse_time(const std::string& text) {
-  // Exactly "YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z": fixed-width unsigned fields, UTC only.
+namespace {
+
+// Parses "YYYY-MM-DDTHH:MM:SS[.fraction]" and a zone. Strict (what format_time writes): 'T', at
+// most 3 fraction digits, 'Z' only. RFC 3339: 'T' or 't', any number of fraction digits (cut to
+// milliseconds), and 'Z', 'z' or an offset "+HH:MM" / "-HH:MM". -1 for anything else.
+TimeMs parse_date_time(std::string_view text, bool rfc3339) {
   size_t pos = 0;
   auto number = [&](size_t width, int& out) {
     if (pos + width > text.size()) return false;
@@ -65,20 +69,33 @@ TimeMs parse_time(const std::string& text) {
   };
   std::tm tm{};
   if (!number(4, tm.tm_year) || !literal('-') || !number(2, tm.tm_mon) || !literal('-') ||
-      !number(2, tm.tm_mday) || !literal('T') || !number(2, tm.tm_hour) || !literal(':') ||
-      !number(2, tm.tm_min) || !literal(':') || !number(2, tm.tm_sec)) {
+      !number(2, tm.tm_mday) || !(literal('T') || (rfc3339 && literal('t'))) ||
+      !number(2, tm.tm_hour) || !literal(':') || !number(2, tm.tm_min) || !literal(':') ||
+      !number(2, tm.tm_sec)) {
     return -1;
   }
   int ms = 0;
   if (literal('.')) {
     int digits = 0;
-    for (; digits < 3 && pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++digits)
-      ms = ms * 10 + (text[pos++] - '0');
+    for (; pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++digits, ++pos) {
+      if (digits >= 3 && !rfc3339) return -1;
+      if (digits < 3) ms = ms * 10 + (text[pos] - '0');
+    }
     if (digits == 0) return -1;
     for (; digits < 3; ++digits)
       ms *= 10;  // ".5" is 500 ms
   }
-  if (!literal('Z') || pos != text.size()) return -1;
+  int offset_min = 0;  // local time minus UTC
+  if (rfc3339 && pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    const int sign = text[pos++] == '+' ? 1 : -1;
+    int oh = 0;
+    int om = 0;
+    if (!number(2, oh) || !literal(':') || !number(2, om) || oh > 23 || om > 59) return -1;
+    offset_min = sign * (oh * 60 + om);
+  } else if (!literal('Z') && !(rfc3339 && literal('z'))) {
+    return -1;
+  }
+  if (pos != text.size()) return -1;
   if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
       tm.tm_sec > 59) {
     return -1;
@@ -89,10 +106,20 @@ TimeMs parse_time(const std::string& text) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   const std::time_t secs = timegm(&tm);
-  if (secs < 0) return -1;
   // timegm normalises (November 31st becomes December 1st): such a date does not exist.
   if (tm.tm_year + 1900 != year || tm.tm_mon + 1 != month || tm.tm_mday != day) return -1;
-  return static_cast<TimeMs>(secs) * 1000 + ms;
+  const TimeMs t = (static_cast<TimeMs>(secs) - offset_min * 60LL) * 1000 + ms;
+  return t < 0 ? -1 : t;
+}
+
+}  // namespace
+
+TimeMs parse_time(const std::string& text) {
+  return parse_date_time(text, false);
+}
+
+TimeMs parse_rfc3339(std::string_view text) {
+  return parse_date_time(text, true);
 }
 
 }  // namespace slipway

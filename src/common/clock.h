@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace slipway {
 
@@ -42,5 +43,9 @@ std::string format_time_short(TimeMs t);
 // Parses what format_time writes (and the same without milliseconds or with 1-2 fraction
 // digits); -1 for anything else, a date that does not exist, or a time before 1970.
 TimeMs parse_time(const std::string& text);
+// Parses an RFC 3339 date-time as users write them: "2026-12-24T18:00:00Z",
+// "2026-12-24T19:00:00+01:00", "2026-12-24t18:00:00.5z" (any fraction, cut to milliseconds). No
+// leap seconds. -1 for anything else, a date that does not exist, or a time before 1970.
+TimeMs parse_rfc3339(std::string_view text);
 
 }  // namespace slipway

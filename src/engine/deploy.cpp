@@ -132,6 +132,7 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                  {"reason", d.reason},
                  {"actor", d.actor},
                  {"aborted_by", d.aborted_by},
+                 {"forced_freeze", d.forced_freeze},
                  {"started_at", format_time(d.created_at)},
                  {"finished_at",
                   d.finished_at ? json::value(format_time(d.finished_at)) : json::value(nullptr)},
@@ -198,6 +199,7 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.reason = r.str_or("reason", "");
   d.actor = r.str_or("actor", "");
   d.aborted_by = r.str_or("aborted_by", "");
+  d.forced_freeze = r.str_or("forced_freeze", "");
   d.created_at = time_field(r, "started_at");
   d.finished_at = time_field(r, "finished_at");
   d.batches = static_cast<int>(r.i64_or("batches", 0));

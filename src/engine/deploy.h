@@ -113,6 +113,9 @@ struct Deploy {
   std::string reason;  // why it failed or was rolled back
   std::string actor;   // who started it
   std::string aborted_by;
+  // The freezes this deploy was forced through (`deploy --force`), as described when it started;
+  // "" = none applied.
+  std::string forced_freeze;
   TimeMs created_at = 0;
   TimeMs finished_at = 0;
   int batches = 0;  // number of waves

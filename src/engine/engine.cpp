@@ -106,6 +106,7 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   d.healthy_deadline_ms = run->healthy_deadline.count();
   d.progress_deadline_ms = req.progress_deadline.count();
   d.actor = req.actor;
+  d.forced_freeze = req.forced_freeze;
   d.created_at = clock_.now();
 
   const int total = static_cast<int>(targets.size());

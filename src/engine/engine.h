@@ -61,6 +61,7 @@ struct DeployRequest {
   Millis healthy_deadline{0};   // 0 = the engine's node_timeout
   Millis progress_deadline{0};  // 0 = none
   std::string actor;
+  std::string forced_freeze;  // the freezes a forced deploy goes through (Deploy::forced_freeze)
   std::map<std::string, std::string> env_vars;  // passed to the agents with every install
   int keep_releases = 5;
 };

@@ -31,6 +31,7 @@ struct DeployParams {
   std::optional<engine::BatchSize> max_unavailable;
   Millis healthy_deadline{0};
   Millis progress_deadline{0};
+  bool force = false;  // deploy through a freeze (recorded)
 };
 
 // A duration field of a request: "30s", "5m", ... (absent = 0).
@@ -129,6 +130,7 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   const auto batch = r.opt_str("batch");
   p.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
   auto strategy_status = parse_strategy_params(r, p);
+  if (kind == engine::DeployKind::deploy) p.force = r.boolean_or("force", false);
   if (auto st = r.finish(); !st) return st.error();
   if (!strategy_status) return strategy_status.error();
   if (auto st = validate_name(NameKind::app, p.app); !st) return st.error();
@@ -224,6 +226,13 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
                                        engine::DeployKind kind) {
   auto p = parse_params(req.body, kind);
   if (!p) co_return Response::error(p.error());
+  // A freeze refuses deploys, never rollbacks: taking a bad change back must stay possible.
+  std::string forced_freeze;
+  if (kind == engine::DeployKind::deploy) {
+    auto gate = co_await freeze_gate(ctx, p->app, p->env, p->force);
+    if (!gate) co_return Response::error(gate.error());
+    forced_freeze = std::move(*gate);
+  }
   auto job0 = [params = *p](store::Store& s) { return load_inputs(s, params); };
   auto in = co_await ctx.db_call(job0);
   if (!in) co_return Response::error(in.error());
@@ -337,6 +346,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
                                                                   : engine::BatchSize{};
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
+  dr.forced_freeze = forced_freeze;
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
   if (!id) co_return Response::error(id.error());
@@ -356,12 +366,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
 }
 
 Result<engine::DeployId> parse_id(const std::string& s) {
-  engine::DeployId id = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
-  if (ec != std::errc() || p != s.data() + s.size() || id <= 0) {
-    return err(Errc::invalid_argument, fmt::format("'{}' is not a deploy id", s.substr(0, 32)));
-  }
-  return id;
+  return parse_path_id(s, "deploy");
 }
 
 // The engine says "not running" also of a deploy it never ran: 404 for those.

@@ -108,5 +108,12 @@ class ServerContext {
 void register_artifact_routes(ServerContext& ctx);
 void register_inventory_routes(ServerContext& ctx);
 void register_deploy_routes(ServerContext& ctx);
+void register_freeze_routes(ServerContext& ctx);
+
+// The freeze check of a deploy of `app` to `env` (rollbacks do not ask): "" when no freeze
+// applies; when some do, a failed_precondition error naming them, or with `force` what the
+// deploy records as forced through (Deploy::forced_freeze). In api_freezes.cpp.
+asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::string& app,
+                                                 const std::string& env, bool force);
 
 }  // namespace slipway::server

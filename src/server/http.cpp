@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include <boost/url/parse.hpp>
+#include <fmt/format.h>
 
 #include "common/strings.h"
 
@@ -67,6 +68,16 @@ const Route* Router::match(const std::string& method, const std::string& path,
     return &r;
   }
   return nullptr;
+}
+
+Result<int64_t> parse_path_id(std::string_view text, std::string_view what) {
+  int64_t id = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || p != text.data() + text.size() || id <= 0) {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not a {} id", text.substr(0, 32), what));
+  }
+  return id;
 }
 
 bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64_t& end,

@@ -93,6 +93,9 @@ class Router {
 bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64_t& end,
                  bool& unsatisfiable);
 
+// A positive id from a path segment ("42"); invalid_argument "'x' is not a WHAT id" otherwise.
+Result<int64_t> parse_path_id(std::string_view text, std::string_view what);
+
 // Decodes the path of a request target, splits off the query and decodes it; an error for
 // malformed percent-encoding, NUL bytes or over-long targets.
 Result<std::pair<std::string, std::map<std::string, std::string>>> split_target(

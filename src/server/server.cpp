@@ -270,6 +270,7 @@ int run_server(const ServerOptions& opts) {
   register_artifact_routes(ctx);
   register_inventory_routes(ctx);
   register_deploy_routes(ctx);
+  register_freeze_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

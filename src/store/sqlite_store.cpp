@@ -45,7 +45,16 @@ CREATE TABLE deploy_steps (
   started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL);
 CREATE INDEX deploy_steps_deploy ON deploy_steps (deploy_id, id);
 )sql",
-    // 2: rollout strategies (their options as JSON), canary nodes, the log of each deploy.
+    // 2: freeze windows, and deploys forced through one.
+    R"sql(
+CREATE TABLE freezes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, env TEXT NOT NULL, app TEXT NOT NULL,
+  until INTEGER NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL, lifted_by TEXT NOT NULL, lifted_at INTEGER NOT NULL);
+CREATE INDEX freezes_active ON freezes (lifted_at, until);
+ALTER TABLE deploys ADD COLUMN forced_freeze TEXT NOT NULL DEFAULT '';
+)sql",
+    // 3: rollout strategies (their options as JSON), canary nodes, the log of each deploy.
     R"sql(
 ALTER TABLE deploys ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE deploy_nodes ADD COLUMN canary INTEGER NOT NULL DEFAULT 0;
@@ -283,7 +292,8 @@ class SqliteStore final : public Store {
     auto s = db_.prepare(
         "INSERT INTO deploys (id, kind, app, version, env, selector, strategy, batch, "
         "max_failures, state, phase, reason, actor, aborted_by, started_at, finished_at, batches, "
-        "current_batch, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "current_batch, forced_freeze, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, phase = excluded.phase, "
         "reason = excluded.reason, aborted_by = excluded.aborted_by, finished_at = "
         "excluded.finished_at, current_batch = excluded.current_batch, options = "
@@ -294,7 +304,8 @@ class SqliteStore final : public Store {
     s->bind(9, d.max_failures).bind(10, engine::deploy_state_name(d.state));
     s->bind(11, d.phase == engine::Phase::forward ? "forward" : "revert").bind(12, d.reason);
     s->bind(13, d.actor).bind(14, d.aborted_by).bind(15, d.created_at).bind(16, d.finished_at);
-    s->bind(17, d.batches).bind(18, d.current_batch).bind(19, options_json(d));
+    s->bind(17, d.batches).bind(18, d.current_batch).bind(19, d.forced_freeze);
+    s->bind(20, options_json(d));
     if (auto st = s->run(); !st) return st;
     for (const auto& n : d.nodes) {
       if (auto st = save_deploy_node(d.id, n); !st) return st;
@@ -482,11 +493,74 @@ class SqliteStore final : public Store {
     return ids;
   }
 
+  Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) override {
+    auto s = db_.prepare(
+        "INSERT INTO freezes (env, app, until, reason, created_by, created_at, lifted_by, "
+        "lifted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, f.env).bind(2, f.app).bind(3, f.until).bind(4, f.reason).bind(5, f.created_by);
+    s->bind(6, f.created_at).bind(7, f.lifted_by).bind(8, f.lifted_at);
+    if (auto st = s->run(); !st) return st.error();
+    return db_.last_insert_id();
+  }
+
+  Result<std::optional<engine::Freeze>> get_freeze(engine::FreezeId id) override {
+    auto s = db_.prepare(std::string(kFreezeColumns) + " WHERE id = ?");
+    if (!s) return s.error();
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<engine::Freeze>();
+    return std::optional<engine::Freeze>(freeze_row(*s));
+  }
+
+  Result<std::vector<engine::Freeze>> list_freezes(TimeMs now, bool all, int limit) override {
+    auto s = db_.prepare(std::string(kFreezeColumns) +
+                         (all ? " ORDER BY id DESC LIMIT ?2"
+                              : " WHERE lifted_at = 0 AND until > ?1 ORDER BY id LIMIT ?2"));
+    if (!s) return s.error();
+    if (!all) s->bind(1, now);
+    s->bind(2, static_cast<int64_t>(limit));
+    std::vector<engine::Freeze> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(freeze_row(*s));
+    }
+    return out;
+  }
+
+  Status lift_freeze(engine::FreezeId id, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "UPDATE freezes SET lifted_by = ?, lifted_at = ? WHERE id = ? AND lifted_at = 0");
+    if (!s) return s.error();
+    return s->bind(1, by).bind(2, at).bind(3, id).run();
+  }
+
  private:
+  static constexpr const char* kFreezeColumns =
+      "SELECT id, env, app, until, reason, created_by, created_at, lifted_by, lifted_at FROM "
+      "freezes";
+
+  static engine::Freeze freeze_row(const Statement& s) {
+    engine::Freeze f;
+    f.id = s.i64(0);
+    f.env = s.text(1);
+    f.app = s.text(2);
+    f.until = s.i64(3);
+    f.reason = s.text(4);
+    f.created_by = s.text(5);
+    f.created_at = s.i64(6);
+    f.lifted_by = s.text(7);
+    f.lifted_at = s.i64(8);
+    return f;
+  }
+
   static constexpr const char* kDeployColumns =
       "SELECT id, kind, app, version, env, selector, strategy, batch, max_failures, state, phase, "
-      "reason, actor, aborted_by, started_at, finished_at, batches, current_batch, options FROM "
-      "deploys";
+      "reason, actor, aborted_by, started_at, finished_at, batches, current_batch, forced_freeze, "
+      "options FROM deploys";
 
   static ArtifactRecord artifact_row(const Statement& s) {
     return ArtifactRecord{s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)),
@@ -513,7 +587,8 @@ class SqliteStore final : public Store {
     d.finished_at = s.i64(15);
     d.batches = static_cast<int>(s.i64(16));
     d.current_batch = static_cast<int>(s.i64(17));
-    options_from_json(s.text(18), d);
+    d.forced_freeze = s.text(18);
+    options_from_json(s.text(19), d);
     return d;
   }
 

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "engine/deploy.h"
+#include "engine/freeze.h"
 #include "inventory/node.h"
 
 namespace slipway::store {
@@ -77,6 +78,16 @@ class Store {
   // the ids.
   virtual Result<std::vector<engine::DeployId>> fail_running_deploys(const std::string& reason,
                                                                      TimeMs now) = 0;
+
+  // Freeze windows. insert_freeze returns the new id (f.id is ignored).
+  virtual Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) = 0;
+  virtual Result<std::optional<engine::Freeze>> get_freeze(engine::FreezeId id) = 0;
+  // The freezes active at `now` (neither lifted nor over), oldest first; with `all`, every
+  // freeze ever set, newest first, at most `limit`.
+  virtual Result<std::vector<engine::Freeze>> list_freezes(TimeMs now, bool all,
+                                                           int limit = 1000) = 0;
+  // Records that `by` lifted the freeze at `at` (when it was not lifted already).
+  virtual Status lift_freeze(engine::FreezeId id, const std::string& by, TimeMs at) = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);

@@ -2,6 +2,7 @@
 // the server keeps working.
 #include <fmt/format.h>
 
+#include "common/clock.h"
 #include "common/crypto.h"
 #include "e2e/harness.h"
 
@@ -228,6 +229,87 @@ TEST_F(ApiTest, LimitsTokensRoutesAndMethods) {
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   r = cli({"deploy", "web", "--env", "staging"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+TEST_F(ApiTest, FreezeRoutesRefuseBadInput) {
+  const std::string later = format_time(now_ms() + 86'400'000);
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {"malformed JSON", R"({"env": )"},
+      {"an array", R"(["staging"])"},
+      {"null", "null"},
+      {"an unknown field",
+       R"({"env":"staging","until":")" + later + R"(","reason":"x","by":"me"})"},
+      {"a number for env", R"({"env":5,"until":")" + later + R"(","reason":"x"})"},
+      {"a number for app", R"({"env":"staging","app":5,"until":")" + later + R"(","reason":"x"})"},
+      {"a number for until", R"({"env":"staging","until":1900000000000,"reason":"x"})"},
+      {"a number for reason", R"({"env":"staging","until":")" + later + R"(","reason":5})"},
+      {"a missing env", R"({"until":")" + later + R"(","reason":"x"})"},
+      {"a missing until", R"({"env":"staging","reason":"x"})"},
+      {"a missing reason", R"({"env":"staging","until":")" + later + R"("})"},
+      {"a bad env", R"({"env":"../etc","until":")" + later + R"(","reason":"x"})"},
+      {"a bad app", R"({"env":"staging","app":"a b","until":")" + later + R"(","reason":"x"})"},
+      {"a garbage until", R"({"env":"staging","until":"soon","reason":"x"})"},
+      {"a duration for until", R"({"env":"staging","until":"2h","reason":"x"})"},
+      {"an until without zone", R"({"env":"staging","until":"2099-01-01T00:00:00","reason":"x"})"},
+      {"an until in the past", R"({"env":"staging","until":"2020-01-01T00:00:00Z","reason":"x"})"},
+      {"an empty reason", R"({"env":"staging","until":")" + later + R"(","reason":""})"},
+      {"a newline in the reason",
+       R"({"env":"staging","until":")" + later + R"(","reason":"a\nb"})"},
+      {"a NUL in the reason", R"({"env":"staging","until":")" + later + R"(","reason":"a\u0000"})"},
+      {"an escape in the reason",
+       R"({"env":"staging","until":")" + later + R"(","reason":"\u001b[31mred"})"},
+      {"a long reason",
+       R"({"env":"staging","until":")" + later + R"(","reason":")" + std::string(501, 'x') + "\"}"},
+  };
+  for (const auto& [what, body] : bodies) {
+    expect_error(http("POST", "/api/v1/freezes", body), 400, "freeze with " + what);
+  }
+  const std::vector<std::pair<std::string, std::string>> lifts = {
+      {"malformed JSON", "{"},
+      {"neither id nor env", "{}"},
+      {"both id and env", R"({"id":1,"env":"staging"})"},
+      {"app with id", R"({"id":1,"app":"web"})"},
+      {"app without env", R"({"app":"web"})"},
+      {"a string id", R"({"id":"1"})"},
+      {"a negative id", R"({"id":-1})"},
+      {"a bad env", R"({"env":"a/b"})"},
+      {"an unknown field", R"({"env":"staging","all":true})"},
+  };
+  for (const auto& [what, body] : lifts) {
+    expect_error(http("POST", "/api/v1/freezes/lift", body), 400, "lift with " + what);
+  }
+  expect_error(http("POST", "/api/v1/freezes/lift", R"({"id":999})"), 404, "lift of no freeze");
+  expect_error(http("POST", "/api/v1/freezes/lift", R"({"env":"staging"})"), 404,
+               "lift where nothing is frozen");
+  expect_error(http("DELETE", "/api/v1/freezes/abc"), 400, "DELETE of a bad id");
+  expect_error(http("DELETE", "/api/v1/freezes/0"), 400, "DELETE of id 0");
+  expect_error(http("DELETE", "/api/v1/freezes/999"), 404, "DELETE of no freeze");
+  expect_error(http("GET", "/api/v1/freezes/999"), 404, "GET of no freeze");
+  expect_error(http("GET", "/api/v1/freezes?all=maybe"), 400, "all=maybe");
+  expect_error(http("GET", "/api/v1/freezes?env=..%2Fx"), 400, "a bad env filter");
+  expect_error(http("PUT", "/api/v1/freezes"), 405, "PUT on freezes");
+  expect_error(http("GET", "/api/v1/freezes", "", {}, ""), 401, "freezes without a token");
+  expect_error(http("POST", "/api/v1/freezes", "{}", {}, info().join_token), 403,
+               "a freeze with the join token");
+  // force is a deploy field: a wrong type is refused, and a rollback does not take it.
+  expect_error(http("POST", "/api/v1/deploys", R"({"app":"web","env":"staging","force":"yes"})"),
+               400, "force as a string");
+  expect_error(http("POST", "/api/v1/rollbacks", R"({"app":"web","env":"staging","force":true})"),
+               400, "force on a rollback");
+  // Nothing was frozen by any of that.
+  EXPECT_TRUE(arr(get_json("/api/v1/freezes?all=1"), "freezes").empty());
+
+  // A good one, then DELETE lifts it, once.
+  auto created = http("POST", "/api/v1/freezes",
+                      R"({"env":"staging","until":")" + later + R"(","reason":"Noël ☃"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const int64_t id = i64(parse(created.body, "freeze"), "id");
+  EXPECT_EQ(str(parse(created.body, "freeze"), "reason"), "Noël ☃");
+  auto lifted = http("DELETE", fmt::format("/api/v1/freezes/{}", id));
+  ASSERT_EQ(lifted.status, 200) << lifted.body;
+  EXPECT_FALSE(boolean(parse(lifted.body, "lifted"), "active"));
+  expect_error(http("DELETE", fmt::format("/api/v1/freezes/{}", id)), 412, "a second DELETE");
+  expect_alive();
 }
 
 TEST_F(ApiTest, BlobsAndRanges) {

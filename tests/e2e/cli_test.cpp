@@ -65,23 +65,10 @@ TEST_F(CliTest, ExitCode3WhenTheServerRefusesTheTokenOrCannotBeReached) {
 
 TEST_F(CliTest, HelpForEverySubcommand) {
   const std::vector<std::vector<std::string>> commands = {
-      {},
-      {"server"},
-      {"agent"},
-      {"push"},
-      {"versions"},
-      {"nodes"},
-      {"status"},
-      {"deploy"},
-      {"rollback"},
-      {"watch"},
-      {"abort"},
-      {"history"},
-      {"history", "show"},
-      {"lab"},
-      {"lab", "up"},
-      {"lab", "down"},
-      {"lab", "status"},
+      {},           {"server"},  {"agent"},           {"push"},        {"versions"},
+      {"nodes"},    {"status"},  {"deploy"},          {"rollback"},    {"watch"},
+      {"abort"},    {"history"}, {"history", "show"}, {"freeze"},      {"freezes"},
+      {"unfreeze"}, {"lab"},     {"lab", "up"},       {"lab", "down"}, {"lab", "status"},
       {"demo"},
   };
   for (auto args : commands) {
@@ -109,6 +96,8 @@ TEST_F(CliTest, HelpForEverySubcommand) {
                                         {"watch", "abc"},
                                         {"lab"},
                                         {"history", "show"},
+                                        {"freeze", "--env", "staging"},
+                                        {"unfreeze", "0"},
                                         {"nodes", "-o", "yaml"}}) {
     auto r = cli_env(args, {{"SLIPWAY_SERVER", ""}, {"SLIPWAY_TOKEN", ""}}, Millis(30'000));
     std::string name = "slipway";

@@ -72,6 +72,46 @@ TEST(Clock, BadInput) {
   EXPECT_EQ(parse_time(std::string("2023-11-14T22:13:20Z\0x", 22)), -1);
 }
 
+TEST(Clock, Rfc3339WithZAndOffsets) {
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20Z"), 1'700'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2023-11-14t22:13:20z"), 1'700'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20.123Z"), 1'700'000'000'123);
+  // Any number of fraction digits; beyond milliseconds they are cut.
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), 1'700'000'000'123);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20.5Z"), 1'700'000'000'500);
+  // Offsets: the local time minus the offset is UTC.
+  EXPECT_EQ(parse_rfc3339("2023-11-14T23:13:20+01:00"), 1'700'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T17:43:20-04:30"), 1'700'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20+00:00"), 1'700'000'000'000);
+  EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20-00:00"), 1'700'000'000'000);
+  // Across a day, a month and a year.
+  EXPECT_EQ(parse_rfc3339("2024-01-01T05:00:00+05:00"), parse_rfc3339("2024-01-01T00:00:00Z"));
+  EXPECT_EQ(parse_rfc3339("2023-12-31T23:00:00-01:00"), parse_rfc3339("2024-01-01T00:00:00Z"));
+  EXPECT_EQ(parse_rfc3339("2026-12-24T19:00:00.250+01:00"),
+            parse_rfc3339("2026-12-24T18:00:00.250Z"));
+  // What format_time writes reads back.
+  EXPECT_EQ(parse_rfc3339(format_time(kT)), kT);
+}
+
+TEST(Clock, Rfc3339Garbage) {
+  for (const char* text : {
+           "", "garbage", "2h", "2023-11-14",
+           "2023-11-14T22:13:20",        // no zone
+           "2023-11-14 22:13:20Z",       // space instead of T
+           "2023-11-14T22:13:20+01",     // offset without minutes
+           "2023-11-14T22:13:20+0100",   // offset without colon
+           "2023-11-14T22:13:20+24:00",  // offset hour out of range
+           "2023-11-14T22:13:20+01:60", "2023-11-14T22:13:20Z+01:00", "2023-11-14T22:13:20.Z",
+           "2023-11-31T22:13:20Z",  // November has 30 days
+           "2023-11-14T22:13:60Z",  // no leap seconds
+           "2023-11-14T22:13:20ZZ",
+           "1970-01-01T00:30:00+01:00",  // before the epoch
+       }) {
+    EXPECT_EQ(parse_rfc3339(text), -1) << text;
+  }
+  EXPECT_EQ(parse_rfc3339(std::string_view("2023-11-14T22:13:20Z\0", 21)), -1);
+}
+
 TEST(Clock, ManualClock) {
   ManualClock c(1'000);
   EXPECT_EQ(c.now(), 1'000);

@@ -343,5 +343,16 @@ TEST(ParseRange, GarbageIsIgnored) {
   }
 }
 
+TEST(PathId, PositiveNumbersOnly) {
+  EXPECT_EQ(parse_path_id("42", "deploy").value(), 42);
+  EXPECT_EQ(parse_path_id("9223372036854775807", "freeze").value(), INT64_MAX);
+  for (const char* bad : {"", "0", "-1", "+1", "1x", " 1", "abc", "9223372036854775808"}) {
+    auto r = parse_path_id(bad, "freeze");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_NE(r.error().message.find("is not a freeze id"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace slipway::server

@@ -160,12 +160,12 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables,
             (std::vector<std::string>{"artifacts", "deploy_log", "deploy_nodes", "deploy_steps",
-                                      "deploys", "meta", "nodes", "sqlite_sequence"}));
+                                      "deploys", "freezes", "meta", "nodes", "sqlite_sequence"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -174,7 +174,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
@@ -636,6 +636,111 @@ TEST_F(StoreTest, FinishedReadsDoNotPinTheWriteAheadLog) {
   EXPECT_EQ(busy, "0");
   std::error_code ec;
   EXPECT_EQ(std::filesystem::file_size(path() + "-wal", ec), 0u);
+}
+
+engine::Freeze freeze(std::string env, std::string app, TimeMs until) {
+  engine::Freeze f;
+  f.env = std::move(env);
+  f.app = std::move(app);
+  f.until = until;
+  f.reason = "year end";
+  f.created_by = "alice@laptop";
+  f.created_at = 1'000;
+  return f;
+}
+
+TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) {
+  ASSERT_TRUE(store_->save_deploy(deploy(3)));
+  store_.reset();
+  {
+    // Back to what schema version 1 was.
+    RawDb raw(path());
+    raw.exec(
+        "DROP TABLE freezes; ALTER TABLE deploys DROP COLUMN forced_freeze; DROP TABLE deploy_log; "
+        "ALTER TABLE deploys DROP COLUMN options; ALTER TABLE deploy_nodes DROP COLUMN canary; "
+        "PRAGMA user_version = 1");
+  }
+  auto s = open_store();
+  RawDb raw(path());
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
+  auto d = s->get_deploy(3).value();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->forced_freeze, "");
+  EXPECT_EQ(d->strategy, "rolling");
+  EXPECT_TRUE(d->log.empty());
+  EXPECT_EQ(s->list_freezes(0, true).value().size(), 0u);
+  ASSERT_TRUE(s->save_transition(3, engine::Transition{1, "alice", "paused", ""}));
+  EXPECT_EQ(s->get_deploy(3).value()->log.size(), 1u);
+}
+
+TEST_F(StoreTest, FreezesInsertListExpireAndLift) {
+  const TimeMs now = 10'000;
+  const auto id1 = store_->insert_freeze(freeze("production", "", now + 5'000)).value();
+  const auto id2 = store_->insert_freeze(freeze("production", "web", now + 1'000)).value();
+  const auto id3 = store_->insert_freeze(freeze("staging", "", now + 9'000)).value();
+  EXPECT_LT(id1, id2);
+  EXPECT_LT(id2, id3);
+
+  auto ids = [](const std::vector<engine::Freeze>& list) {
+    std::vector<engine::FreezeId> out;
+    for (const auto& f : list)
+      out.push_back(f.id);
+    return out;
+  };
+  // Active ones, oldest first; a freeze stops being active at its `until`, by itself.
+  EXPECT_EQ(ids(store_->list_freezes(now, false).value()),
+            (std::vector<engine::FreezeId>{id1, id2, id3}));
+  EXPECT_EQ(ids(store_->list_freezes(now + 1'000, false).value()),
+            (std::vector<engine::FreezeId>{id1, id3}));
+  EXPECT_TRUE(store_->list_freezes(now + 9'000, false).value().empty());
+
+  auto got = store_->get_freeze(id2).value();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->env, "production");
+  EXPECT_EQ(got->app, "web");
+  EXPECT_EQ(got->until, now + 1'000);
+  EXPECT_EQ(got->reason, "year end");
+  EXPECT_EQ(got->created_by, "alice@laptop");
+  EXPECT_EQ(got->created_at, 1'000);
+  EXPECT_EQ(got->lifted_at, 0);
+  EXPECT_FALSE(store_->get_freeze(999).value().has_value());
+
+  // Lifted: no longer active, and who lifted it when is kept; a second lift changes nothing.
+  ASSERT_TRUE(store_->lift_freeze(id1, "bob@desk", now + 10));
+  ASSERT_TRUE(store_->lift_freeze(id1, "carol@desk", now + 20));
+  EXPECT_EQ(ids(store_->list_freezes(now + 100, false).value()),
+            (std::vector<engine::FreezeId>{id2, id3}));
+  got = store_->get_freeze(id1).value();
+  EXPECT_EQ(got->lifted_by, "bob@desk");
+  EXPECT_EQ(got->lifted_at, now + 10);
+
+  // The history: every freeze, newest first, bounded.
+  EXPECT_EQ(ids(store_->list_freezes(now, true).value()),
+            (std::vector<engine::FreezeId>{id3, id2, id1}));
+  EXPECT_EQ(ids(store_->list_freezes(now, true, 2).value()),
+            (std::vector<engine::FreezeId>{id3, id2}));
+
+  // They outlive the process.
+  store_.reset();
+  auto s = open_store();
+  EXPECT_EQ(ids(s->list_freezes(now, false).value()), (std::vector<engine::FreezeId>{id2, id3}));
+}
+
+TEST_F(StoreTest, ADeployForcedThroughAFreezeKeepsTheRecord) {
+  auto d = deploy(5);
+  d.forced_freeze = "freeze #2 of production (set by alice, until ...): year end";
+  ASSERT_TRUE(store_->save_deploy(d));
+  ASSERT_TRUE(store_->save_deploy(deploy(6)));
+  EXPECT_EQ(store_->get_deploy(5).value()->forced_freeze, d.forced_freeze);
+  EXPECT_EQ(store_->get_deploy(6).value()->forced_freeze, "");
+  store::DeployFilter f;
+  auto list = store_->list_deploys(f).value();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1].forced_freeze, d.forced_freeze);
+  // And in the deploy's JSON, both ways.
+  auto back = engine::deploy_from_json(engine::to_json(list[1], true));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->forced_freeze, d.forced_freeze);
 }
 
 }  // namespace
