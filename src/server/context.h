@@ -20,6 +20,7 @@
 
 #include "artifacts/blob_store.h"
 #include "engine/engine.h"
+#include "engine/runs.h"
 #include "inventory/inventory.h"
 #include "server/http.h"
 #include "server/server.h"
@@ -53,6 +54,8 @@ class ServerContext {
   std::unique_ptr<Watchers> watchers;
   std::unique_ptr<engine::DeployJournal> journal;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<engine::RunJournal> run_journal;
+  std::unique_ptr<engine::RunManager> runs;  // ad-hoc commands (slipway run)
   Router router;
   std::string admin_token;
   std::string join_token;
@@ -108,5 +111,6 @@ class ServerContext {
 void register_artifact_routes(ServerContext& ctx);
 void register_inventory_routes(ServerContext& ctx);
 void register_deploy_routes(ServerContext& ctx);
+void register_run_routes(ServerContext& ctx);
 
 }  // namespace slipway::server

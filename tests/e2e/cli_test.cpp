@@ -21,7 +21,8 @@ TEST_F(CliTest, ExitCode3WhenTheServerRefusesTheTokenOrCannotBeReached) {
                                         {"status"},
                                         {"history"},
                                         {"deploy", "web", "--env", "staging"},
-                                        {"rollback", "web", "--env", "staging"}}) {
+                                        {"rollback", "web", "--env", "staging"},
+                                        {"run", "--env", "staging", "--", "true"}}) {
     auto r = cli_env(args, {{"SLIPWAY_SERVER", server}, {"SLIPWAY_TOKEN", "slw_not_the_token"}});
     EXPECT_EQ(r.exit_code, 3) << args[0] << " with a wrong token: " << r.describe();
     EXPECT_NE(r.err.find("token"), std::string::npos) << r.describe();
@@ -78,6 +79,7 @@ TEST_F(CliTest, HelpForEverySubcommand) {
       {"abort"},
       {"history"},
       {"history", "show"},
+      {"run"},
       {"lab"},
       {"lab", "up"},
       {"lab", "down"},
@@ -109,6 +111,9 @@ TEST_F(CliTest, HelpForEverySubcommand) {
                                         {"watch", "abc"},
                                         {"lab"},
                                         {"history", "show"},
+                                        {"run"},
+                                        {"run", "--env", "staging"},
+                                        {"run", "--", "true"},
                                         {"nodes", "-o", "yaml"}}) {
     auto r = cli_env(args, {{"SLIPWAY_SERVER", ""}, {"SLIPWAY_TOKEN", ""}}, Millis(30'000));
     std::string name = "slipway";

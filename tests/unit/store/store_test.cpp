@@ -160,11 +160,12 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
-  EXPECT_EQ(tables, (std::vector<std::string>{"artifacts", "deploy_nodes", "deploy_steps",
-                                              "deploys", "meta", "nodes", "sqlite_sequence"}));
+  EXPECT_EQ(tables,
+            (std::vector<std::string>{"artifacts", "deploy_nodes", "deploy_steps", "deploys",
+                                      "meta", "nodes", "run_nodes", "runs", "sqlite_sequence"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -173,7 +174,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "2");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
