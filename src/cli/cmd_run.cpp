@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <fmt/format.h>
@@ -69,12 +70,19 @@ int summarize(const engine::Run& r, std::ostream& out) {
 }
 
 // Follows a run the server just created until it ends, printing each node as it finishes (when
-// `out` is given). Returns the run as it ended (with every node's output).
-Result<engine::Run> follow_run(client::ApiClient& c, const json::value& created,
-                               std::ostream* out) {
+// `out` is given). Returns the run as it ended: with every node's output when `full`, else with
+// the nodes' outcomes only (what the summary needs; the output was printed and let go, so that a
+// large run is not held in memory or fetched twice).
+Result<engine::Run> follow_run(client::ApiClient& c, const json::value& created, std::ostream* out,
+                               bool full) {
   auto first = engine::run_from_json(created);
   if (!first) return first.error();
   const int64_t id = first->id;
+  engine::Run run = first->header();
+  std::vector<engine::RunNode> nodes = first->nodes;  // every target, in the server's order
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    index[nodes[i].node] = i;
   int64_t seen = 0;
   auto show = [&](const engine::Run& r) {
     std::vector<const engine::RunNode*> done;
@@ -86,12 +94,15 @@ Result<engine::Run> follow_run(client::ApiClient& c, const json::value& created,
     for (const auto* n : done) {
       if (out) print_node(*n, *out);
       seen = std::max(seen, n->seq);
+      if (auto it = index.find(n->node); it != index.end()) {
+        nodes[it->second] = *n;
+        nodes[it->second].output.clear();
+      }
     }
   };
   show(*first);
-  engine::RunState state = first->state;
   auto last_ok = std::chrono::steady_clock::now();
-  while (state == engine::RunState::running) {
+  while (run.state == engine::RunState::running) {
     std::this_thread::sleep_for(kPollEvery);
     auto r = c.get(fmt::format("/api/v1/runs/{}?since={}", id, seen));
     if (!r) {
@@ -102,18 +113,18 @@ Result<engine::Run> follow_run(client::ApiClient& c, const json::value& created,
       continue;
     }
     last_ok = std::chrono::steady_clock::now();
-    auto run = engine::run_from_json(*r);
-    if (!run) return run.error();
-    show(*run);
-    state = run->state;
+    auto polled = engine::run_from_json(*r);
+    if (!polled) return polled.error();
+    show(*polled);
+    run = polled->header();
   }
-  // The whole run as it ended, for the summary (and -o json).
+  if (!full) {
+    run.nodes = std::move(nodes);
+    return run;
+  }
   auto r = c.get(fmt::format("/api/v1/runs/{}", id));
   if (!r) return r.error();
-  auto run = engine::run_from_json(*r);
-  if (!run) return run.error();
-  show(*run);  // nodes a last poll may have missed
-  return run;
+  return engine::run_from_json(*r);
 }
 
 }  // namespace
@@ -142,7 +153,7 @@ int cmd_run(const ClientFlags& f, const RunArgs& a) {
               << fmt::format(": {} on {} node(s) of {}\n", engine::command_line(a.argv),
                              nodes && nodes->is_array() ? nodes->as_array().size() : 0, a.env);
   }
-  auto run = follow_run(c, *r, f.json() ? nullptr : &std::cout);
+  auto run = follow_run(c, *r, f.json() ? nullptr : &std::cout, f.json());
   if (!run) return fail(run.error());
   if (f.json()) {
     print_json(engine::to_json(*run, true));

@@ -58,22 +58,26 @@ const Run* RunManager::find(RunId id) const {
 
 void RunManager::dispatch_wave(Run& run) {
   const RunId id = run.id;
-  int& open = open_in_wave_[id];
-  open = 0;
-  for (size_t i = 0; i < run.nodes.size(); ++i) {
-    if (run.nodes[i].batch == run.current_batch) ++open;
-  }
+  // The nodes are in wave order: a wave is one contiguous range of them.
+  const int wave = run.current_batch;
+  const auto first = std::partition_point(run.nodes.begin(), run.nodes.end(),
+                                          [wave](const RunNode& n) { return n.batch < wave; });
+  const auto last = std::partition_point(first, run.nodes.end(),
+                                         [wave](const RunNode& n) { return n.batch == wave; });
+  open_in_wave_[id] = static_cast<int>(last - first);
   protocol::ExecCommand cmd;
   cmd.argv = run.argv;
   cmd.env = {{"SLIPWAY_RUN", std::to_string(id)}};
   cmd.timeout_ms = run.timeout.count();
-  for (size_t i = 0; i < run.nodes.size(); ++i) {
+  const std::string tag = std::to_string(id);
+  const auto begin = static_cast<size_t>(first - run.nodes.begin());
+  const auto end = static_cast<size_t>(last - run.nodes.begin());
+  for (size_t i = begin; i < end; ++i) {
     RunNode& n = run.nodes[i];
-    if (n.batch != run.current_batch) continue;
     n.status = RunNodeStatus::running;
     n.started_at = clock_.now();
     auto cb = [this, id, i](const ExecCalls::Outcome& o) { on_outcome(id, i, o); };
-    if (calls_.call(n.node, cmd, std::to_string(id), cb).empty()) {
+    if (calls_.call(n.node, cmd, tag, cb).empty()) {
       n.reason = "not connected";
       finish_node(run, i);
     }

@@ -14,6 +14,7 @@ using engine::NodeProgress;
 using engine::Run;
 using engine::RunId;
 using engine::RunNode;
+using engine::RunNodeStatus;
 using engine::StepRecord;
 
 // Schema versions, applied in order; PRAGMA user_version records how far a database is.
@@ -529,14 +530,23 @@ class SqliteStore final : public Store {
     auto ids = int_column("SELECT id FROM runs WHERE state = 'running'");
     if (!ids) return ids.error();
     for (auto id : *ids) {
-      auto n = db_.prepare(
-          "UPDATE run_nodes SET status = 'failed', reason = ?1 WHERE run_id = ?2 AND status IN "
-          "('pending', 'running')");
-      if (!n) return n.error();
-      if (auto st = n->bind(1, reason).bind(2, id).run(); !st) return st.error();
-      auto s = db_.prepare("UPDATE runs SET state = 'failed', finished_at = ?1 WHERE id = ?2");
+      // Each node failed here finishes now, after those that finished before: it gets the next
+      // seq, so that a client following the run with ?since= sees it.
+      auto r = get_run(id);
+      if (!r) return r.error();
+      if (!*r) continue;
+      int64_t seq = (*r)->finished_nodes;
+      for (auto& n : (*r)->nodes) {
+        if (n.status != RunNodeStatus::pending && n.status != RunNodeStatus::running) continue;
+        n.status = RunNodeStatus::failed;
+        n.reason = reason;
+        n.seq = ++seq;
+        if (auto st = save_run_node(id, n); !st) return st.error();
+      }
+      auto s = db_.prepare(
+          "UPDATE runs SET state = 'failed', finished_at = ?1, finished_nodes = ?2 WHERE id = ?3");
       if (!s) return s.error();
-      if (auto st = s->bind(1, now).bind(2, id).run(); !st) return st.error();
+      if (auto st = s->bind(1, now).bind(2, seq).bind(3, id).run(); !st) return st.error();
     }
     return *ids;
   }

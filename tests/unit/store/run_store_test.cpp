@@ -148,6 +148,10 @@ TEST_F(RunStoreTest, FailRunningRuns) {
   EXPECT_EQ(b.nodes[0].status, RunNodeStatus::ok);  // finished before: kept
   EXPECT_EQ(b.nodes[1].status, RunNodeStatus::failed);
   EXPECT_EQ(b.nodes[1].reason, "the server stopped");
+  // They finish after the one that had, in order.
+  EXPECT_EQ(b.nodes[1].seq, 2);
+  EXPECT_EQ(b.nodes[2].seq, 3);
+  EXPECT_EQ(b.finished_nodes, 3);
   EXPECT_EQ(store_->get_run(1).value().value().state, RunState::succeeded);
 }
 
