@@ -130,7 +130,22 @@ TEST_F(RunTest, EchoOnEveryNodeFailuresSelectionAndHistory) {
 
 TEST_F(RunTest, NodesThatAreNotConnectedFailWithAReason) {
   ASSERT_NO_THROW(start_lab(2));
+  // A node whose agent goes away while its command runs fails, and says why.
+  auto created =
+      http("POST", "/api/v1/runs", R"({"env":"staging","zone":"b","argv":["sleep","30"]})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const int64_t id = i64(parse(created.body, "created run"), "id");
   ASSERT_TRUE(lab_.stop_node("node-2"));
+  ASSERT_TRUE(wait_until(
+      [&] { return str(get_json(fmt::format("/api/v1/runs/{}", id)), "state") != "running"; },
+      Millis(60'000)));
+  auto lost = get_json(fmt::format("/api/v1/runs/{}", id));
+  EXPECT_EQ(str(lost, "state"), "failed") << to_json(lost);
+  ASSERT_EQ(arr(lost, "nodes").size(), 1u) << to_json(lost);
+  EXPECT_NE(str(arr(lost, "nodes").front(), "reason").find("lost"), std::string::npos)
+      << to_json(lost);
+
+  // A node that is not connected when the run starts fails at once.
   ASSERT_TRUE(wait_until(
       [&] {
         auto nodes = status_by_node();
