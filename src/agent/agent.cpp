@@ -76,6 +76,7 @@ class Agent final : public LinkHandler {
         fetcher_(opts.server, opts.token),
         runtime_(NodeIdentity{opts.name, opts.env, opts.address, opts.root}, fetcher_),
         jobs_(static_cast<size_t>(std::max(1, opts.job_threads))),
+        exec_jobs_(static_cast<size_t>(std::max(1, opts.exec_threads))),
         link_(ioc_,
               LinkOptions{
                   .server = opts.server, .token = opts.token, .max_backoff = opts.max_backoff},
@@ -104,7 +105,9 @@ class Agent final : public LinkHandler {
     stopping_ = true;
     runtime_.cancel();  // an install waiting for its health check must not hold up the exit
     jobs_.stop();
+    exec_jobs_.stop();
     jobs_.join();
+    exec_jobs_.join();
     runtime_.shutdown();
     spdlog::info("stopped");
     return kExitOk;
@@ -135,6 +138,8 @@ class Agent final : public LinkHandler {
       start_install(*cmd);
     } else if (const auto* deact = std::get_if<protocol::DeactivateCommand>(&m)) {
       start_deactivate(*deact);
+    } else if (const auto* exec = std::get_if<protocol::ExecCommand>(&m)) {
+      start_exec(*exec);
     }
   }
 
@@ -221,6 +226,22 @@ class Agent final : public LinkHandler {
     });
   }
 
+  // Ad-hoc commands run on their own pool, never queued behind an app's install (nor holding one
+  // up), and in parallel with each other up to its size.
+  void start_exec(const protocol::ExecCommand& cmd) {
+    spdlog::info("{}: running {} (timeout {})", cmd.action, fmt::join(cmd.argv, " "),
+                 format_duration(Millis(cmd.timeout_ms)));
+    asio::post(exec_jobs_, [this, cmd] {
+      auto result = runtime_.exec(cmd);
+      spdlog::info("{}: {} after {}", cmd.action,
+                   result.timed_out ? std::string("timed out")
+                   : result.signal  ? fmt::format("killed by signal {}", result.signal)
+                                    : fmt::format("exit code {}", result.exit_code),
+                   format_duration(Millis(result.duration_ms)));
+      send(protocol::encode(protocol::AgentMessage{result}));
+    });
+  }
+
   struct Pending {
     uint64_t session = 0;
     std::function<void()> job;
@@ -233,6 +254,7 @@ class Agent final : public LinkHandler {
   NodeRuntime runtime_;
   asio::io_context ioc_{1};
   asio::thread_pool jobs_;
+  asio::thread_pool exec_jobs_;
   AgentLink link_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> probing_{false};

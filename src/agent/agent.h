@@ -24,6 +24,7 @@ struct AgentOptions {
   std::string address = "127.0.0.1";  // where its apps listen (SLIPWAY_ADDRESS)
   Millis max_backoff{30'000};
   int job_threads = 4;
+  int exec_threads = 4;  // ad-hoc commands (exec) at once; more wait for a free thread
 };
 
 // Validates the options (names grammar, URL), then runs until SIGINT/SIGTERM; returns the exit

@@ -864,6 +864,44 @@ std::vector<protocol::AppState> NodeRuntime::app_states() const {
   return out;
 }
 
+protocol::ExecResult NodeRuntime::exec(const protocol::ExecCommand& cmd) const {
+  const NodeIdentity& id = impl_->id;
+  std::error_code ec;
+  const fs::path root = fs::absolute(id.root, ec);
+  ProcessSpec spec;
+  spec.argv = cmd.argv;
+  spec.cwd = ec ? id.root : root;
+  spec.env = cmd.env;
+  spec.env["SLIPWAY_NODE"] = id.name;
+  spec.env["SLIPWAY_ENV"] = id.env;
+  spec.env["SLIPWAY_ADDRESS"] = id.address;
+  spec.env["SLIPWAY_ROOT"] = spec.cwd.string();
+  spec.cancel = &impl_->shutting_down;
+
+  protocol::ExecResult res;
+  res.action = cmd.action;
+  res.started_at = now_ms();
+  const auto start = SteadyClock::now();
+  auto r = run_command(spec, Millis(cmd.timeout_ms), protocol::kExecMaxOutput);
+  if (!r) {
+    res.exit_code = 127;  // what a shell answers for a command it cannot run
+    res.output = r.error().message + "\n";
+  } else {
+    res.exit_code = r->exit_code;
+    res.signal = r->signal;
+    res.timed_out = r->timed_out;
+    // Sent as JSON text: ill-formed UTF-8 becomes U+FFFD, which can make it longer than the
+    // protocol allows (kExecMaxOutput and a note); then it is cut again.
+    res.output = valid_utf8(r->output);
+    if (res.output.size() > protocol::kExecMaxOutput + 128) {
+      res.output = tail_bytes(res.output, protocol::kExecMaxOutput);
+    }
+    if (r->cancelled) res.output += "[" + r->describe() + "]\n";
+  }
+  res.duration_ms = std::chrono::duration_cast<Millis>(SteadyClock::now() - start).count();
+  return res;
+}
+
 void NodeRuntime::cancel() {
   impl_->shutting_down = true;
 }

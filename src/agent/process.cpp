@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,10 +32,31 @@ using SteadyClock = std::chrono::steady_clock;
 // The argument and environment vectors of the child. They are built before fork(): the child of
 // a multi-threaded process may only call async-signal-safe functions, so no allocation there.
 struct ExecImage {
+  std::string path;  // what to execute; empty when argv[0] was not found
   std::vector<std::string> strings;
   std::vector<char*> argv;
   std::vector<char*> envp;
 };
+
+// Where execvp would find `name`: itself when it holds a '/', else the first executable regular
+// file of that name in a directory of `path` (relative ones taken from `cwd`); "" when none.
+std::string find_program(const std::string& name, const std::string& path, const fs::path& cwd) {
+  if (name.find('/') != std::string::npos) return name;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = std::min(path.find(':', start), path.size());
+    const std::string dir = path.substr(start, end - start);
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
+    if (candidate.is_relative() && !cwd.empty()) candidate = cwd / candidate;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+    if (end == path.size()) return "";
+    start = end + 1;
+  }
+}
 
 ExecImage make_image(const ProcessSpec& spec) {
   std::map<std::string, std::string> env;
@@ -48,17 +70,25 @@ ExecImage make_image(const ProcessSpec& spec) {
     env[k] = v;
 
   ExecImage img;
-  img.strings.reserve(3 + env.size());
-  img.strings.emplace_back("sh");
-  img.strings.emplace_back("-c");
-  img.strings.push_back(spec.command);
+  if (spec.argv.empty()) {
+    img.path = "/bin/sh";
+    img.strings = {"sh", "-c", spec.command};
+  } else {
+    const auto path = env.find("PATH");
+    img.path =
+        find_program(spec.argv.front(),
+                     path == env.end() ? "/usr/local/bin:/usr/bin:/bin" : path->second, spec.cwd);
+    img.strings = spec.argv;
+  }
+  const size_t argc = img.strings.size();
+  img.strings.reserve(argc + env.size());
   for (const auto& [k, v] : env)
     img.strings.push_back(std::string(k).append("=").append(v));
   // Pointers are taken only now that `strings` no longer grows.
-  for (size_t i = 0; i < 3; ++i)
+  for (size_t i = 0; i < argc; ++i)
     img.argv.push_back(img.strings[i].data());
   img.argv.push_back(nullptr);
-  for (size_t i = 3; i < img.strings.size(); ++i)
+  for (size_t i = argc; i < img.strings.size(); ++i)
     img.envp.push_back(img.strings[i].data());
   img.envp.push_back(nullptr);
   return img;
@@ -117,12 +147,12 @@ struct ChildArgs {
     for (long fd = 4; fd < a.max_fd; ++fd)
       ::close(static_cast<int>(fd));
   }
-  ::execve("/bin/sh", a.img->argv.data(), a.img->envp.data());
+  ::execve(a.img->path.c_str(), a.img->argv.data(), a.img->envp.data());
   fail(kExec);
   ::_exit(127);  // not reached
 }
 
-std::string stage_text(int stage, const ProcessSpec& spec) {
+std::string stage_text(int stage, const ProcessSpec& spec, const ExecImage& img) {
   switch (stage) {
     case kSetpgid:
       return "cannot create a process group";
@@ -133,7 +163,7 @@ std::string stage_text(int stage, const ProcessSpec& spec) {
     case kChdir:
       return fmt::format("cannot change to directory {}", spec.cwd.string());
     case kExec:
-      return "cannot execute /bin/sh";
+      return "cannot execute " + img.path;
     default:
       return "cannot start";
   }
@@ -222,6 +252,7 @@ std::string describe_wait_status(int status) {
 }
 
 std::string RunResult::describe() const {
+  if (cancelled) return "stopped: the agent is shutting down";
   if (timed_out) return "timed out after " + format_duration(timeout);
   if (signal != 0) {
     const char* abbrev = ::sigabbrev_np(signal);
@@ -233,6 +264,9 @@ std::string RunResult::describe() const {
 
 Result<pid_t> spawn_shell(const ProcessSpec& spec, int out_fd, bool die_with_parent) {
   const ExecImage img = make_image(spec);
+  if (img.path.empty()) {
+    return err(Errc::not_found, fmt::format("{}: command not found", spec.argv.front()));
+  }
   const std::string cwd = spec.cwd.string();
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0) {
@@ -257,8 +291,9 @@ Result<pid_t> spawn_shell(const ProcessSpec& spec, int out_fd, bool die_with_par
   ::close(devnull);
   if (pid < 0) {
     ::close(errp[0]);
-    return err(Errc::io,
-               fmt::format("cannot fork to run '{}': {}", spec.command, std::strerror(fork_errno)));
+    return err(Errc::io, fmt::format("cannot fork to run '{}': {}",
+                                     spec.argv.empty() ? spec.command : spec.argv.front(),
+                                     std::strerror(fork_errno)));
   }
   int report[2] = {0, 0};
   ssize_t n;
@@ -271,7 +306,7 @@ Result<pid_t> spawn_shell(const ProcessSpec& spec, int out_fd, bool die_with_par
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return err(Errc::io,
-               fmt::format("{}: {}", stage_text(report[0], spec), std::strerror(report[1])));
+               fmt::format("{}: {}", stage_text(report[0], spec, img), std::strerror(report[1])));
   }
   return pid;  // EOF: exec succeeded (the pipe was closed on exec)
 }
@@ -303,6 +338,7 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout, size_t ma
   bool status_known = false;
   int status = 0;
   bool timed_out = false;
+  bool cancelled = false;
   bool kill_pending = false;  // SIGKILL due at kill_at
   SteadyClock::time_point kill_at{};
 
@@ -319,7 +355,8 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout, size_t ma
     try_reap();
     if (exited) break;
     const auto now = SteadyClock::now();
-    if (!timed_out && now >= deadline) {
+    if (!timed_out && spec.cancel != nullptr && spec.cancel->load()) cancelled = true;
+    if (!timed_out && (now >= deadline || cancelled)) {
       timed_out = true;
       ::kill(-pid, SIGTERM);
       kill_at = now + kKillGrace;
@@ -331,6 +368,7 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout, size_t ma
     }
     auto wake = timed_out ? (kill_pending ? kill_at : now + Millis(50)) : deadline;
     if (pidfd < 0 || !pipe_open) wake = std::min(wake, now + Millis(20));
+    if (spec.cancel != nullptr) wake = std::min(wake, now + Millis(100));
     const auto wait_ms = std::chrono::duration_cast<Millis>(wake - now).count();
     pollfd fds[2];
     nfds_t nfds = 0;
@@ -364,7 +402,8 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout, size_t ma
   ::close(out[0]);
 
   RunResult r;
-  r.timed_out = timed_out;
+  r.timed_out = timed_out && !cancelled;
+  r.cancelled = cancelled;
   r.timeout = timeout;
   r.output = tail.finish();
   r.duration = std::chrono::duration_cast<Millis>(SteadyClock::now() - start);

@@ -1,9 +1,11 @@
 // Running commands on the node: hooks, health-check commands, restart commands.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -15,17 +17,25 @@ namespace slipway::agent {
 namespace fs = std::filesystem;
 
 struct ProcessSpec {
-  std::string command;  // run as /bin/sh -c COMMAND
+  std::string command;  // run as /bin/sh -c COMMAND (when argv is empty)
+  // When not empty, run instead argv[0] with these arguments, with no shell in between (an
+  // ad-hoc command: the user's words must reach the program as they are). argv[0] is looked up
+  // in the PATH of the command's environment when it holds no '/', as execvp does.
+  std::vector<std::string> argv;
   fs::path cwd;
   // Added to (and overriding) the agent's own environment.
   std::map<std::string, std::string> env;
+  // When set and it turns true (the agent is stopping), run_command stops the command as on a
+  // timeout.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct RunResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
   int signal = 0;
   bool timed_out = false;
-  std::string output;  // stdout and stderr interleaved, the last max_output bytes
+  bool cancelled = false;  // stopped because spec.cancel turned true
+  std::string output;      // stdout and stderr interleaved, the last max_output bytes
   Millis duration{0};
   Millis timeout{0};  // the limit that applied (for describe())
   bool ok() const { return exit_code == 0 && !timed_out; }
@@ -39,14 +49,14 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout,
                               size_t max_output = 64 * 1024);
 
 // The building block shared by run_command and the Supervisor: starts `/bin/sh -c spec.command`
-// as the leader of a new process group (so that the whole tree can be signalled at once), in
-// spec.cwd (when not empty), with the agent's environment plus spec.env, standard input from
-// /dev/null, standard output and error to `out_fd`, no other descriptor inherited, and default
+// (or spec.argv) as the leader of a new process group (so that the whole tree can be signalled at
+// once), in spec.cwd (when not empty), with the agent's environment plus spec.env, standard input
+// from /dev/null, standard output and error to `out_fd`, no other descriptor inherited, and default
 // signal dispositions and mask. With `die_with_parent`, the child gets SIGTERM when the thread that
 // called spawn_shell exits (PR_SET_PDEATHSIG), so call it from a thread that outlives the child
 // (one that waits for it, or the supervisor's own thread). Returns once the shell has been exec'd;
-// an io error (with the reason) when it could not be started, e.g. a missing working directory. The
-// caller must reap the pid.
+// an io error (with the reason) when it could not be started, e.g. a missing working directory,
+// or not_found when argv[0] is not found in the PATH. The caller must reap the pid.
 Result<pid_t> spawn_shell(const ProcessSpec& spec, int out_fd, bool die_with_parent = false);
 
 // True while some process of group `pgid` runs. Zombies do not count: where nothing reaps

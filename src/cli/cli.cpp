@@ -312,17 +312,37 @@ int run(int argc, char** argv) {
   unfreeze->callback(
       [&] { action = [&] { return cmd_unfreeze(cf, unfreeze_id, unfreeze_env, unfreeze_app); }; });
 
+  // run
+  RunArgs run_args;
+  auto* run_cmd = app.add_subcommand(
+      "run", "Run a command on the nodes of an environment: slipway run --env E -- CMD ARGS...");
+  run_cmd->add_option("--env", run_args.env, "Environment")->required();
+  run_cmd->add_option("--role", run_args.role, "Only nodes with this role");
+  run_cmd->add_option("--zone", run_args.zone, "Only nodes in this zone");
+  run_cmd->add_option("--selector", run_args.selector, "More terms: 'tag:team=x zone in (a,b)'");
+  run_cmd->add_option("--batch", run_args.batch, "Nodes at a time: N or N% (default: all)");
+  run_cmd->add_option("--timeout", run_args.timeout,
+                      "Kill the command on a node after this long (default 60s)");
+  run_cmd
+      ->add_option("command", run_args.argv,
+                   "The command and its arguments, after --; run as they are, with no shell")
+      ->required();
+  client_flags(run_cmd, cf);
+  run_cmd->callback([&] { action = [&] { return cmd_run(cf, run_args); }; });
+
   // history
   std::string history_app, history_env;
   int history_limit = 50;
-  auto* history = app.add_subcommand("history", "Deploys: who, when, what, how long, outcome");
+  auto* history =
+      app.add_subcommand("history", "Deploys and runs: who, when, what, how long, outcome");
   history->add_option("app", history_app, "Only this app");
   history->add_option("--env", history_env, "Only this environment");
   history->add_option("--limit", history_limit, "At most this many")->capture_default_str();
   client_flags(history, cf);
-  int64_t show_id = 0;
-  auto* show = history->add_subcommand("show", "One deploy, node by node and step by step");
-  show->add_option("id", show_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+  std::string show_id;
+  auto* show = history->add_subcommand(
+      "show", "One deploy, node by node and step by step, or one run (rN), node by node");
+  show->add_option("id", show_id, "Deploy id (12) or run id (r3)")->required();
   client_flags(show, cf);
   show->callback([&] { action = [&] { return cmd_history_show(cf, show_id); }; });
   history->callback([&] {

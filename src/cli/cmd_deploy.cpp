@@ -253,14 +253,9 @@ int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
   json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
   if (auto st = add_strategy(a.how, body); !st) return fail(st.error());
   if (!a.version.empty()) body["version"] = a.version;
-  if (!a.role.empty()) body["role"] = a.role;
-  if (!a.zone.empty()) body["zone"] = a.zone;
-  if (!a.selector.empty()) body["selector"] = a.selector;
+  if (auto st = add_targeting(body, a.role, a.zone, a.selector, a.batch); !st)
+    return fail(st.error());
   if (a.force) body["force"] = true;
-  if (!a.batch.empty()) {
-    if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
-    body["batch"] = a.batch;
-  }
   if (a.max_failures < 0)
     return fail(err(Errc::invalid_argument, "--max-failures must be 0 or more"));
   if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
@@ -272,12 +267,7 @@ int cmd_rollback(const ClientFlags& f, const RollbackArgs& a) {
   json::object body{{"app", a.app}, {"env", a.env}, {"max_failures", a.max_failures}};
   if (auto st = add_strategy(a.how, body); !st) return fail(st.error());
   if (!a.to.empty()) body["to"] = a.to;
-  if (!a.role.empty()) body["role"] = a.role;
-  if (!a.zone.empty()) body["zone"] = a.zone;
-  if (!a.batch.empty()) {
-    if (auto b = engine::BatchSize::parse(a.batch); !b) return fail(b.error());
-    body["batch"] = a.batch;
-  }
+  if (auto st = add_targeting(body, a.role, a.zone, "", a.batch); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
   return start_and_follow(f, "/api/v1/rollbacks", body, a.detach);

@@ -1,4 +1,6 @@
 // slipway history [APP] [--env E], slipway history show ID
+#include <algorithm>
+#include <charconv>
 #include <iostream>
 #include <map>
 
@@ -8,23 +10,39 @@
 #include "cli/output.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "engine/run.h"
 
 namespace slipway::cli {
 
 namespace {
 
-std::string state_cell(engine::DeployState s) {
-  const std::string name(engine::deploy_state_name(s));
-  switch (s) {
-    case engine::DeployState::succeeded:
-      return paint(name, Color::green);
-    case engine::DeployState::running:
-      return paint(name, Color::cyan);
-    case engine::DeployState::paused:
-      return paint(name, Color::yellow);
-    default:
-      return paint(name, Color::red);
-  }
+// A deploy's or a run's state, coloured: both name success "succeeded" and progress "running".
+std::string state_cell(std::string_view name) {
+  const Color c = name == "succeeded" ? Color::green
+                  : name == "running" ? Color::cyan
+                  : name == "paused"  ? Color::yellow
+                                      : Color::red;
+  return paint(std::string(name), c);
+}
+
+// A row of the history table, with when it started for the interleaving.
+struct HistoryRow {
+  TimeMs at = 0;
+  std::vector<std::string> cells;
+};
+
+std::string shorten(const std::string& s, size_t max) {
+  return s.size() <= max ? s : s.substr(0, max - 3) + "...";
+}
+
+HistoryRow run_row(const engine::Run& r, const json::object& o) {
+  return HistoryRow{
+      r.created_at,
+      {fmt::format("r{}", r.id), "run", shorten(engine::command_line(r.argv), 40), "-",
+       r.env + (r.selector.empty() ? "" : " (" + r.selector + ")"),
+       state_cell(engine::run_state_name(r.state)), r.actor, format_time_short(r.created_at),
+       r.finished_at ? format_duration(r.duration(r.finished_at)) : "-",
+       fmt::format("{}/{} ok", o.at("ok_count").as_int64(), o.at("node_count").as_int64())}};
 }
 
 }  // namespace
@@ -44,34 +62,66 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
   auto c = make_client(f);
   auto r = c.get("/api/v1/deploys" + q);
   if (!r) return fail(r.error());
+  // Runs have no app: they are part of the history when no app is asked for.
+  json::value runs = json::array{};
+  if (app.empty()) {
+    auto rr =
+        c.get(fmt::format("/api/v1/runs?limit={}{}", limit, env.empty() ? "" : "&env=" + env));
+    if (!rr) return fail(rr.error());
+    runs = rr->as_object().at("runs");
+  }
   if (f.json()) {
+    if (app.empty()) r->as_object()["runs"] = runs;
     print_json(*r);
     return kExitOk;
   }
-  Table t({"ID", "KIND", "APP", "VERSION", "ENV", "STATE", "BY", "STARTED", "DURATION", "NODES"});
+  std::vector<HistoryRow> rows;
   for (const auto& v : r->as_object().at("deploys").as_array()) {
     auto d = engine::deploy_from_json(v);
     if (!d) continue;
     const auto& o = v.as_object();
-    // A deploy forced through a freeze says so where the kind is.
-    const std::string kind = std::string(engine::deploy_kind_name(d->kind)) +
-                             (d->forced_freeze.empty() ? "" : paint(" (forced)", Color::yellow));
-    t.row({fmt::format("#{}", d->id), kind, d->app, d->version,
-           d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"), state_cell(d->state),
-           d->actor, format_time_short(d->created_at),
-           d->finished_at ? format_duration(d->duration(d->finished_at)) : "-",
-           fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(),
-                       o.at("node_count").as_int64())});
+    rows.push_back(HistoryRow{
+        d->created_at,
+        {fmt::format("#{}", d->id),
+         std::string(engine::deploy_kind_name(d->kind)) +
+             (d->forced_freeze.empty() ? "" : paint(" (forced)", Color::yellow)),
+         d->app, d->version, d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"),
+         state_cell(engine::deploy_state_name(d->state)), d->actor,
+         format_time_short(d->created_at),
+         d->finished_at ? format_duration(d->duration(d->finished_at)) : "-",
+         fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(),
+                     o.at("node_count").as_int64())}});
   }
+  for (const auto& v : runs.as_array()) {
+    if (auto run = engine::run_from_json(v)) rows.push_back(run_row(*run, v.as_object()));
+  }
+  // Newest first, deploys and runs interleaved; at most `limit` rows in all.
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const HistoryRow& a, const HistoryRow& b) { return a.at > b.at; });
+  if (rows.size() > static_cast<size_t>(limit)) rows.resize(static_cast<size_t>(limit));
+  Table t({"ID", "KIND", "APP", "VERSION", "ENV", "STATE", "BY", "STARTED", "DURATION", "NODES"});
+  for (auto& row : rows)
+    t.row(std::move(row.cells));
   if (t.empty()) {
-    std::cout << "no deploys yet\n";
+    std::cout << (app.empty() ? "no deploys or runs yet\n" : "no deploys yet\n");
   } else {
     t.print(std::cout);
   }
   return kExitOk;
 }
 
-int cmd_history_show(const ClientFlags& f, int64_t id) {
+int cmd_history_show(const ClientFlags& f, const std::string& text) {
+  // "12" or "#12" is a deploy, "r3" a run.
+  const bool is_run = !text.empty() && (text[0] == 'r' || text[0] == 'R');
+  const std::string digits = text.substr(!text.empty() && (is_run || text[0] == '#') ? 1 : 0);
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size() || id <= 0) {
+    return fail(
+        err(Errc::invalid_argument,
+            fmt::format("'{}' is neither a deploy id (12) nor a run id (r3)", text.substr(0, 32))));
+  }
+  if (is_run) return cmd_run_show(f, id);
   auto c = make_client(f);
   auto r = c.get(fmt::format("/api/v1/deploys/{}?steps=1", id));
   if (!r) return fail(r.error());
@@ -84,7 +134,7 @@ int cmd_history_show(const ClientFlags& f, int64_t id) {
   std::cout << paint(fmt::format("{} #{}", engine::deploy_kind_name(d->kind), d->id), Color::bold)
             << ": " << d->app << " " << d->version << " to " << d->env
             << (d->selector.empty() ? "" : " (" + d->selector + ")") << "\n";
-  std::cout << fmt::format("  state     {}\n", state_cell(d->state));
+  std::cout << fmt::format("  state     {}\n", state_cell(engine::deploy_state_name(d->state)));
   if (!d->reason.empty()) std::cout << fmt::format("  reason    {}\n", d->reason);
   std::cout << fmt::format("  by        {}\n", d->actor);
   if (!d->forced_freeze.empty()) {

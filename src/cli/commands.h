@@ -25,6 +25,10 @@ client::ApiClient make_client(const ClientFlags& f);
 int fail(const Error& e);
 // Prints a JSON value to standard output (pretty enough for humans, one document).
 void print_json(const json::value& v);
+// Adds the node-picking flags that were given (role, zone, selector, batch) to a request body;
+// invalid_argument for a bad batch size.
+Status add_targeting(json::object& body, const std::string& role, const std::string& zone,
+                     const std::string& selector, const std::string& batch);
 
 // Artifacts
 struct PushArgs {
@@ -99,9 +103,24 @@ int cmd_freezes(const ClientFlags& f, const std::string& env, const std::string&
 // Lifts freeze `id` (when > 0), else the active freezes of exactly env (and app).
 int cmd_unfreeze(const ClientFlags& f, int64_t id, const std::string& env, const std::string& app);
 
-// History
+// Ad-hoc commands
+struct RunArgs {
+  std::string env;
+  std::string role;
+  std::string zone;
+  std::string selector;
+  std::string batch;    // "" = all at once
+  std::string timeout;  // "" = the server's default (60s)
+  std::vector<std::string> argv;
+};
+// Runs the command, prints each node's output as it finishes; 0 when it exited 0 everywhere.
+int cmd_run(const ClientFlags& f, const RunArgs& a);
+int cmd_run_show(const ClientFlags& f, int64_t id);
+
+// History: deploys and (without an app) runs, newest first. `show` takes a deploy id (12) or a
+// run id (r3).
 int cmd_history(const ClientFlags& f, const std::string& app, const std::string& env, int limit);
-int cmd_history_show(const ClientFlags& f, int64_t id);
+int cmd_history_show(const ClientFlags& f, const std::string& id);
 
 // Lab
 struct LabUpArgs {

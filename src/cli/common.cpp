@@ -71,6 +71,18 @@ void pretty(std::ostream& os, const json::value& jv, std::string& indent) {
 }
 }  // namespace
 
+Status add_targeting(json::object& body, const std::string& role, const std::string& zone,
+                     const std::string& selector, const std::string& batch) {
+  if (!role.empty()) body["role"] = role;
+  if (!zone.empty()) body["zone"] = zone;
+  if (!selector.empty()) body["selector"] = selector;
+  if (!batch.empty()) {
+    if (auto b = engine::BatchSize::parse(batch); !b) return b.error();
+    body["batch"] = batch;
+  }
+  return {};
+}
+
 void print_json(const json::value& v) {
   std::string indent;
   pretty(std::cout, v, indent);

@@ -6,7 +6,12 @@
 
 #include <fmt/format.h>
 
+#include "engine/record_util.h"
+
 namespace slipway::engine {
+
+using detail::from_name;
+using detail::time_field;
 
 namespace {
 constexpr std::array<std::string_view, 5> kStates{"running", "succeeded", "failed", "rolled_back",
@@ -14,14 +19,6 @@ constexpr std::array<std::string_view, 5> kStates{"running", "succeeded", "faile
 constexpr std::array<std::string_view, 2> kKinds{"deploy", "rollback"};
 constexpr std::array<std::string_view, 8> kNodeStatuses{
     "pending", "running", "healthy", "failed", "skipped", "reverting", "reverted", "revert_failed"};
-
-template <class E, size_t N>
-std::optional<E> from_name(const std::array<std::string_view, N>& names, std::string_view s) {
-  for (size_t i = 0; i < N; ++i) {
-    if (names[i] == s) return static_cast<E>(i);
-  }
-  return std::nullopt;
-}
 }  // namespace
 
 std::string_view deploy_state_name(DeployState s) {
@@ -170,15 +167,6 @@ json::value to_json(const Deploy& d, bool with_nodes) {
   }
   return o;
 }
-
-namespace {
-TimeMs time_field(JsonReader& r, std::string_view key) {
-  auto s = r.opt_str(key);
-  if (!s || s->empty()) return 0;
-  const TimeMs t = parse_time(*s);
-  return t < 0 ? 0 : t;
-}
-}  // namespace
 
 Result<Deploy> deploy_from_json(const json::value& v) {
   JsonReader r(v, "deploy");

@@ -21,6 +21,25 @@ class NodeTransport {
   virtual bool send_deactivate(const std::string& node, const protocol::DeactivateCommand& cmd) = 0;
 };
 
+// Sends ad-hoc commands (exec) to agents. A false return means the node is not connected now.
+// Must not call back into its caller from inside the call (queue the command and return).
+class ExecTransport {
+ public:
+  virtual ~ExecTransport() = default;
+  virtual bool send_exec(const std::string& node, const protocol::ExecCommand& cmd) = 0;
+};
+
+// Receives the exec results whose action starts with the prefix it was registered under (see
+// AgentGateway::add_exec_handler), and hears of every node whose connection is gone.
+class ExecResultHandler {
+ public:
+  virtual ~ExecResultHandler() = default;
+  // False when the result answers no command of this handler sent to that node (an unknown
+  // action, or a node that was not asked): the caller counts and logs it as ignored.
+  virtual bool on_exec_result(const std::string& node, const protocol::ExecResult& r) = 0;
+  virtual void on_node_lost(const std::string& node) = 0;
+};
+
 // Persists the deploy records. Calls must not block (the server queues them to its database
 // thread) and are made in the order things happened.
 class DeployJournal {

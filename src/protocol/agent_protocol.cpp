@@ -51,7 +51,65 @@ Status check(NameKind kind, const std::string& v) {
   return validate_name(kind, v);
 }
 
+bool is_env_name(std::string_view k) {
+  if (k.empty() || k.size() > 128 || (k[0] >= '0' && k[0] <= '9')) return false;
+  for (const char c : k) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status validate_exec_env(const std::map<std::string, std::string>& env) {
+  if (env.size() > kExecMaxEnv) {
+    return err(Errc::invalid_argument,
+               fmt::format("exec: at most {} environment variables", kExecMaxEnv));
+  }
+  for (const auto& [k, v] : env) {
+    if (!is_env_name(k)) {
+      return err(Errc::invalid_argument,
+                 fmt::format("exec: '{}' is not an environment variable name",
+                             std::string_view(k).substr(0, 32)));
+    }
+    if (v.size() > kExecMaxArgBytes || v.find('\0') != std::string::npos) {
+      return err(Errc::invalid_argument,
+                 fmt::format("exec: the value of {} is over {} bytes or holds a NUL byte", k,
+                             kExecMaxArgBytes));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+Status validate_exec_argv(const std::vector<std::string>& argv) {
+  if (argv.empty() || argv.front().empty()) {
+    return err(Errc::invalid_argument, "argv must name a command (argv[0] is empty or missing)");
+  }
+  if (argv.size() > kExecMaxArgs) {
+    return err(Errc::invalid_argument, fmt::format("argv has {} elements; at most {} are allowed",
+                                                   argv.size(), kExecMaxArgs));
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i].size() > kExecMaxArgBytes) {
+      return err(Errc::invalid_argument,
+                 fmt::format("argv[{}] has {} bytes; at most {} are allowed", i, argv[i].size(),
+                             kExecMaxArgBytes));
+    }
+    if (argv[i].find('\0') != std::string::npos) {
+      return err(Errc::invalid_argument, fmt::format("argv[{}] holds a NUL byte", i));
+    }
+    total += argv[i].size();
+  }
+  if (total > kExecMaxArgvBytes) {
+    return err(
+        Errc::invalid_argument,
+        fmt::format("argv has {} bytes in all; at most {} are allowed", total, kExecMaxArgvBytes));
+  }
+  return {};
+}
 
 std::string_view step_status_name(StepStatus s) {
   switch (s) {
@@ -144,6 +202,11 @@ std::string encode(const AgentMessage& m) {
                {"reverted_to", msg.reverted_to},
                {"downloaded", msg.downloaded},
                {"apps", apps_array(msg.apps)}};
+        } else if constexpr (std::is_same_v<T, ExecResult>) {
+          o = {{"type", "exec_result"},        {"action", msg.action},
+               {"exit_code", msg.exit_code},   {"signal", msg.signal},
+               {"timed_out", msg.timed_out},   {"output", valid_utf8(msg.output)},
+               {"started_at", msg.started_at}, {"duration_ms", msg.duration_ms}};
         }
       },
       m);
@@ -173,6 +236,12 @@ std::string encode(const ServerMessage& m) {
                {"app", msg.app}};
         } else if constexpr (std::is_same_v<T, Ping>) {
           o = {{"type", "ping"}};
+        } else if constexpr (std::is_same_v<T, ExecCommand>) {
+          o = {{"type", "exec"},
+               {"action", msg.action},
+               {"argv", str_array(msg.argv)},
+               {"env", str_object(msg.env)},
+               {"timeout_ms", msg.timeout_ms}};
         }
       },
       m);
@@ -274,6 +343,33 @@ Result<AgentMessage> decode_agent_message(std::string_view text) {
     }
     return AgentMessage{std::move(res)};
   }
+  if (type == "exec_result") {
+    ExecResult res;
+    res.action = r.str("action");
+    const int64_t code = r.i64("exit_code");
+    const int64_t sig = r.i64_or("signal", 0);
+    res.timed_out = r.boolean_or("timed_out", false);
+    res.output = r.str_or("output", "");
+    res.started_at = r.i64_or("started_at", 0);
+    res.duration_ms = r.i64_or("duration_ms", 0);
+    if (auto st = r.finish(); !st) return st.error();
+    if (res.action.empty() || res.action.size() > 128) {
+      return err(Errc::invalid_argument, "exec_result: action empty or too long");
+    }
+    // Checked before narrowing: 2^32 must not pass as 0.
+    if (code < -1 || code > 255) return err(Errc::invalid_argument, "exec_result: bad exit_code");
+    if (sig < 0 || sig > 128) return err(Errc::invalid_argument, "exec_result: bad signal");
+    res.exit_code = static_cast<int>(code);
+    res.signal = static_cast<int>(sig);
+    // The agent cuts output to kExecMaxOutput, plus a note of what it cut.
+    if (res.output.size() > kExecMaxOutput + 256) {
+      return err(Errc::invalid_argument, "exec_result: output too long");
+    }
+    if (res.started_at < 0 || res.duration_ms < 0) {
+      return err(Errc::invalid_argument, "exec_result: negative time");
+    }
+    return AgentMessage{std::move(res)};
+  }
   return err(Errc::invalid_argument,
              fmt::format("agent message: unknown type '{}'", std::string_view(type).substr(0, 32)));
 }
@@ -336,6 +432,23 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
   if (type == "ping") {
     if (auto st = r.finish(true); !st) return st.error();
     return ServerMessage{Ping{}};
+  }
+  if (type == "exec") {
+    ExecCommand c;
+    c.action = r.str("action");
+    c.argv = r.str_list("argv");
+    c.env = r.str_map("env");
+    c.timeout_ms = r.i64("timeout_ms");
+    if (auto st = r.finish(); !st) return st.error();  // strict: see the header
+    if (c.action.empty() || c.action.size() > 128) {
+      return err(Errc::invalid_argument, "exec: action empty or too long");
+    }
+    if (auto st = validate_exec_argv(c.argv); !st) return st.error();
+    if (auto st = validate_exec_env(c.env); !st) return st.error();
+    if (c.timeout_ms < 1 || c.timeout_ms > kExecMaxTimeoutMs) {
+      return err(Errc::invalid_argument, "exec: timeout_ms must be 1 ms to 24 h");
+    }
+    return ServerMessage{std::move(c)};
   }
   return err(Errc::invalid_argument, fmt::format("server message: unknown type '{}'",
                                                  std::string_view(type).substr(0, 32)));

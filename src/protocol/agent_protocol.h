@@ -6,12 +6,21 @@
 //   heartbeat  {type, apps[AppState]?}     every heartbeat_ms; apps only when something changed
 //   step       {type, action, step, status, output, started_at, duration_ms}
 //   result     {type, action, ok, app, version, healthy, reason, reverted_to, downloaded, apps[]}
+//   exec_result {type, action, exit_code, signal, timed_out, output, started_at, duration_ms}
+//              the outcome of one exec; exit_code -1 when killed by a signal or timed out, 127
+//              when the command could not be started (output says why); output is the last
+//              64 KiB of standard output and error, interleaved
 // Server -> agent
 //   welcome    {type, node, heartbeat_ms, server_version}
 //   install    {type, action, deploy, app, version, sha256, size, url, env{}, keep_releases}
 //              (the agent reads the manifest from the release itself: slipway.yaml)
 //   deactivate {type, action, deploy, app}   stop the app and remove its `current` link
 //   ping       {type}
+//   exec       {type, action, argv[], env{}, timeout_ms}   run argv[0] with these arguments (no
+//              shell: execvp semantics), with the agent's environment plus env, in the agent's
+//              root directory; killed (its whole process group) after timeout_ms. Unlike the
+//              other server messages, unknown fields are refused: a field an older agent does
+//              not know could change what runs (a user, a directory), so it must not be ignored.
 //
 // `action` identifies one command to one node; the agent echoes it in every step and result of
 // that command. Timestamps are milliseconds since the epoch. Unknown message types are refused.
@@ -108,8 +117,39 @@ struct InstallResult {
   std::vector<AppState> apps;
 };
 
-using AgentMessage = std::variant<Hello, Heartbeat, StepEvent, InstallResult>;
-using ServerMessage = std::variant<Welcome, InstallCommand, DeactivateCommand, Ping>;
+// Limits of an exec command, checked by the decoder (and by the server's API, which takes argv
+// from users): at most 64 arguments of at most 4 KiB each and 128 KiB together, none with a NUL
+// byte; at most 64 environment variables (names [A-Za-z_][A-Za-z0-9_]*, values up to 4 KiB); a
+// timeout of 1 ms to 24 h. The agent sends at most kExecMaxOutput bytes of output.
+inline constexpr size_t kExecMaxArgs = 64;
+inline constexpr size_t kExecMaxArgBytes = 4096;
+inline constexpr size_t kExecMaxArgvBytes = 128 * 1024;
+inline constexpr size_t kExecMaxEnv = 64;
+inline constexpr int64_t kExecMaxTimeoutMs = 24 * 3'600'000;
+inline constexpr size_t kExecMaxOutput = 64 * 1024;
+
+struct ExecCommand {
+  std::string action;
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::map<std::string, std::string> env;
+  int64_t timeout_ms = 60'000;
+};
+
+struct ExecResult {
+  std::string action;
+  int exit_code = -1;  // -1: killed by a signal or timed out; 127: could not be started
+  int signal = 0;
+  bool timed_out = false;
+  std::string output;
+  TimeMs started_at = 0;
+  int64_t duration_ms = 0;
+};
+
+// Ok, or an invalid_argument error naming the rule argv breaks (see the limits above).
+Status validate_exec_argv(const std::vector<std::string>& argv);
+
+using AgentMessage = std::variant<Hello, Heartbeat, StepEvent, InstallResult, ExecResult>;
+using ServerMessage = std::variant<Welcome, InstallCommand, DeactivateCommand, Ping, ExecCommand>;
 
 std::string encode(const AgentMessage& m);
 std::string encode(const ServerMessage& m);

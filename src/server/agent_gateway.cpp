@@ -54,7 +54,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     auto old = it->second;
     sessions_.erase(it);
     old->close("replaced by a new connection");
-    ctx_.engine->on_node_lost(name);
+    commands_lost(name);
   }
 
   inventory::Node node;
@@ -117,6 +117,8 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
       if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
       ctx_.save_node(name);
       ctx_.engine->on_result(name, *res);
+    } else if (auto* exec = std::get_if<protocol::ExecResult>(&*m)) {
+      on_exec_result(name, *exec);
     } else {
       spdlog::warn("node {}: unexpected message (hello twice?)", name);
     }
@@ -132,22 +134,51 @@ void AgentGateway::on_lost(const std::string& node, const std::string& why) {
   spdlog::info("node {} lost: {}", node, why);
   ctx_.inventory.mark_lost(node, now_ms());
   ctx_.save_node(node);
+  commands_lost(node);
+}
+
+void AgentGateway::commands_lost(const std::string& node) {
   ctx_.engine->on_node_lost(node);
+  for (auto& [prefix, handler] : exec_handlers_)
+    handler->on_node_lost(node);
+}
+
+void AgentGateway::add_exec_handler(std::string prefix, engine::ExecResultHandler& handler) {
+  exec_handlers_.emplace_back(std::move(prefix), &handler);
+}
+
+void AgentGateway::on_exec_result(const std::string& node, const protocol::ExecResult& r) {
+  for (auto& [prefix, handler] : exec_handlers_) {
+    if (r.action.starts_with(prefix)) {
+      if (handler->on_exec_result(node, r)) return;
+      break;
+    }
+  }
+  ++ignored_exec_results_;
+  spdlog::warn(
+      "node {}: exec result for action '{}' ignored: no command of that name is waiting "
+      "for this node",
+      node, std::string_view(r.action).substr(0, 64));
+}
+
+bool AgentGateway::send(const std::string& node, const protocol::ServerMessage& m) {
+  auto it = sessions_.find(node);
+  if (it == sessions_.end() || !it->second->is_open()) return false;
+  it->second->send(protocol::encode(m));
+  return true;
 }
 
 bool AgentGateway::send_install(const std::string& node, const protocol::InstallCommand& cmd) {
-  auto it = sessions_.find(node);
-  if (it == sessions_.end() || !it->second->is_open()) return false;
-  it->second->send(protocol::encode(protocol::ServerMessage{cmd}));
-  return true;
+  return send(node, cmd);
 }
 
 bool AgentGateway::send_deactivate(const std::string& node,
                                    const protocol::DeactivateCommand& cmd) {
-  auto it = sessions_.find(node);
-  if (it == sessions_.end() || !it->second->is_open()) return false;
-  it->second->send(protocol::encode(protocol::ServerMessage{cmd}));
-  return true;
+  return send(node, cmd);
+}
+
+bool AgentGateway::send_exec(const std::string& node, const protocol::ExecCommand& cmd) {
+  return send(node, cmd);
 }
 
 void AgentGateway::check_liveness() {
@@ -160,7 +191,7 @@ void AgentGateway::check_liveness() {
     }
     ctx_.save_node(name);
     spdlog::info("node {} lost: no heartbeat for {}", name, format_duration(ctx_.opts.lost_after));
-    ctx_.engine->on_node_lost(name);
+    commands_lost(name);
   }
 }
 

@@ -1,11 +1,15 @@
 // The agents' side of the server: one WebSocket per agent (GET /api/v1/agent/ws). It registers
 // nodes in the inventory, forwards their step reports and results to the deploy engine, delivers
-// the engine's commands (engine::NodeTransport), and notices agents that go silent.
+// the engine's commands (engine::NodeTransport) and ad-hoc commands (engine::ExecTransport),
+// routes exec results by the prefix of their action to the handler registered for it, and
+// notices agents that go silent.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -21,7 +25,7 @@ using net::WsConnection;
 
 class ServerContext;
 
-class AgentGateway final : public engine::NodeTransport {
+class AgentGateway final : public engine::NodeTransport, public engine::ExecTransport {
  public:
   explicit AgentGateway(ServerContext& ctx);
 
@@ -30,6 +34,15 @@ class AgentGateway final : public engine::NodeTransport {
 
   bool send_install(const std::string& node, const protocol::InstallCommand& cmd) override;
   bool send_deactivate(const std::string& node, const protocol::DeactivateCommand& cmd) override;
+  bool send_exec(const std::string& node, const protocol::ExecCommand& cmd) override;
+
+  // Exec results whose action starts with `prefix` go to `handler`, which also hears of every
+  // node that is lost. The ad-hoc runs use "x" (engine::RunManager::kActionPrefix); another
+  // user of exec (load-balancer drain) registers its own prefix. Prefixes must not be prefixes
+  // of each other. Register before agents connect; the handler must outlive the gateway's use.
+  void add_exec_handler(std::string prefix, engine::ExecResultHandler& handler);
+  // Exec results no handler accepted (unknown action, or from a node that was not asked).
+  uint64_t ignored_exec_results() const { return ignored_exec_results_; }
 
   // Marks agents lost that sent nothing for lost_after; call about once a second.
   void check_liveness();
@@ -38,9 +51,16 @@ class AgentGateway final : public engine::NodeTransport {
 
  private:
   void on_lost(const std::string& node, const std::string& why);
+  // False when the node has no open connection.
+  bool send(const std::string& node, const protocol::ServerMessage& m);
+  // Tells the engine and the exec handlers that whatever the node was doing has failed.
+  void commands_lost(const std::string& node);
+  void on_exec_result(const std::string& node, const protocol::ExecResult& r);
 
   ServerContext& ctx_;
   std::map<std::string, std::shared_ptr<WsConnection>> sessions_;
+  std::vector<std::pair<std::string, engine::ExecResultHandler*>> exec_handlers_;
+  uint64_t ignored_exec_results_ = 0;
 };
 
 }  // namespace slipway::server

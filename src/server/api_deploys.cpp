@@ -10,6 +10,7 @@
 #include "common/duration.h"
 #include "common/names.h"
 #include "server/context.h"
+#include "server/targets.h"
 
 namespace slipway::server {
 
@@ -124,10 +125,7 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   p.app = r.str("app");
   p.version = r.str_or(kind == engine::DeployKind::deploy ? "version" : "to", "");
   p.env = r.str("env");
-  const auto role = r.str_or("role", "");
-  const auto zone = r.str_or("zone", "");
-  const auto selector = r.str_or("selector", "");
-  const auto batch = r.opt_str("batch");
+  const auto targeting = TargetFields::read(r);
   p.max_failures = static_cast<int>(r.i64_or("max_failures", 0));
   auto strategy_status = parse_strategy_params(r, p);
   if (kind == engine::DeployKind::deploy) p.force = r.boolean_or("force", false);
@@ -138,29 +136,10 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   if (!p.version.empty()) {
     if (auto st = validate_name(NameKind::version, p.version); !st) return st.error();
   }
-  if (!selector.empty()) {
-    auto sel = inventory::Selector::parse(selector);
-    if (!sel) return sel.error();
-    for (const auto& t : sel->terms()) {
-      if (t.key == "env" && !t.is_tag) {
-        return err(Errc::invalid_argument, "give the environment with env, not in the selector");
-      }
-    }
-    p.extra = std::move(*sel);
-  }
-  if (!role.empty()) {
-    if (auto st = validate_name(NameKind::role, role); !st) return st.error();
-    p.extra.add(inventory::eq_term("role", role));
-  }
-  if (!zone.empty()) {
-    if (auto st = validate_name(NameKind::zone, zone); !st) return st.error();
-    p.extra.add(inventory::eq_term("zone", zone));
-  }
-  if (batch) {
-    auto b = engine::BatchSize::parse(*batch);
-    if (!b) return b.error();
-    p.batch = *b;
-  }
+  auto checked = targeting.check();
+  if (!checked) return checked.error();
+  p.extra = std::move(checked->extra);
+  p.batch = checked->batch;
   if (p.max_failures < 0 || p.max_failures > 1'000'000) {
     return err(Errc::invalid_argument, "max_failures must be 0 or more");
   }
@@ -212,14 +191,6 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
     }
   }
   return in;
-}
-
-std::string node_list(const std::vector<std::string>& names, size_t max = 8) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < max; ++i)
-    out += (i ? ", " : "") + names[i];
-  if (names.size() > max) out += fmt::format(" and {} more", names.size() - max);
-  return out;
 }
 
 asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
@@ -365,10 +336,6 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   co_return Response::json(201, body);
 }
 
-Result<engine::DeployId> parse_id(const std::string& s) {
-  return parse_path_id(s, "deploy");
-}
-
 // The engine says "not running" also of a deploy it never ran: 404 for those.
 asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId id, Error e) {
   if (!ctx.engine->find(id)) {
@@ -391,54 +358,47 @@ void register_deploy_routes(ServerContext& ctx) {
   ctx.router.add("POST", "/api/v1/rollbacks", Caller::admin,
                  [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::rollback); });
 
-  ctx.router.add(
-      "GET", "/api/v1/deploys", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
-        store::DeployFilter f;
-        f.app = req.query_or("app");
-        f.env = req.query_or("env");
-        if (!f.app.empty()) {
-          if (auto st = validate_name(NameKind::app, f.app); !st)
-            co_return Response::error(st.error());
-        }
-        if (!f.env.empty()) {
-          if (auto st = validate_name(NameKind::env, f.env); !st)
-            co_return Response::error(st.error());
-        }
-        if (auto s = req.query_or("state"); !s.empty()) {
-          f.state = engine::deploy_state_from_name(s);
-          if (!f.state)
-            co_return Response::error(
-                err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
-        }
-        if (auto l = req.query_or("limit"); !l.empty()) {
-          auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), f.limit);
-          if (ec != std::errc() || f.limit < 1 || f.limit > 1000) {
-            co_return Response::error(err(Errc::invalid_argument, "limit must be 1..1000"));
-          }
-        }
-        if (auto b = req.query_or("before"); !b.empty()) {
-          auto id = parse_id(b);
-          if (!id) co_return Response::error(id.error());
-          f.before_id = *id;
-        }
-        auto job1 = [f](store::Store& s) { return s.list_deploys(f); };
-        auto list = co_await c->db_call(job1);
-        if (!list) co_return Response::error(list.error());
-        json::array out;
-        for (auto& d : *list) {
-          // The engine's copy is the live one.
-          if (const auto* live = c->engine->find(d.id)) {
-            out.push_back(engine::to_json(*live, false));
-          } else {
-            out.push_back(engine::to_json(d, false));
-          }
-        }
-        co_return Response::json(200, json::object{{"deploys", std::move(out)}});
-      });
+  ctx.router.add("GET", "/api/v1/deploys", Caller::admin,
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   store::DeployFilter f;
+                   f.app = req.query_or("app");
+                   f.env = req.query_or("env");
+                   if (!f.app.empty()) {
+                     if (auto st = validate_name(NameKind::app, f.app); !st)
+                       co_return Response::error(st.error());
+                   }
+                   if (!f.env.empty()) {
+                     if (auto st = validate_name(NameKind::env, f.env); !st)
+                       co_return Response::error(st.error());
+                   }
+                   if (auto s = req.query_or("state"); !s.empty()) {
+                     f.state = engine::deploy_state_from_name(s);
+                     if (!f.state)
+                       co_return Response::error(
+                           err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
+                   }
+                   auto paging = parse_paging(req, "deploy");
+                   if (!paging) co_return Response::error(paging.error());
+                   f.limit = paging->limit;
+                   f.before_id = paging->before;
+                   auto job1 = [f](store::Store& s) { return s.list_deploys(f); };
+                   auto list = co_await c->db_call(job1);
+                   if (!list) co_return Response::error(list.error());
+                   json::array out;
+                   for (auto& d : *list) {
+                     // The engine's copy is the live one.
+                     if (const auto* live = c->engine->find(d.id)) {
+                       out.push_back(engine::to_json(*live, false));
+                     } else {
+                       out.push_back(engine::to_json(d, false));
+                     }
+                   }
+                   co_return Response::json(200, json::object{{"deploys", std::move(out)}});
+                 });
 
   ctx.router.add("GET", "/api/v1/deploys/{id}", Caller::admin,
                  [c](Request& req) -> asio::awaitable<Response> {
-                   auto id = parse_id(req.param("id"));
+                   auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
                    json::value body;
                    if (const auto* live = c->engine->find(*id)) {
@@ -466,7 +426,7 @@ void register_deploy_routes(ServerContext& ctx) {
 
   ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Caller::admin,
                  [c](Request& req) -> asio::awaitable<Response> {
-                   auto id = parse_id(req.param("id"));
+                   auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
                    bool rollback = true;
                    if (!req.body.empty()) {
@@ -491,7 +451,7 @@ void register_deploy_routes(ServerContext& ctx) {
                           std::pair<const char*, Control>{"promote", &engine::Engine::promote}}) {
     ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", verb), Caller::admin,
                    [c, fn](Request& req) -> asio::awaitable<Response> {
-                     auto id = parse_id(req.param("id"));
+                     auto id = parse_id(req.param("id"), "deploy");
                      if (!id) co_return Response::error(id.error());
                      if (!req.body.empty()) {
                        auto v = parse_json(req.body, "request body");

@@ -126,10 +126,12 @@ void register_inventory_routes(ServerContext& ctx) {
                           {"nodes_alive", static_cast<int64_t>(c->inventory.alive_count())},
                           {"agents_connected", static_cast<int64_t>(c->gateway->connected())},
                           {"deploys_running", static_cast<int64_t>(c->engine->running().size())},
+                          {"runs_running", static_cast<int64_t>(c->runs->running())},
                           {"artifact_downloads", c->stats.artifact_downloads.load()},
                           {"bytes_served", c->stats.bytes_served.load()},
                           {"http_requests", c->stats.http_requests.load()},
-                          {"ignored_agent_reports", c->engine->ignored_reports()}});
+                          {"ignored_agent_reports", c->engine->ignored_reports()},
+                          {"ignored_exec_results", c->gateway->ignored_exec_results()}});
   });
 }
 

@@ -20,6 +20,7 @@
 
 #include "artifacts/blob_store.h"
 #include "engine/engine.h"
+#include "engine/runs.h"
 #include "inventory/inventory.h"
 #include "server/http.h"
 #include "server/server.h"
@@ -53,6 +54,8 @@ class ServerContext {
   std::unique_ptr<Watchers> watchers;
   std::unique_ptr<engine::DeployJournal> journal;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<engine::RunJournal> run_journal;
+  std::unique_ptr<engine::RunManager> runs;  // ad-hoc commands (slipway run)
   Router router;
   std::string admin_token;
   std::string join_token;
@@ -115,5 +118,6 @@ void register_freeze_routes(ServerContext& ctx);
 // deploy records as forced through (Deploy::forced_freeze). In api_freezes.cpp.
 asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::string& app,
                                                  const std::string& env, bool force);
+void register_run_routes(ServerContext& ctx);
 
 }  // namespace slipway::server

@@ -86,6 +86,27 @@ class StoreJournal final : public engine::DeployJournal {
   bool flush_posted_ = false;
 };
 
+// Run records go to the database thread as they come: a run writes once per node, when the node
+// finishes, and a read (db_call) queued later sees them.
+class StoreRunJournal final : public engine::RunJournal {
+ public:
+  explicit StoreRunJournal(store::DbExecutor& db) : db_(db) {}
+  void save_run(const engine::Run& r, bool with_nodes) override {
+    db_.post([run = with_nodes ? r : r.header(), with_nodes](store::Store& s) {
+      log(s.save_run(run, with_nodes));
+    });
+  }
+  void save_run_node(engine::RunId id, const engine::RunNode& n) override {
+    db_.post([id, n](store::Store& s) { log(s.save_run_node(id, n)); });
+  }
+
+ private:
+  static void log(const Status& st) {
+    if (!st) spdlog::error("cannot record run progress: {}", st.error().message);
+  }
+  store::DbExecutor& db_;
+};
+
 // Reads DIR/NAME, or writes a fresh random token there (mode 0600) on first start.
 Result<std::string> load_or_create_token(const fs::path& file, bool& created) {
   created = false;
@@ -147,6 +168,7 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
     if (ec) co_return;
     ctx.gateway->check_liveness();
     ctx.engine->tick();
+    ctx.runs->tick();
     if (++ticks % 20 == 0) {
       ctx.watchers->expire();
       // Persist last_seen of live nodes in one transaction, rather than on every heartbeat.
@@ -228,7 +250,9 @@ int run_server(const ServerOptions& opts) {
   Status load_status;
   std::vector<inventory::Node> nodes;
   engine::DeployId max_id = 0;
+  engine::RunId max_run_id = 0;
   std::vector<engine::DeployId> interrupted;
+  std::vector<engine::RunId> interrupted_runs;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -245,6 +269,10 @@ int run_server(const ServerOptions& opts) {
     auto failed = s.fail_running_deploys(
         "the server stopped while the deploy was running (it was restarted)", now_ms());
     if (failed) interrupted = *failed;
+    if (auto rid = s.max_run_id()) max_run_id = *rid;
+    auto failed_runs = s.fail_running_runs(
+        "the server stopped while the command ran (it was restarted)", now_ms());
+    if (failed_runs) interrupted_runs = *failed_runs;
   });
   if (!load_status) {
     spdlog::error("cannot open the database: {}", load_status.error().message);
@@ -252,6 +280,9 @@ int run_server(const ServerOptions& opts) {
   }
   for (auto id : interrupted) {
     spdlog::warn("deploy #{} was running when the server stopped; marked failed", id);
+  }
+  for (auto id : interrupted_runs) {
+    spdlog::warn("run r{} was running when the server stopped; marked failed", id);
   }
   ctx.inventory.load(std::move(nodes));
 
@@ -263,6 +294,11 @@ int run_server(const ServerOptions& opts) {
   ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
                                                 *ctx.watchers, eo);
   ctx.engine->set_next_id(max_id + 1);
+  ctx.run_journal = std::make_unique<StoreRunJournal>(*ctx.db);
+  ctx.runs =
+      std::make_unique<engine::RunManager>(SystemClock::instance(), *ctx.gateway, *ctx.run_journal);
+  ctx.runs->set_next_id(max_run_id + 1);
+  ctx.gateway->add_exec_handler(engine::RunManager::kActionPrefix, ctx.runs->exec_handler());
 
   ctx.router.add("GET", "/healthz", Caller::none, [](Request&) -> asio::awaitable<Response> {
     co_return Response::json(200, json::object{{"status", "ok"}, {"version", SLIPWAY_VERSION}});
@@ -271,6 +307,7 @@ int run_server(const ServerOptions& opts) {
   register_inventory_routes(ctx);
   register_deploy_routes(ctx);
   register_freeze_routes(ctx);
+  register_run_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

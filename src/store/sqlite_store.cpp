@@ -11,6 +11,10 @@ namespace {
 using engine::Deploy;
 using engine::DeployId;
 using engine::NodeProgress;
+using engine::Run;
+using engine::RunId;
+using engine::RunNode;
+using engine::RunNodeStatus;
 using engine::StepRecord;
 
 // Schema versions, applied in order; PRAGMA user_version records how far a database is.
@@ -62,6 +66,21 @@ CREATE TABLE deploy_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT, deploy_id INTEGER NOT NULL REFERENCES deploys (id),
   at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX deploy_log_deploy ON deploy_log (deploy_id, id);
+)sql",
+    // 4: ad-hoc runs (slipway run).
+    R"sql(
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY, env TEXT NOT NULL, selector TEXT NOT NULL, argv TEXT NOT NULL,
+  batch TEXT NOT NULL, timeout_ms INTEGER NOT NULL, actor TEXT NOT NULL, state TEXT NOT NULL,
+  created_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, batches INTEGER NOT NULL,
+  current_batch INTEGER NOT NULL, finished_nodes INTEGER NOT NULL);
+CREATE INDEX runs_env ON runs (env, id);
+CREATE TABLE run_nodes (
+  run_id INTEGER NOT NULL REFERENCES runs (id), node TEXT NOT NULL, zone TEXT NOT NULL,
+  batch INTEGER NOT NULL, status TEXT NOT NULL, exit_code INTEGER NOT NULL,
+  signal INTEGER NOT NULL, timed_out INTEGER NOT NULL, output TEXT NOT NULL,
+  reason TEXT NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+  seq INTEGER NOT NULL, PRIMARY KEY (run_id, node));
 )sql",
 };
 
@@ -292,7 +311,8 @@ class SqliteStore final : public Store {
     auto s = db_.prepare(
         "INSERT INTO deploys (id, kind, app, version, env, selector, strategy, batch, "
         "max_failures, state, phase, reason, actor, aborted_by, started_at, finished_at, batches, "
-        "current_batch, forced_freeze, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "current_batch, forced_freeze, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, "
         "?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, phase = excluded.phase, "
         "reason = excluded.reason, aborted_by = excluded.aborted_by, finished_at = "
@@ -457,27 +477,16 @@ class SqliteStore final : public Store {
   }
 
   Result<DeployId> max_deploy_id() override {
-    auto s = db_.prepare("SELECT COALESCE(MAX(id), 0) FROM deploys");
-    if (!s) return s.error();
-    auto row = s->step();
-    if (!row) return row.error();
-    return s->i64(0);
+    auto ids = int_column("SELECT COALESCE(MAX(id), 0) FROM deploys");
+    if (!ids) return ids.error();
+    return ids->front();
   }
 
   Result<std::vector<DeployId>> fail_running_deploys(const std::string& reason,
                                                      TimeMs now) override {
-    std::vector<DeployId> ids;
-    {
-      auto s = db_.prepare("SELECT id FROM deploys WHERE state IN ('running', 'paused')");
-      if (!s) return s.error();
-      for (;;) {
-        auto row = s->step();
-        if (!row) return row.error();
-        if (!*row) break;
-        ids.push_back(s->i64(0));
-      }
-    }
-    for (auto id : ids) {
+    auto ids = int_column("SELECT id FROM deploys WHERE state IN ('running', 'paused')");
+    if (!ids) return ids.error();
+    for (auto id : *ids) {
       auto s = db_.prepare(
           "UPDATE deploys SET state = 'failed', reason = CASE WHEN reason = '' THEN ?1 ELSE "
           "reason || '; ' || ?1 END, finished_at = ?2 WHERE id = ?3");
@@ -490,7 +499,113 @@ class SqliteStore final : public Store {
       if (!n) return n.error();
       if (auto st = n->bind(1, reason).bind(2, now).bind(3, id).run(); !st) return st.error();
     }
-    return ids;
+    return *ids;
+  }
+
+  Status save_run(const Run& r, bool with_nodes) override {
+    auto s = db_.prepare(
+        "INSERT INTO runs (id, env, selector, argv, batch, timeout_ms, actor, state, created_at, "
+        "finished_at, batches, current_batch, finished_nodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = "
+        "excluded.finished_at, current_batch = excluded.current_batch, finished_nodes = "
+        "excluded.finished_nodes");
+    if (!s) return s.error();
+    json::array argv;
+    for (const auto& a : r.argv)
+      argv.emplace_back(a);
+    s->bind(1, r.id).bind(2, r.env).bind(3, r.selector).bind(4, to_json(argv));
+    s->bind(5, r.batch.to_string()).bind(6, static_cast<int64_t>(r.timeout.count()));
+    s->bind(7, r.actor).bind(8, engine::run_state_name(r.state)).bind(9, r.created_at);
+    s->bind(10, r.finished_at).bind(11, r.batches).bind(12, r.current_batch);
+    s->bind(13, r.finished_nodes);
+    if (auto st = s->run(); !st) return st;
+    if (!with_nodes) return {};
+    for (const auto& n : r.nodes) {
+      if (auto st = save_run_node(r.id, n); !st) return st;
+    }
+    return {};
+  }
+
+  Status save_run_node(RunId id, const RunNode& n) override {
+    auto s = db_.prepare(
+        "INSERT INTO run_nodes (run_id, node, zone, batch, status, exit_code, signal, timed_out, "
+        "output, reason, started_at, duration_ms, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?) ON CONFLICT (run_id, node) DO UPDATE SET status = excluded.status, exit_code = "
+        "excluded.exit_code, signal = excluded.signal, timed_out = excluded.timed_out, output = "
+        "excluded.output, reason = excluded.reason, started_at = excluded.started_at, "
+        "duration_ms = excluded.duration_ms, seq = excluded.seq");
+    if (!s) return s.error();
+    s->bind(1, id).bind(2, n.node).bind(3, n.zone).bind(4, n.batch);
+    s->bind(5, engine::run_node_status_name(n.status)).bind(6, n.exit_code).bind(7, n.signal);
+    s->bind(8, n.timed_out).bind(9, n.output).bind(10, n.reason).bind(11, n.started_at);
+    s->bind(12, n.duration_ms).bind(13, n.seq);
+    return s->run();
+  }
+
+  Result<std::optional<Run>> get_run(RunId id) override {
+    auto s = db_.prepare(std::string(kRunColumns) + " WHERE id = ?");
+    if (!s) return s.error();
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<Run>();
+    Run r = run_row(*s);
+    if (auto st = load_run_nodes(r, true); !st) return st.error();
+    return std::optional<Run>(std::move(r));
+  }
+
+  Result<std::vector<Run>> list_runs(const RunFilter& f) override {
+    std::string sql = std::string(kRunColumns) + " WHERE 1 = 1";
+    if (!f.env.empty()) sql += " AND env = ?1";
+    if (f.before_id > 0) sql += " AND id < ?2";
+    sql += " ORDER BY id DESC LIMIT ?3";
+    auto s = db_.prepare(sql);
+    if (!s) return s.error();
+    if (!f.env.empty()) s->bind(1, f.env);
+    if (f.before_id > 0) s->bind(2, f.before_id);
+    s->bind(3, static_cast<int64_t>(f.limit));
+    std::vector<Run> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(run_row(*s));
+    }
+    for (auto& r : out) {
+      if (auto st = load_run_nodes(r, false); !st) return st.error();
+    }
+    return out;
+  }
+
+  Result<RunId> max_run_id() override {
+    auto ids = int_column("SELECT COALESCE(MAX(id), 0) FROM runs");
+    if (!ids) return ids.error();
+    return ids->front();
+  }
+
+  Result<std::vector<RunId>> fail_running_runs(const std::string& reason, TimeMs now) override {
+    auto ids = int_column("SELECT id FROM runs WHERE state = 'running'");
+    if (!ids) return ids.error();
+    for (auto id : *ids) {
+      // Each node failed here finishes now, after those that finished before: it gets the next
+      // seq, so that a client following the run with ?since= sees it.
+      auto r = get_run(id);
+      if (!r) return r.error();
+      if (!*r) continue;
+      int64_t seq = (*r)->finished_nodes;
+      for (auto& n : (*r)->nodes) {
+        if (n.status != RunNodeStatus::pending && n.status != RunNodeStatus::running) continue;
+        n.status = RunNodeStatus::failed;
+        n.reason = reason;
+        n.seq = ++seq;
+        if (auto st = save_run_node(id, n); !st) return st.error();
+      }
+      auto s = db_.prepare(
+          "UPDATE runs SET state = 'failed', finished_at = ?1, finished_nodes = ?2 WHERE id = ?3");
+      if (!s) return s.error();
+      if (auto st = s->bind(1, now).bind(2, seq).bind(3, id).run(); !st) return st.error();
+    }
+    return *ids;
   }
 
   Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) override {
@@ -555,6 +670,77 @@ class SqliteStore final : public Store {
     f.lifted_by = s.text(7);
     f.lifted_at = s.i64(8);
     return f;
+  }
+
+  // The first column of every row of `sql` (no parameters), as integers.
+  Result<std::vector<int64_t>> int_column(const std::string& sql) {
+    auto s = db_.prepare(sql);
+    if (!s) return s.error();
+    std::vector<int64_t> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(s->i64(0));
+    }
+    return out;
+  }
+
+  static constexpr const char* kRunColumns =
+      "SELECT id, env, selector, argv, batch, timeout_ms, actor, state, created_at, finished_at, "
+      "batches, current_batch, finished_nodes FROM runs";
+
+  static Run run_row(const Statement& s) {
+    Run r;
+    r.id = s.i64(0);
+    r.env = s.text(1);
+    r.selector = s.text(2);
+    if (auto v = parse_json(s.text(3), "argv"); v && v->is_array()) {
+      for (const auto& a : v->get_array()) {
+        if (a.is_string()) r.argv.emplace_back(a.get_string());
+      }
+    }
+    if (auto b = engine::BatchSize::parse(s.text(4))) r.batch = *b;
+    r.timeout = Millis(s.i64(5));
+    r.actor = s.text(6);
+    r.state = engine::run_state_from_name(s.text(7)).value_or(engine::RunState::failed);
+    r.created_at = s.i64(8);
+    r.finished_at = s.i64(9);
+    r.batches = static_cast<int>(s.i64(10));
+    r.current_batch = static_cast<int>(s.i64(11));
+    r.finished_nodes = s.i64(12);
+    return r;
+  }
+
+  // The nodes of `r`, in wave and name order; their output only `with_output`.
+  Status load_run_nodes(Run& r, bool with_output) {
+    auto n = db_.prepare(
+        "SELECT node, zone, batch, status, exit_code, signal, timed_out, CASE WHEN ?2 THEN output "
+        "ELSE '' END, reason, started_at, duration_ms, seq FROM run_nodes WHERE run_id = ?1 ORDER "
+        "BY batch, node");
+    if (!n) return n.error();
+    n->bind(1, r.id).bind(2, with_output);
+    for (;;) {
+      auto row = n->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      RunNode node;
+      node.node = n->text(0);
+      node.zone = n->text(1);
+      node.batch = static_cast<int>(n->i64(2));
+      node.status =
+          engine::run_node_status_from_name(n->text(3)).value_or(engine::RunNodeStatus::failed);
+      node.exit_code = static_cast<int>(n->i64(4));
+      node.signal = static_cast<int>(n->i64(5));
+      node.timed_out = n->i64(6) != 0;
+      node.output = n->text(7);
+      node.reason = n->text(8);
+      node.started_at = n->i64(9);
+      node.duration_ms = n->i64(10);
+      node.seq = n->i64(11);
+      r.nodes.push_back(std::move(node));
+    }
+    return {};
   }
 
   static constexpr const char* kDeployColumns =

@@ -1,5 +1,6 @@
 // The server's persistent state behind one interface (SQLite now; PostgreSQL later): artifacts,
-// nodes, deploys with their per-node progress and steps, and small settings.
+// nodes, deploys with their per-node progress and steps, ad-hoc runs with each node's outcome,
+// and small settings.
 //
 // Thread-safety: none. The server owns one Store and uses it only from its database thread
 // (see DbExecutor).
@@ -16,6 +17,7 @@
 #include "common/error.h"
 #include "engine/deploy.h"
 #include "engine/freeze.h"
+#include "engine/run.h"
 #include "inventory/node.h"
 
 namespace slipway::store {
@@ -39,6 +41,12 @@ struct DeployFilter {
   // With each deploy's nodes (name, status, batch: what listings count); off when only the
   // deploys themselves are wanted.
   bool with_nodes = true;
+};
+
+struct RunFilter {
+  std::string env;  // "" = any
+  int limit = 50;
+  engine::RunId before_id = 0;  // 0 = newest first from the top
 };
 
 class Store {
@@ -88,6 +96,16 @@ class Store {
                                                            int limit = 1000) = 0;
   // Records that `by` lifted the freeze at `at` (when it was not lifted already).
   virtual Status lift_freeze(engine::FreezeId id, const std::string& by, TimeMs at) = 0;
+  // Ad-hoc runs.
+  virtual Status save_run(const engine::Run& r, bool with_nodes) = 0;  // header (and nodes)
+  virtual Status save_run_node(engine::RunId id, const engine::RunNode& n) = 0;
+  virtual Result<std::optional<engine::Run>> get_run(engine::RunId id) = 0;
+  // Newest first; each run with its nodes' names and statuses (for counts), not their output.
+  virtual Result<std::vector<engine::Run>> list_runs(const RunFilter& f) = 0;
+  virtual Result<engine::RunId> max_run_id() = 0;
+  // Marks every running run failed, and its unfinished nodes with `reason`; returns the ids.
+  virtual Result<std::vector<engine::RunId>> fail_running_runs(const std::string& reason,
+                                                               TimeMs now) = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);

@@ -21,7 +21,8 @@ TEST_F(CliTest, ExitCode3WhenTheServerRefusesTheTokenOrCannotBeReached) {
                                         {"status"},
                                         {"history"},
                                         {"deploy", "web", "--env", "staging"},
-                                        {"rollback", "web", "--env", "staging"}}) {
+                                        {"rollback", "web", "--env", "staging"},
+                                        {"run", "--env", "staging", "--", "true"}}) {
     auto r = cli_env(args, {{"SLIPWAY_SERVER", server}, {"SLIPWAY_TOKEN", "slw_not_the_token"}});
     EXPECT_EQ(r.exit_code, 3) << args[0] << " with a wrong token: " << r.describe();
     EXPECT_NE(r.err.find("token"), std::string::npos) << r.describe();
@@ -65,10 +66,12 @@ TEST_F(CliTest, ExitCode3WhenTheServerRefusesTheTokenOrCannotBeReached) {
 
 TEST_F(CliTest, HelpForEverySubcommand) {
   const std::vector<std::vector<std::string>> commands = {
-      {},           {"server"},  {"agent"},           {"push"},        {"versions"},
-      {"nodes"},    {"status"},  {"deploy"},          {"rollback"},    {"watch"},
-      {"abort"},    {"history"}, {"history", "show"}, {"freeze"},      {"freezes"},
-      {"unfreeze"}, {"lab"},     {"lab", "up"},       {"lab", "down"}, {"lab", "status"},
+      {},           {"server"},    {"agent"},       {"push"},
+      {"versions"}, {"nodes"},     {"status"},      {"deploy"},
+      {"rollback"}, {"watch"},     {"abort"},       {"pause"},
+      {"resume"},   {"promote"},   {"history"},     {"history", "show"},
+      {"freeze"},   {"freezes"},   {"unfreeze"},    {"run"},
+      {"lab"},      {"lab", "up"}, {"lab", "down"}, {"lab", "status"},
       {"demo"},
   };
   for (auto args : commands) {
@@ -98,6 +101,9 @@ TEST_F(CliTest, HelpForEverySubcommand) {
                                         {"history", "show"},
                                         {"freeze", "--env", "staging"},
                                         {"unfreeze", "0"},
+                                        {"run"},
+                                        {"run", "--env", "staging"},
+                                        {"run", "--", "true"},
                                         {"nodes", "-o", "yaml"}}) {
     auto r = cli_env(args, {{"SLIPWAY_SERVER", ""}, {"SLIPWAY_TOKEN", ""}}, Millis(30'000));
     std::string name = "slipway";

@@ -226,7 +226,8 @@ TEST_F(StrategyE2eTest, PauseHoldsTheRolloutUntilResumed) {
   // The node in flight finishes; then nothing moves while paused.
   ASSERT_TRUE(wait_until(
       [&] {
-        for (const auto& n : arr(deploy(id), "nodes"))
+        const auto d = deploy(id);
+        for (const auto& n : arr(d, "nodes"))
           if (str(n, "status") == "running") return false;
         return true;
       },

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "support/temp_dir.h"
+#include "unit/store/schema_v1.h"
 
 namespace slipway::store {
 namespace {
@@ -160,12 +161,12 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "4");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
-  EXPECT_EQ(tables,
-            (std::vector<std::string>{"artifacts", "deploy_log", "deploy_nodes", "deploy_steps",
-                                      "deploys", "freezes", "meta", "nodes", "sqlite_sequence"}));
+  EXPECT_EQ(tables, (std::vector<std::string>{"artifacts", "deploy_log", "deploy_nodes",
+                                              "deploy_steps", "deploys", "freezes", "meta", "nodes",
+                                              "run_nodes", "runs", "sqlite_sequence"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -174,7 +175,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "4");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
@@ -655,14 +656,11 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   {
     // Back to what schema version 1 was.
     RawDb raw(path());
-    raw.exec(
-        "DROP TABLE freezes; ALTER TABLE deploys DROP COLUMN forced_freeze; DROP TABLE deploy_log; "
-        "ALTER TABLE deploys DROP COLUMN options; ALTER TABLE deploy_nodes DROP COLUMN canary; "
-        "PRAGMA user_version = 1");
+    raw.exec(kBackToSchemaVersion1);
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "4");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");

@@ -1,0 +1,14 @@
+// SQL that takes a database of the current schema back to what version 1 of it was, for the tests
+// that check that an old database upgrades. Every migration after the first adds its undo here.
+#pragma once
+
+namespace slipway::store {
+
+inline constexpr const char* kBackToSchemaVersion1 =
+    "DROP TABLE freezes; ALTER TABLE deploys DROP COLUMN forced_freeze; "  // 2
+    "DROP TABLE deploy_log; ALTER TABLE deploys DROP COLUMN options; "     // 3
+    "ALTER TABLE deploy_nodes DROP COLUMN canary; "                        // 3
+    "DROP TABLE run_nodes; DROP TABLE runs; "                              // 4
+    "PRAGMA user_version = 1";
+
+}  // namespace slipway::store
