@@ -671,8 +671,9 @@ void Engine::update_state(Run& run) {
   if (is_terminal(d.state)) return;
   const bool held = d.phase == Phase::forward && (run.paused || run.gate == Gate::promote);
   d.state = held ? DeployState::paused : DeployState::running;
-  if (d.phase != Phase::forward) {
-    d.waiting.clear();
+  d.waiting.clear();
+  if (d.phase == Phase::revert) {
+    // Rolling back: nothing to wait for.
   } else if (run.paused) {
     d.waiting = fmt::format("paused by {}; go on with: slipway resume {}", run.paused_by, d.id);
   } else if (run.gate == Gate::promote) {
@@ -680,8 +681,6 @@ void Engine::update_state(Run& run) {
   } else if (run.gate == Gate::wait) {
     d.waiting = fmt::format("the canaries must stay healthy until {}; promoting by itself then",
                             format_time_short(d.promote_at));
-  } else {
-    d.waiting.clear();
   }
   journal_.save_deploy(d);
 }

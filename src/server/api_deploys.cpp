@@ -345,7 +345,7 @@ asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId
       co_return Response::error(err(Errc::not_found, fmt::format("there is no deploy #{}", id)));
     }
   }
-  co_return Response::error(std::move(e));
+  co_return Response::error(e);
 }
 
 }  // namespace
@@ -446,10 +446,12 @@ void register_deploy_routes(ServerContext& ctx) {
 
   // pause, resume, promote: the same shape.
   using Control = Status (engine::Engine::*)(engine::DeployId, const std::string&);
-  for (auto [verb, fn] : {std::pair<const char*, Control>{"pause", &engine::Engine::pause},
-                          std::pair<const char*, Control>{"resume", &engine::Engine::resume},
-                          std::pair<const char*, Control>{"promote", &engine::Engine::promote}}) {
-    ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", verb), Caller::admin,
+  for (const auto& control :
+       {std::pair<const char*, Control>{"pause", &engine::Engine::pause},
+        std::pair<const char*, Control>{"resume", &engine::Engine::resume},
+        std::pair<const char*, Control>{"promote", &engine::Engine::promote}}) {
+    const Control fn = control.second;
+    ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", control.first), Caller::admin,
                    [c, fn](Request& req) -> asio::awaitable<Response> {
                      auto id = parse_id(req.param("id"), "deploy");
                      if (!id) co_return Response::error(id.error());
