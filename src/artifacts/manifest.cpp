@@ -14,8 +14,10 @@ namespace slipway::artifacts {
 
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"start",        "restart", "stop",         "port",  "env",
-                                         "stop_timeout", "hooks",   "hook_timeout", "health"};
+constexpr std::string_view kTopKeys[] = {"start",  "restart",      "stop",   "port",
+                                         "env",    "stop_timeout", "hooks",  "hook_timeout",
+                                         "health", "drain",        "undrain"};
+constexpr std::string_view kLbKeys[] = {"command", "on", "timeout"};
 constexpr std::string_view kHealthKeys[] = {"http",    "tcp",         "command",
                                             "timeout", "healthy_for", "interval"};
 
@@ -159,6 +161,10 @@ class ManifestBuilder {
         m_.hook_timeout = duration(kv.first, value, key, false);
       } else if (key == "health") {
         health(kv.first, value);
+      } else if (key == "drain") {
+        m_.drain = lb_command(kv.first, value, key);
+      } else if (key == "undrain") {
+        m_.undrain = lb_command(kv.first, value, key);
       }
     }
     if (auto reason = check_whole(m_); !reason.empty()) {
@@ -252,6 +258,33 @@ class ManifestBuilder {
       }
       m_.hooks[name] = command(kv.first, kv.second, "hooks." + name);
     }
+  }
+
+  // drain: COMMAND, or drain: {command: ..., on: SELECTOR, timeout: 30s}
+  static LbCommand lb_command(const YAML::Node& key, const YAML::Node& value,
+                              const std::string& what) {
+    LbCommand c;
+    if (!value.IsMap()) {
+      c.command = command(key, value, what);
+      return c;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : value) {
+      const std::string name = key_of(kv.first, seen, what + ": ");
+      if (!one_of(name, kLbKeys)) {
+        fail(kv.first, fmt::format("{}: unknown key '{}' (known keys: {})", what, shown(name),
+                                   list_of(kLbKeys)));
+      }
+      if (name == "command") {
+        c.command = command(kv.first, kv.second, what + ".command");
+      } else if (name == "on") {
+        c.on = command(kv.first, kv.second, what + ".on");
+      } else {
+        c.timeout = duration(kv.first, kv.second, what + ".timeout", false);
+      }
+    }
+    if (c.command.empty()) fail(key, fmt::format("{}: names no command", what));
+    return c;
   }
 
   void health(const YAML::Node& key, const YAML::Node& value) {
@@ -356,6 +389,12 @@ json::value manifest_to_json(const Manifest& m) {
   health["healthy_for_ms"] = m.health.healthy_for.count();
   health["interval_ms"] = m.health.interval.count();
   o["health"] = std::move(health);
+  for (const auto& [name, c] : {std::pair{"drain", &m.drain}, std::pair{"undrain", &m.undrain}}) {
+    if (*c) {
+      o[name] = json::object{
+          {"command", (*c)->command}, {"on", (*c)->on}, {"timeout_ms", (*c)->timeout.count()}};
+    }
+  }
   return o;
 }
 
@@ -386,7 +425,22 @@ Result<Manifest> manifest_from_json(const json::value& v) {
   auto stop_timeout = duration(r, "stop_timeout_ms", m.stop_timeout, false);
   auto hook_timeout = duration(r, "hook_timeout_ms", m.hook_timeout, false);
   const json::object* health = r.opt_object("health");
+  const json::object* lb[2] = {r.opt_object("drain"), r.opt_object("undrain")};
   if (auto st = r.finish(); !st) return st.error();
+  for (int i = 0; i < 2; ++i) {
+    if (!lb[i]) continue;
+    const json::value lv(*lb[i]);
+    JsonReader l(lv, i == 0 ? "manifest.drain" : "manifest.undrain");
+    LbCommand c;
+    c.command = l.str("command");
+    c.on = l.str_or("on", "");
+    auto timeout = duration(l, "timeout_ms", c.timeout, false);
+    if (auto st = l.finish(); !st) return st.error();
+    if (!timeout) return timeout.error();
+    if (c.command.empty()) return bad("a drain or undrain command is empty");
+    c.timeout = *timeout;
+    (i == 0 ? m.drain : m.undrain) = std::move(c);
+  }
   if (!stop_timeout) return stop_timeout.error();
   if (!hook_timeout) return hook_timeout.error();
   m.stop_timeout = *stop_timeout;

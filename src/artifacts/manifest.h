@@ -12,6 +12,11 @@
 //     after_start: ...
 //     before_stop: ...
 //   hook_timeout: 5m
+//   drain: ./bin/lb-out $SLIPWAY_TARGET_NODE     # optional: out of the load balancer before the
+//   undrain:                                     # update, back in once healthy; a command, or:
+//     command: echo "set server web/$SLIPWAY_TARGET_NODE state ready" | socat stdio unix:/run/lb
+//     on: role=lb                                # run on these nodes instead of the node itself
+//     timeout: 30s
 //   health:
 //     http: http://${SLIPWAY_ADDRESS}:${SLIPWAY_PORT}/health   # 2xx is healthy
 //     # or tcp: ${SLIPWAY_ADDRESS}:${SLIPWAY_PORT}
@@ -46,6 +51,14 @@ struct HealthCheck {
   Millis interval{500};
 };
 
+// A load-balancer command (drain or undrain), run by the agent of the node being updated, or of
+// the nodes `on` selects (a selector, checked by the server), with /bin/sh -c.
+struct LbCommand {
+  std::string command;
+  std::string on;
+  Millis timeout{30'000};
+};
+
 struct Manifest {
   std::string start;    // either start ...
   std::string restart;  // ... or restart is set, never both
@@ -56,6 +69,8 @@ struct Manifest {
   std::map<std::string, std::string> hooks;  // hook name -> command
   Millis hook_timeout{300'000};
   HealthCheck health;
+  std::optional<LbCommand> drain;
+  std::optional<LbCommand> undrain;
 };
 
 // The hooks a manifest may name, in the order the agent runs them.

@@ -19,7 +19,8 @@ struct Engine::Run {
   bool rollback_on_stop = true;
   std::string stop_reason;
   std::string first_failure;
-  std::vector<bool> sent;          // the forward install reached the node's connection
+  std::vector<uint64_t> gen;  // per node: bumped when it finishes, so late hook results are dropped
+  std::vector<bool> sent;     // the forward install reached the node's connection
   std::vector<bool> reported;      // the node answered it
   std::vector<bool> in_service;    // the app ran healthy on the node when the deploy began
   int max_unavailable = 0;         // 0 = no limit
@@ -36,8 +37,10 @@ struct Engine::Run {
 };
 
 Engine::Engine(const Clock& clock, NodeTransport& transport, DeployJournal& journal,
-               EventSink& sink, EngineOptions opts)
-    : clock_(clock), transport_(transport), journal_(journal), sink_(sink), opts_(opts) {}
+               EventSink& sink, EngineOptions opts, ExecTransport* exec)
+    : clock_(clock), transport_(transport), journal_(journal), sink_(sink), opts_(opts) {
+  if (exec) exec_.emplace(clock, *exec, kHookPrefix);
+}
 
 Engine::~Engine() = default;
 
@@ -62,6 +65,8 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
                            format_time_short(other->created_at)));
   }
   if (req.max_failures < 0) return err(Errc::invalid_argument, "max failures must be 0 or more");
+  if ((req.drain || req.undrain) && !exec_)
+    return err(Errc::failed_precondition, "drain and undrain commands cannot be sent here");
   if (req.canary_gate == Gate::wait && req.canary_wait.count() <= 0)
     return err(Errc::invalid_argument, "a canary wait must be longer than 0");
 
@@ -133,6 +138,7 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   run->plan = std::move(*plan);
   run->gate_passed.assign(run->plan.groups.size(), false);
   run->sent.assign(d.nodes.size(), false);
+  run->gen.assign(d.nodes.size(), 0);
   run->reported.assign(d.nodes.size(), false);
   run->in_service.resize(d.nodes.size());
   for (int i = 0; i < total; ++i) {
@@ -237,11 +243,94 @@ void Engine::dispatch_forward(Run& run, size_t idx) {
   cmd.keep_releases = run.req.keep_releases;
   ++run.inflight;
   journal_.save_node(run.d.id, n);
-  if (!transport_.send_install(n.node, cmd)) {
-    finish_node(run, idx, false, "the node is not connected");
-    return;
+  send_node(run, idx, [this, node = n.node, cmd] { return transport_.send_install(node, cmd); });
+}
+
+// Sends a node its command, after draining it when the deploy has a drain hook.
+void Engine::send_node(Run& run, size_t idx, std::function<bool()> send) {
+  auto go = [this, send](Run& r, size_t i, const std::string& failure) {
+    if (!failure.empty()) {
+      finish_node(r, i, false, "draining it failed: " + failure);
+    } else if (!send()) {
+      finish_node(r, i, false, "the node is not connected");
+    } else if (r.d.nodes[i].status == NodeStatus::running) {
+      r.sent[i] = true;
+    }
+  };
+  if (run.req.drain) {
+    run_hook(run, idx, *run.req.drain, "drain", std::move(go));
+  } else {
+    go(run, idx, "");
   }
-  run.sent[idx] = true;
+}
+
+void Engine::run_hook(Run& run, size_t idx, const LbHook& hook, const std::string& step,
+                      HookDone done) {
+  struct State {
+    size_t remaining = 0;
+    std::string failure;
+    std::string output;
+    TimeMs started = 0;
+  };
+  NodeProgress& n = run.d.nodes[idx];
+  auto state = std::make_shared<State>();
+  state->started = clock_.now();
+  const std::vector<std::string> where =
+      hook.on_nodes.empty() ? std::vector<std::string>{n.node} : hook.on_nodes;
+  state->remaining = where.size();
+  n.step = step;
+  emit(run, "node.step", n.node, step, "started",
+       hook.on.empty() ? "" : fmt::format("on {}", join(where, ", ")));
+  const DeployId id = run.d.id;
+  const uint64_t gen = run.gen[idx];
+  auto complete = [this, id, idx, gen, state, step, done, node = n.node](bool later) {
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return;
+    Run& r = *it->second;
+    if (r.gen[idx] != gen || is_terminal(r.d.state)) return;  // the node finished meanwhile
+    const bool ok = state->failure.empty();
+    const int64_t took = clock_.now() - state->started;
+    const std::string status = ok ? "ok" : "failed";
+    journal_.save_step(StepRecord{id, node, step, status, state->output, state->started, took});
+    emit(r, "node.step", node, step, status,
+         tail_bytes(ok ? state->output : state->failure + "\n" + state->output, 2048), took);
+    done(r, idx, state->failure);
+    if (later) advance(r);
+  };
+  auto note = [state](const std::string& on, const std::string& failure) {
+    if (failure.empty()) return;
+    state->failure += (state->failure.empty() ? "" : "; ") + on + ": " + failure;
+  };
+  protocol::ExecCommand cmd;
+  cmd.argv = {"/bin/sh", "-c", hook.command};
+  cmd.env = {{"SLIPWAY_TARGET_NODE", n.node},
+             {"SLIPWAY_TARGET_ADDRESS",
+              run.req.addresses.count(n.node) ? run.req.addresses.at(n.node) : ""},
+             {"SLIPWAY_APP", run.d.app},
+             {"SLIPWAY_DEPLOY", std::to_string(id)}};
+  cmd.timeout_ms = hook.timeout.count();
+  for (const auto& on : where) {
+    auto cb = [state, on, note, complete](const ExecCalls::Outcome& o) {
+      if (!o.failure.empty()) {
+        note(on, o.failure);
+      } else {
+        const auto& r = o.result;
+        if (!r.output.empty()) state->output += "[" + on + "] " + r.output;
+        if (r.timed_out) {
+          note(on, "timed out");
+        } else if (r.exit_code != 0) {
+          note(on, r.signal ? fmt::format("killed by signal {}", r.signal)
+                            : fmt::format("exit code {}", r.exit_code));
+        }
+      }
+      if (--state->remaining == 0) complete(true);
+    };
+    if (exec_->call(on, cmd, fmt::format("d{}", id), std::move(cb)).empty()) {
+      note(on, "the node is not connected");
+      --state->remaining;
+    }
+  }
+  if (state->remaining == 0) complete(false);
 }
 
 void Engine::dispatch_revert(Run& run, size_t idx) {
@@ -252,11 +341,7 @@ void Engine::dispatch_revert(Run& run, size_t idx) {
   ++run.inflight;
   const std::string action = new_action(run, idx);
   journal_.save_node(run.d.id, n);
-  bool sent = false;
-  if (n.from_version.empty()) {
-    protocol::DeactivateCommand cmd{action, run.d.id, run.d.app};
-    sent = transport_.send_deactivate(n.node, cmd);
-  } else {
+  if (!n.from_version.empty()) {
     auto it = run.req.previous.find(n.from_version);
     if (it == run.req.previous.end()) {
       finish_node(
@@ -274,13 +359,18 @@ void Engine::dispatch_revert(Run& run, size_t idx) {
     cmd.url = "/api/v1/blobs/" + cmd.sha256;
     cmd.env = run.req.env_vars;
     cmd.keep_releases = run.req.keep_releases;
-    sent = transport_.send_install(n.node, cmd);
+    send_node(run, idx, [this, node = n.node, cmd] { return transport_.send_install(node, cmd); });
+    return;
   }
-  if (!sent) finish_node(run, idx, false, "the node is not connected");
+  send_node(run, idx,
+            [this, node = n.node, cmd = protocol::DeactivateCommand{action, run.d.id, run.d.app}] {
+              return transport_.send_deactivate(node, cmd);
+            });
 }
 
 void Engine::finish_node(Run& run, size_t idx, bool ok, const std::string& reason) {
   NodeProgress& n = run.d.nodes[idx];
+  ++run.gen[idx];
   actions_.erase(n.action);
   n.action.clear();
   n.finished_at = clock_.now();
@@ -554,6 +644,23 @@ void Engine::on_result(const std::string& node, const protocol::InstallResult& r
                                r.version, n.from_version);
   }
   if (!ok && reason.empty()) reason = "the agent reported a failure without a reason";
+  // Serving again (the new version, or the old one the agent went back to): back into the load
+  // balancer before the node counts as done. A node left broken stays drained.
+  if (run->req.undrain && r.healthy) {
+    actions_.erase(n.action);  // a second result for this action is not news
+    n.action.clear();
+    run_hook(*run, idx, *run->req.undrain, "undrain",
+             [this, ok, reason](Run& rr, size_t i, const std::string& failure) {
+               if (failure.empty()) {
+                 finish_node(rr, i, ok, reason);
+               } else {
+                 finish_node(rr, i, false,
+                             (ok ? "" : reason + "; ") + "undraining it failed: " + failure);
+               }
+             });
+    advance(*run);
+    return;
+  }
   finish_node(*run, idx, ok, reason);
   advance(*run);
 }
@@ -594,6 +701,7 @@ void Engine::on_app_unhealthy(const std::string& node, const std::string& app,
 }
 
 void Engine::tick() {
+  if (exec_) exec_->tick();
   const TimeMs now = clock_.now();
   for (auto& [id, run] : runs_) {
     if (is_terminal(run->d.state)) continue;

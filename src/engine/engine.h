@@ -18,8 +18,10 @@
 // Thread-safety: none. The server calls it from one thread (its I/O thread).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "engine/deploy.h"
+#include "engine/exec_calls.h"
 #include "engine/interfaces.h"
 #include "engine/strategy.h"
 
@@ -38,6 +41,17 @@ struct Target {
   std::string from_version;  // the app's current version on the node, "" when none
   bool canary = false;       // canary strategy: one of the first nodes
   bool in_service = true;    // the app runs healthy there now (for max-unavailable)
+};
+
+// A load-balancer command around each node's update: drain before, undrain once healthy again.
+// It runs `/bin/sh -c command` on the node itself, or (`on_nodes` not empty) on each of those
+// nodes (the load balancer's), with SLIPWAY_TARGET_NODE and SLIPWAY_TARGET_ADDRESS naming the node
+// being updated. Any failure fails the node.
+struct LbHook {
+  std::string command;
+  std::string on;                     // the selector as given ("" = the node itself)
+  std::vector<std::string> on_nodes;  // what `on` matched when the deploy started
+  Millis timeout{30'000};
 };
 
 struct DeployRequest {
@@ -60,6 +74,9 @@ struct DeployRequest {
   std::optional<BatchSize> max_unavailable;
   Millis healthy_deadline{0};   // 0 = the engine's node_timeout
   Millis progress_deadline{0};  // 0 = none
+  std::optional<LbHook> drain;
+  std::optional<LbHook> undrain;
+  std::map<std::string, std::string> addresses;  // node -> address, for the hooks
   std::string actor;
   std::string forced_freeze;  // the freezes a forced deploy goes through (Deploy::forced_freeze)
   std::map<std::string, std::string> env_vars;  // passed to the agents with every install
@@ -73,8 +90,9 @@ struct EngineOptions {
 
 class Engine {
  public:
+  // `exec` carries drain and undrain commands (without it, a deploy that has them is refused).
   Engine(const Clock& clock, NodeTransport& transport, DeployJournal& journal, EventSink& sink,
-         EngineOptions opts = {});
+         EngineOptions opts = {}, ExecTransport* exec = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -111,6 +129,9 @@ class Engine {
   const Deploy* running_for(const std::string& app, const std::string& env) const;
   std::vector<const Deploy*> running() const;
   uint64_t ignored_reports() const { return ignored_reports_; }
+  // Where the results of drain and undrain commands go (actions start with kHookPrefix).
+  static constexpr const char* kHookPrefix = "h";
+  ExecResultHandler* exec_handler() { return exec_ ? &*exec_ : nullptr; }
 
   // Finished deploys are dropped from memory after this call (the store keeps them).
   void forget_finished();
@@ -130,6 +151,11 @@ class Engine {
   void stop(Run& run, const std::string& actor, const std::string& reason, bool rollback);
   void update_state(Run& run);
   void record(Run& run, const std::string& actor, std::string action, std::string detail);
+  using HookDone = std::function<void(Run&, size_t, const std::string& failure)>;
+  // Runs a drain or undrain hook for node idx; `done` gets "" or why it failed. When no command
+  // could be sent, `done` runs at once (the caller goes on); otherwise later, then advance().
+  void run_hook(Run& run, size_t idx, const LbHook& hook, const std::string& step, HookDone done);
+  void send_node(Run& run, size_t idx, std::function<bool()> send);
   void dispatch_forward(Run& run, size_t idx);
   void dispatch_revert(Run& run, size_t idx);
   void finish_node(Run& run, size_t idx, bool ok, const std::string& reason);
@@ -146,6 +172,7 @@ class Engine {
   DeployJournal& journal_;
   EventSink& sink_;
   EngineOptions opts_;
+  std::optional<ExecCalls> exec_;
   DeployId next_id_ = 1;
   uint64_t next_action_ = 1;
   uint64_t ignored_reports_ = 0;

@@ -27,20 +27,22 @@ bool is_executable_file(const fs::path& p) {
 std::string manifest_text(const SampleRelease& r) {
   // Durations in plain milliseconds: the one unit every duration parser reads back exactly.
   return fmt::format(
-      "# {app} {version}: the Slipway sample web service.\n"
-      "start: ./bin/server --address ${{SLIPWAY_ADDRESS}} --port ${{SLIPWAY_PORT}}"
-      " --version ${{SLIPWAY_VERSION}} --app ${{SLIPWAY_APP}}{unhealthy}\n"
-      "hooks:\n"
-      "  after_install: test -x ./bin/server\n"
-      "health:\n"
-      "  http: http://${{SLIPWAY_ADDRESS}}:${{SLIPWAY_PORT}}/health\n"
-      "  timeout: {timeout}ms\n"
-      "  healthy_for: {healthy_for}ms\n"
-      "  interval: {interval}ms\n",
-      fmt::arg("app", r.app), fmt::arg("version", r.version),
-      fmt::arg("unhealthy", r.healthy ? "" : " --unhealthy"),
-      fmt::arg("timeout", r.health_timeout.count()), fmt::arg("healthy_for", r.healthy_for.count()),
-      fmt::arg("interval", r.interval.count()));
+             "# {app} {version}: the Slipway sample web service.\n"
+             "start: ./bin/server --address ${{SLIPWAY_ADDRESS}} --port ${{SLIPWAY_PORT}}"
+             " --version ${{SLIPWAY_VERSION}} --app ${{SLIPWAY_APP}}{unhealthy}\n"
+             "hooks:\n"
+             "  after_install: test -x ./bin/server\n"
+             "health:\n"
+             "  http: http://${{SLIPWAY_ADDRESS}}:${{SLIPWAY_PORT}}/health\n"
+             "  timeout: {timeout}ms\n"
+             "  healthy_for: {healthy_for}ms\n"
+             "  interval: {interval}ms\n",
+             fmt::arg("app", r.app), fmt::arg("version", r.version),
+             fmt::arg("unhealthy", r.healthy ? "" : " --unhealthy"),
+             fmt::arg("timeout", r.health_timeout.count()),
+             fmt::arg("healthy_for", r.healthy_for.count()),
+             fmt::arg("interval", r.interval.count())) +
+         r.extra_manifest;
 }
 
 // The message on one line, so that it cannot break the files it goes into.

@@ -23,7 +23,8 @@ struct SampleRelease {
   Millis health_timeout{30'000};
   Millis healthy_for{2'000};
   Millis interval{500};
-  std::string message;  // one line for CHANGELOG and config/app.conf
+  std::string message;         // one line for CHANGELOG and config/app.conf
+  std::string extra_manifest;  // more top-level slipway.yaml keys (drain:, undrain:, ...)
 };
 
 // Writes OUT_DIR/APP-VERSION.tar.gz and returns its path. The archive holds:

@@ -104,7 +104,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
               went_bad.emplace_back(app, a.version);
           }
         }
-        ctx_.inventory.set_apps(name, std::move(apps), t);
+        ctx_.inventory.set_apps(name, apps, t);
         ctx_.save_node(name);
         for (const auto& [app, version] : went_bad) {
           spdlog::warn("node {}: {} {} is no longer healthy", name, app, version);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "artifacts/manifest.h"
 #include "artifacts/version.h"
 #include "common/duration.h"
 #include "common/names.h"
@@ -155,6 +156,7 @@ struct DeployInputs {
   std::optional<store::ArtifactRecord> artifact;
   std::vector<std::string> known_versions;
   std::map<std::string, engine::ArtifactRef> all;  // every version of the app
+  std::map<std::string, std::string> manifests;    // version -> manifest (JSON text)
   std::optional<engine::Deploy> last;              // the newest deploy of app/env
   std::string rollback_to;                         // previous successful release
   std::string current;                             // newest successful release
@@ -166,6 +168,7 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
   if (!list) return list.error();
   for (const auto& a : *list) {
     in.all[a.version] = ref_of(a);
+    in.manifests[a.version] = a.manifest_json;
     in.known_versions.push_back(a.version);
   }
   artifacts::sort_versions(in.known_versions);
@@ -191,6 +194,43 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
     }
   }
   return in;
+}
+
+// The drain and undrain commands of the release's manifest, with the nodes they run on.
+Status lb_hooks(ServerContext& ctx, const std::string& manifest_json, const std::string& env,
+                engine::DeployRequest& dr) {
+  if (manifest_json.empty()) return {};
+  auto v = parse_json(manifest_json, "stored manifest");
+  if (!v) return v.error();
+  auto m = artifacts::manifest_from_json(*v);
+  if (!m) return m.error();
+  for (auto [name, from, to] : {std::tuple{"drain", &m->drain, &dr.drain},
+                                std::tuple{"undrain", &m->undrain, &dr.undrain}}) {
+    if (!*from) continue;
+    engine::LbHook h{(*from)->command, (*from)->on, {}, (*from)->timeout};
+    if (!h.on.empty()) {
+      auto sel = inventory::Selector::parse(h.on);
+      if (!sel) {
+        return err(Errc::invalid_argument,
+                   fmt::format("{}.on of the manifest: {}", name, sel.error().message));
+      }
+      sel->add(inventory::eq_term("env", env));
+      for (const auto* n : ctx.inventory.select(*sel, false))
+        h.on_nodes.push_back(n->name);
+      if (h.on_nodes.empty()) {
+        return err(Errc::failed_precondition,
+                   fmt::format("the manifest's {} runs on '{}', which matches no alive node in {}",
+                               name, h.on, env));
+      }
+    }
+    *to = std::move(h);
+  }
+  if (dr.drain || dr.undrain) {
+    for (const auto* n : ctx.inventory.all()) {
+      if (n->env == env) dr.addresses[n->name] = n->address;
+    }
+  }
+  return {};
 }
 
 asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
@@ -318,6 +358,8 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
   dr.forced_freeze = forced_freeze;
+  if (auto hooks = lb_hooks(ctx, in->manifests[version], p->env, dr); !hooks)
+    co_return Response::error(hooks.error());
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
   if (!id) co_return Response::error(id.error());

@@ -292,7 +292,8 @@ int run_server(const ServerOptions& opts) {
   engine::EngineOptions eo;
   eo.node_timeout = opts.node_timeout;
   ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
-                                                *ctx.watchers, eo);
+                                                *ctx.watchers, eo, ctx.gateway.get());
+  ctx.gateway->add_exec_handler(engine::Engine::kHookPrefix, *ctx.engine->exec_handler());
   ctx.engine->set_next_id(max_id + 1);
   ctx.run_journal = std::make_unique<StoreRunJournal>(*ctx.db);
   ctx.runs =

@@ -422,6 +422,7 @@ fs::path E2eTest::release(const std::string& version, const ReleaseOptions& o) {
   r.healthy_for = o.healthy_for;
   r.interval = o.interval;
   r.message = o.message.empty() ? fmt::format("{} {}", o.app, version) : o.message;
+  r.extra_manifest = o.extra_manifest;
   auto p = lab::build_sample_release(r);
   if (!p) fail("build_sample_release: " + p.error().message);
   return *p;

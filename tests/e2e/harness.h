@@ -82,6 +82,7 @@ struct ReleaseOptions {
   Millis interval{100};
   std::string message{};
   std::string out_subdir = "releases";  // under the test's directory
+  std::string extra_manifest{};         // more slipway.yaml keys
 };
 
 class E2eTest : public ::testing::Test {

@@ -138,7 +138,7 @@ TEST(ParseManifest, SyntaxErrorsCarryTheirLine) {
 TEST(ParseManifest, UnknownKeysAreNamed) {
   EXPECT_EQ(Refusal("start: ./run\nstrat: ./typo\n"),
             "slipway.yaml line 2: unknown key 'strat' (known keys: start, restart, stop, port, "
-            "env, stop_timeout, hooks, hook_timeout, health)");
+            "env, stop_timeout, hooks, hook_timeout, health, drain, undrain)");
   EXPECT_THAT(Refusal("start: ./run\nhooks:\n  after_instal: ./x\n"),
               AllOf(StartsWith("slipway.yaml line 3: "), HasSubstr("unknown hook 'after_instal'"),
                     HasSubstr("after_install, before_stop, before_start, after_start")));
@@ -320,6 +320,51 @@ TEST(HealthKindName, Names) {
   EXPECT_EQ(health_kind_name(HealthKind::http), "http");
   EXPECT_EQ(health_kind_name(HealthKind::tcp), "tcp");
   EXPECT_EQ(health_kind_name(HealthKind::command), "command");
+}
+
+}  // namespace
+}  // namespace slipway::artifacts
+
+namespace slipway::artifacts {
+namespace {
+
+TEST(ParseManifestLb, DrainAndUndrainAsACommandOrAMapping) {
+  auto m = parse_manifest(
+               "start: ./run\n"
+               "drain: ./lb out $SLIPWAY_TARGET_NODE\n"
+               "undrain:\n  command: ./lb in\n  on: role=lb\n  timeout: 5s\n")
+               .value();
+  ASSERT_TRUE(m.drain);
+  EXPECT_EQ(m.drain->command, "./lb out $SLIPWAY_TARGET_NODE");
+  EXPECT_EQ(m.drain->on, "");
+  EXPECT_EQ(m.drain->timeout, Millis(30'000));
+  ASSERT_TRUE(m.undrain);
+  EXPECT_EQ(m.undrain->on, "role=lb");
+  EXPECT_EQ(m.undrain->timeout, Millis(5'000));
+  // Through the stored JSON and back.
+  auto back = manifest_from_json(manifest_to_json(m)).value();
+  ASSERT_TRUE(back.undrain);
+  EXPECT_EQ(back.undrain->command, "./lb in");
+  EXPECT_EQ(back.undrain->on, "role=lb");
+  EXPECT_EQ(back.undrain->timeout, Millis(5'000));
+  EXPECT_EQ(back.drain->command, m.drain->command);
+  EXPECT_FALSE(parse_manifest("start: ./run\n").value().drain);
+}
+
+TEST(ParseManifestLb, BadDrainsAreRefusedWithTheirLine) {
+  for (const char* bad :
+       {"start: ./run\ndrain:\n", "start: ./run\ndrain: ''\n",
+        "start: ./run\ndrain:\n  on: role=lb\n", "start: ./run\ndrain:\n  command: x\n  where: y\n",
+        "start: ./run\nundrain:\n  command: x\n  timeout: soon\n",
+        "start: ./run\nundrain: [a, b]\n"}) {
+    auto m = parse_manifest(bad);
+    ASSERT_FALSE(m) << bad;
+    EXPECT_NE(m.error().message.find("line "), std::string::npos) << m.error().message;
+  }
+  auto j = manifest_from_json(parse_json(R"({"start":"x","drain":{"command":""}})", "t").value());
+  EXPECT_FALSE(j);
+  j = manifest_from_json(parse_json(R"({"start":"x","drain":{"command":"a","x":1}})", "t").value());
+  EXPECT_FALSE(j);
 }
 
 }  // namespace
