@@ -312,6 +312,31 @@ int run(int argc, char** argv) {
   unfreeze->callback(
       [&] { action = [&] { return cmd_unfreeze(cf, unfreeze_id, unfreeze_env, unfreeze_app); }; });
 
+  // lb set|show|clear
+  LbArgs lb_args;
+  auto* lb = app.add_subcommand(
+      "lb",
+      "The load balancer of an environment: drain/undrain commands for apps without their own");
+  lb->require_subcommand(1);
+  for (auto [verb, help] : {std::pair<const char*, const char*>{"set", "Set the commands"},
+                            {"show", "Show them"},
+                            {"clear", "Remove them"}}) {
+    auto* sub = lb->add_subcommand(verb, help);
+    sub->add_option("--env", lb_args.env, "Environment")->required();
+    if (std::string_view(verb) == "set") {
+      sub->add_option("--drain", lb_args.drain,
+                      "Takes $SLIPWAY_TARGET_NODE out of the balancer (/bin/sh -c)");
+      sub->add_option("--undrain", lb_args.undrain, "Puts it back once healthy");
+      sub->add_option("--on", lb_args.on, "Run them on these nodes (role=lb), not on the node");
+      sub->add_option("--timeout", lb_args.timeout, "Time limit of each (default 30s)");
+    }
+    client_flags(sub, cf);
+    sub->callback([&, verb = std::string(verb)] {
+      lb_args.verb = verb;
+      action = [&] { return cmd_lb(cf, lb_args); };
+    });
+  }
+
   // run
   RunArgs run_args;
   auto* run_cmd = app.add_subcommand(

@@ -103,6 +103,17 @@ int cmd_freezes(const ClientFlags& f, const std::string& env, const std::string&
 // Lifts freeze `id` (when > 0), else the active freezes of exactly env (and app).
 int cmd_unfreeze(const ClientFlags& f, int64_t id, const std::string& env, const std::string& app);
 
+// The load balancer of an environment: slipway lb set|show|clear --env E
+struct LbArgs {
+  std::string verb;  // set | show | clear
+  std::string env;
+  std::string drain;
+  std::string undrain;
+  std::string on;
+  std::string timeout;
+};
+int cmd_lb(const ClientFlags& f, const LbArgs& a);
+
 // Ad-hoc commands
 struct RunArgs {
   std::string env;

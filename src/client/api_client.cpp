@@ -90,9 +90,15 @@ Result<json::value> ApiClient::get(const std::string& path) {
 }
 
 Result<json::value> ApiClient::post(const std::string& path, const json::value& body) {
+  return send("POST", path, body);
+}
+
+Result<json::value> ApiClient::send(const std::string& method, const std::string& path,
+                                    const json::value& body) {
   net::HttpOptions o;
   o.timeout = cfg_.timeout;
-  auto r = net::http_request("POST", cfg_.server + path, headers_for(cfg_), to_json(body), o);
+  auto r = net::http_request(method, cfg_.server + path, headers_for(cfg_),
+                             body.is_null() ? std::string() : to_json(body), o);
   if (!r) return unreachable(cfg_, r.error());
   return decode(r->status, r->body);
 }

@@ -29,6 +29,9 @@ class ApiClient {
 
   Result<json::value> get(const std::string& path);
   Result<json::value> post(const std::string& path, const json::value& body);
+  // Any method (PUT, DELETE, ...); a null body sends none.
+  Result<json::value> send(const std::string& method, const std::string& path,
+                           const json::value& body);
   // Streams the file as the body of a POST to `path`.
   Result<json::value> upload(const std::string& path, const std::filesystem::path& file,
                              const std::string& sha256);

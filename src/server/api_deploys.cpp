@@ -157,6 +157,7 @@ struct DeployInputs {
   std::vector<std::string> known_versions;
   std::map<std::string, engine::ArtifactRef> all;  // every version of the app
   std::map<std::string, std::string> manifests;    // version -> manifest (JSON text)
+  std::string env_lb;                              // the environment's load balancer (stored)
   std::optional<engine::Deploy> last;              // the newest deploy of app/env
   std::string rollback_to;                         // previous successful release
   std::string current;                             // newest successful release
@@ -164,6 +165,9 @@ struct DeployInputs {
 
 Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
   DeployInputs in;
+  auto lb = s.get_meta("lb/" + p.env);
+  if (!lb) return lb.error();
+  in.env_lb = lb->value_or("");
   auto list = s.list_artifacts(p.app);
   if (!list) return list.error();
   for (const auto& a : *list) {
@@ -197,13 +201,22 @@ Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
 }
 
 // The drain and undrain commands of the release's manifest, with the nodes they run on.
-Status lb_hooks(ServerContext& ctx, const std::string& manifest_json, const std::string& env,
-                engine::DeployRequest& dr) {
-  if (manifest_json.empty()) return {};
-  auto v = parse_json(manifest_json, "stored manifest");
-  if (!v) return v.error();
-  auto m = artifacts::manifest_from_json(*v);
-  if (!m) return m.error();
+// The manifest's own win; the environment's apply where it names none.
+Status lb_hooks(ServerContext& ctx, const std::string& manifest_json,
+                const std::string& env_lb_text, const std::string& env, engine::DeployRequest& dr) {
+  artifacts::Manifest manifest;
+  auto* m = &manifest;
+  if (!manifest_json.empty()) {
+    auto v = parse_json(manifest_json, "stored manifest");
+    if (!v) return v.error();
+    auto parsed = artifacts::manifest_from_json(*v);
+    if (!parsed) return parsed.error();
+    manifest = std::move(*parsed);
+  }
+  auto lb = server::env_lb(env_lb_text);
+  if (!lb) return lb.error();
+  if (!m->drain) m->drain = lb->drain;
+  if (!m->undrain) m->undrain = lb->undrain;
   for (auto [name, from, to] : {std::tuple{"drain", &m->drain, &dr.drain},
                                 std::tuple{"undrain", &m->undrain, &dr.undrain}}) {
     if (!*from) continue;
@@ -358,7 +371,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   dr.max_failures = p->max_failures;
   dr.actor = req.actor;
   dr.forced_freeze = forced_freeze;
-  if (auto hooks = lb_hooks(ctx, in->manifests[version], p->env, dr); !hooks)
+  if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p->env, dr); !hooks)
     co_return Response::error(hooks.error());
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));

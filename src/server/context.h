@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "artifacts/blob_store.h"
+#include "artifacts/manifest.h"
 #include "engine/engine.h"
 #include "engine/runs.h"
 #include "inventory/inventory.h"
@@ -119,5 +120,15 @@ void register_freeze_routes(ServerContext& ctx);
 asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::string& app,
                                                  const std::string& env, bool force);
 void register_run_routes(ServerContext& ctx);
+void register_lb_routes(ServerContext& ctx);
+
+// The load-balancer commands of an environment (api_lb.cpp), from what the meta table holds under
+// "lb/ENV" ("" = none): used for the apps whose manifest names no drain or undrain.
+struct EnvLb {
+  std::optional<artifacts::LbCommand> drain;
+  std::optional<artifacts::LbCommand> undrain;
+  std::string updated_by;
+};
+Result<EnvLb> env_lb(const std::string& stored);
 
 }  // namespace slipway::server

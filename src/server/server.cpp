@@ -309,6 +309,7 @@ int run_server(const ServerOptions& opts) {
   register_deploy_routes(ctx);
   register_freeze_routes(ctx);
   register_run_routes(ctx);
+  register_lb_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

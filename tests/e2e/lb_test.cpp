@@ -187,5 +187,69 @@ TEST_F(LbTest, AFailingDrainFailsTheNodeBeforeItIsTouched) {
   EXPECT_NE(r.err.find("role=nobody"), std::string::npos) << r.describe();
 }
 
+TEST_F(LbTest, AnEnvironmentsLoadBalancerServesAppsWithoutTheirOwn) {
+  ASSERT_NO_THROW(start_lab(2));
+  auto r = push(release("1.0.0"), "web", "1.0.0");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  r = cli({"lb", "set", "--env", "staging", "--drain", "echo out $SLIPWAY_TARGET_NODE; exit 4",
+           "--undrain", "true", "--timeout", "10s"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("exit 4"), std::string::npos) << r.describe();
+  auto shown = cli_json({"lb", "show", "--env", "staging"});
+  EXPECT_EQ(str(obj(shown).at("drain"), "command"), "echo out $SLIPWAY_TARGET_NODE; exit 4");
+  EXPECT_EQ(i64(obj(shown).at("drain"), "timeout_ms"), 10'000);
+  EXPECT_FALSE(str(shown, "updated_by").empty()) << to_json(shown);
+
+  // web's manifest names no drain: the environment's applies, and fails the first node untouched.
+  r = cli({"deploy", "web", "1.0.0", "--env", "staging", "--batch", "1", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  auto d = parse(r.out, "deploy");
+  EXPECT_NE(to_json(d).find("draining it failed"), std::string::npos) << to_json(d);
+  const auto steps = get_json(fmt::format("/api/v1/deploys/{}?steps=1", i64(d, "id")));
+  EXPECT_NE(to_json(steps).find("out node-1"), std::string::npos) << to_json(steps);
+
+  // A manifest's own drain wins over the environment's.
+  ReleaseOptions own;
+  own.extra_manifest = "drain: 'true'\n";
+  r = push(release("1.1.0", own), "web", "1.1.0");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  r = cli({"deploy", "web", "1.1.0", "--env", "staging"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+
+  // Cleared: web 1.0.0 goes through.
+  r = cli({"lb", "clear", "--env", "staging", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_TRUE(obj(parse(r.out, "lb")).at("drain").is_null()) << r.out;
+  r = cli({"deploy", "web", "1.0.0", "--env", "staging"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+
+  // Hostile input.
+  const std::vector<std::string> bodies = {
+      "{nope",
+      R"({})",
+      R"({"drain":null})",
+      R"({"drain":{"command":""}})",
+      R"({"drain":{"command":"x","on":"role="}})",
+      R"({"drain":{"command":"x","timeout":"forever"}})",
+      R"({"drain":{"command":"x","timeout":"-1s"}})",
+      R"({"drain":{"command":"x","extra":1}})",
+      R"({"drain":"x"})",
+      R"({"drain":{"command":"x"},"other":1})",
+  };
+  for (const auto& b : bodies) {
+    auto res = http("PUT", "/api/v1/envs/staging/lb", b);
+    EXPECT_EQ(res.status, 400) << b << " -> " << res.body;
+  }
+  EXPECT_EQ(http("PUT", "/api/v1/envs/staging/lb",
+                 R"({"drain":{"command":")" + std::string(5000, 'x') + R"("}})")
+                .status,
+            400);
+  EXPECT_EQ(http("GET", "/api/v1/envs/bad%2Fname/lb").status, 400);
+  EXPECT_EQ(http("GET", "/api/v1/envs/staging/lb", "", {}, "").status, 401);
+  EXPECT_EQ(http("POST", "/api/v1/envs/staging/lb", "{}").status, 405);
+  r = cli({"lb", "set", "--env", "staging"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+}
+
 }  // namespace
 }  // namespace slipway::e2e
