@@ -248,7 +248,7 @@ void Engine::dispatch_forward(Run& run, size_t idx) {
 
 // Sends a node its command, after draining it when the deploy has a drain hook.
 void Engine::send_node(Run& run, size_t idx, std::function<bool()> send) {
-  auto go = [this, send](Run& r, size_t i, const std::string& failure) {
+  auto go = [this, send = std::move(send)](Run& r, size_t i, const std::string& failure) {
     if (!failure.empty()) {
       finish_node(r, i, false, "draining it failed: " + failure);
     } else if (!send()) {
@@ -283,7 +283,8 @@ void Engine::run_hook(Run& run, size_t idx, const LbHook& hook, const std::strin
        hook.on.empty() ? "" : fmt::format("on {}", join(where, ", ")));
   const DeployId id = run.d.id;
   const uint64_t gen = run.gen[idx];
-  auto complete = [this, id, idx, gen, state, step, done, node = n.node](bool later) {
+  auto complete = [this, id, idx, gen, state, step, done = std::move(done),
+                   node = n.node](bool later) {
     auto it = runs_.find(id);
     if (it == runs_.end()) return;
     Run& r = *it->second;
