@@ -17,6 +17,24 @@ void print_usage_hint(const lab::LabInfo& info, std::ostream& out);
 
 namespace {
 
+// The demo's deploys and its rollback: web in staging, N at a time.
+DeployArgs demo_deploy(const std::string& version, const std::string& batch) {
+  DeployArgs a;
+  a.app = "web";
+  a.version = version;
+  a.env = "staging";
+  a.batch = batch;
+  return a;
+}
+
+RollbackArgs demo_rollback() {
+  RollbackArgs a;
+  a.app = "web";
+  a.env = "staging";
+  a.batch = "2";
+  return a;
+}
+
 void step(const std::string& title) {
   std::cout << "\n" << paint("==> " + title, Color::bold) << "\n" << std::flush;
 }
@@ -118,26 +136,17 @@ int cmd_demo(const DemoArgs& a) {
   ok = ok && run(
                  "deploying web 1.0.0 to all five, two at a time (slipway deploy web 1.0.0 --env "
                  "staging --batch 2)",
-                 [&] {
-                   return cmd_deploy(
-                       flags, DeployArgs{"web", "1.0.0", "staging", "", "", "", "2", 0, false});
-                 },
-                 0);
+                 [&] { return cmd_deploy(flags, demo_deploy("1.0.0", "2")); }, 0);
 
   ok = ok && run(
                  "deploying web 1.1.0 (slipway deploy web 1.1.0 --env staging --batch 2)",
-                 [&] {
-                   return cmd_deploy(
-                       flags, DeployArgs{"web", "1.1.0", "staging", "", "", "", "2", 0, false});
-                 },
-                 0);
+                 [&] { return cmd_deploy(flags, demo_deploy("1.1.0", "2")); }, 0);
 
   ok = ok && run(
                  "deploying web 1.2.0, which ships a bug (slipway deploy web 1.2.0 --env staging "
                  "--batch 1)",
                  [&] {
-                   const int rc = cmd_deploy(
-                       flags, DeployArgs{"web", "1.2.0", "staging", "", "", "", "1", 0, false});
+                   const int rc = cmd_deploy(flags, demo_deploy("1.2.0", "1"));
                    std::cout << fmt::format(
                        "\nThe first node failed its health check and went back to 1.1.0 by itself; "
                        "the deploy stopped "
@@ -154,8 +163,7 @@ int cmd_demo(const DemoArgs& a) {
            "rolling back by hand to the previous release (slipway rollback web --env staging)",
            [&] {
              before = downloads(c);
-             const int rc =
-                 cmd_rollback(flags, RollbackArgs{"web", "staging", "", "", "", "2", 0, false});
+             const int rc = cmd_rollback(flags, demo_rollback());
              const int64_t after = downloads(c);
              std::cout << fmt::format(
                  "\nArtifact downloads from the server during the rollback: {} (every node still "
