@@ -24,7 +24,7 @@ std::vector<DesiredRecord> desired_records_of(const Deploy& d) {
   return out;
 }
 
-void DesiredState::load(std::vector<DesiredRecord> records) {
+void DesiredState::load(const std::vector<DesiredRecord>& records) {
   scopes_.clear();
   nodes_.clear();
   apply(records);

@@ -58,7 +58,7 @@ struct Lag {
 class DesiredState {
  public:
   // Replaces everything (the records the store holds).
-  void load(std::vector<DesiredRecord> records);
+  void load(const std::vector<DesiredRecord>& records);
   // Adds records, each replacing the one with the same key (env, app, node, selector).
   void apply(const std::vector<DesiredRecord>& records);
 
