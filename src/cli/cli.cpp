@@ -192,7 +192,16 @@ int run(int argc, char** argv) {
   nodes->add_option("--env", nodes_env, "Only this environment");
   nodes->add_option("--state", nodes_state, "Only alive or lost nodes");
   client_flags(nodes, cf);
-  nodes->callback([&] { action = [&] { return cmd_nodes(cf, nodes_env, nodes_state); }; });
+  std::string release_name;
+  auto* release = nodes->add_subcommand(
+      "release",
+      "Lift a node's quarantine: it is a target again and converges to its desired release");
+  release->add_option("name", release_name, "Node name")->required();
+  client_flags(release, cf);
+  release->callback([&] { action = [&] { return cmd_nodes_release(cf, release_name); }; });
+  nodes->callback([&] {
+    if (!action) action = [&] { return cmd_nodes(cf, nodes_env, nodes_state); };
+  });
 
   // status
   std::string status_env, status_app;

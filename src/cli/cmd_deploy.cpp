@@ -179,10 +179,7 @@ int start_and_follow(const ClientFlags& f, const std::string& path, const json::
   auto c = make_client(f);
   auto r = c.post(path, body);
   if (!r) return fail(r.error());
-  if (const auto* lost = r->as_object().if_contains("lost_nodes_left_out")) {
-    std::cerr << paint("warning:", Color::yellow) << " " << lost->as_array().size()
-              << " matching node(s) are lost and left out of this deploy\n";
-  }
+  warn_left_out(*r, "deploy");
   if (const auto* forced = r->as_object().if_contains("forced_freeze");
       forced && forced->is_string() && !forced->get_string().empty()) {
     std::cerr << paint("warning:", Color::yellow) << " forced through "

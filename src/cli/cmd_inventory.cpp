@@ -26,8 +26,32 @@ std::string roles_of(const json::object& n) {
   return roles.empty() ? "-" : join(roles, ",");
 }
 
-std::string state_cell(const std::string& state) {
-  return state == "alive" ? paint(state, Color::green) : paint(state, Color::red);
+bool flag(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_bool() && v->as_bool();
+}
+
+// "alive", "lost", and "QUARANTINED" after either.
+std::string state_cell(const json::object& n) {
+  const std::string state = str(n, "state");
+  std::string cell = state == "alive" ? paint(state, Color::green) : paint(state, Color::red);
+  if (flag(n, "quarantined")) cell += " " + paint("QUARANTINED", Color::red);
+  return cell;
+}
+
+// One line per quarantined node, after a table: why, since when, how to lift it.
+void print_quarantined(const json::array& nodes) {
+  bool first = true;
+  for (const auto& v : nodes) {
+    const auto& n = v.as_object();
+    if (!flag(n, "quarantined")) continue;
+    if (first) std::cout << "\n";
+    first = false;
+    std::cout << paint("quarantined:", Color::red) << " "
+              << fmt::format("{} since {}: {} (lift with: slipway nodes release {})\n",
+                             str(n, "name"), str(n, "quarantined_at").substr(0, 19),
+                             str(n, "quarantine_reason"), str(n, "name"));
+  }
 }
 
 std::string query(std::initializer_list<std::pair<const char*, std::string>> kv) {
@@ -64,7 +88,7 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
     }
     const std::string zone = str(n, "zone");
     t.row({str(n, "name"), str(n, "env"), roles_of(n), zone.empty() ? "-" : zone, str(n, "address"),
-           state_cell(str(n, "state")), str(n, "last_seen").substr(0, 19).replace(10, 1, " "),
+           state_cell(n), str(n, "last_seen").substr(0, 19).replace(10, 1, " "),
            apps.empty() ? "-" : join(apps, ", ")});
   }
   if (t.empty()) {
@@ -72,6 +96,23 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
     return kExitOk;
   }
   t.print(std::cout);
+  print_quarantined(r->as_object().at("nodes").as_array());
+  return kExitOk;
+}
+
+int cmd_nodes_release(const ClientFlags& f, const std::string& name) {
+  if (auto st = validate_name(NameKind::node, name); !st) return fail(st.error());
+  auto c = make_client(f);
+  auto r = c.post("/api/v1/nodes/" + name + "/release", json::object{});
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  std::cout << fmt::format(
+      "node {} released from quarantine: it is a target again and converges to its desired "
+      "release\n",
+      name);
   return kExitOk;
 }
 
@@ -94,6 +135,10 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
   for (const auto& v : nodes) {
     for (const auto& [name, a] : v.as_object().at("apps").as_object())
       apps.emplace(name);
+    if (const auto* d = v.as_object().if_contains("desired"); d && d->is_object()) {
+      for (const auto& [name, version] : d->as_object())
+        apps.emplace(name);
+    }
   }
   std::vector<std::string> headers = {"NODE", "ENV", "ROLES", "ZONE", "STATE"};
   for (const auto& a : apps)
@@ -103,20 +148,28 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
     const auto& n = v.as_object();
     const std::string zone = str(n, "zone");
     std::vector<std::string> row = {str(n, "name"), str(n, "env"), roles_of(n),
-                                    zone.empty() ? "-" : zone, state_cell(str(n, "state"))};
+                                    zone.empty() ? "-" : zone, state_cell(n)};
+    const auto* desired = n.if_contains("desired");
     for (const auto& a : apps) {
+      const auto* want =
+          desired && desired->is_object() ? desired->as_object().if_contains(a) : nullptr;
+      const std::string wanted = want && want->is_string() ? std::string(want->as_string()) : "";
       const auto* av = n.at("apps").as_object().if_contains(a);
-      if (!av) {
-        row.emplace_back("-");
-        continue;
+      std::string cell = "-";
+      std::string version;
+      if (av) {
+        const auto& ao = av->as_object();
+        version = str(ao, "version");
+        const bool healthy = ao.at("healthy").as_bool();
+        if (!version.empty()) {
+          cell = version + " " +
+                 (healthy ? paint("healthy", Color::green) : paint("unhealthy", Color::red));
+        }
       }
-      const auto& ao = av->as_object();
-      const std::string version = str(ao, "version");
-      const bool healthy = ao.at("healthy").as_bool();
-      row.push_back(version.empty() ? "-"
-                                    : version + " " +
-                                          (healthy ? paint("healthy", Color::green)
-                                                   : paint("unhealthy", Color::red)));
+      // Drift: something other than the desired release.
+      if (!wanted.empty() && wanted != version)
+        cell += " " + paint("DRIFT (wants " + wanted + ")", Color::yellow);
+      row.push_back(std::move(cell));
     }
     t.row(std::move(row));
   }
@@ -125,6 +178,7 @@ int cmd_status(const ClientFlags& f, const std::string& env, const std::string& 
   } else {
     t.print(std::cout);
   }
+  print_quarantined(nodes);
   const auto& running = r->as_object().at("running").as_array();
   for (const auto& d : running) {
     const auto& o = d.as_object();

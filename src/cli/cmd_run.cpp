@@ -146,6 +146,7 @@ int cmd_run(const ClientFlags& f, const RunArgs& a) {
   auto c = make_client(f);
   auto r = c.post("/api/v1/runs", body);
   if (!r) return fail(r.error());
+  warn_left_out(*r, "run");
   if (!f.json()) {
     const auto* nodes = r->as_object().if_contains("nodes");
     std::cout << paint(fmt::format("run {}", run_label(r->as_object().at("id").as_int64())),

@@ -23,6 +23,9 @@ struct ClientFlags {
 client::ApiClient make_client(const ClientFlags& f);
 // Prints "error: MESSAGE" to standard error and returns the exit code for the error's code.
 int fail(const Error& e);
+// Warns on standard error of the nodes a deploy or run (`what`) just created left out, as the
+// server named them (lost_nodes_left_out, quarantined_nodes_left_out).
+void warn_left_out(const json::value& created, std::string_view what);
 // Prints a JSON value to standard output (pretty enough for humans, one document).
 void print_json(const json::value& v);
 // Adds the node-picking flags that were given (role, zone, selector, batch) to a request body;
@@ -41,6 +44,8 @@ int cmd_versions(const ClientFlags& f, const std::string& app);
 
 // Inventory
 int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& state);
+// Lifts the node's quarantine (it converges again).
+int cmd_nodes_release(const ClientFlags& f, const std::string& name);
 int cmd_status(const ClientFlags& f, const std::string& env, const std::string& app);
 
 // Deploys

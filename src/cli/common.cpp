@@ -25,6 +25,24 @@ int fail(const Error& e) {
   return exit_code(e.code);
 }
 
+void warn_left_out(const json::value& created, std::string_view what) {
+  if (!created.is_object()) return;
+  const std::pair<const char*, const char*> kinds[] = {
+      {"lost_nodes_left_out", "are lost"},
+      {"quarantined_nodes_left_out", "are quarantined (slipway nodes release NAME)"}};
+  for (const auto& [key, why] : kinds) {
+    const auto* v = created.as_object().if_contains(key);
+    if (!v || !v->is_array() || v->as_array().empty()) continue;
+    std::string names;
+    for (const auto& n : v->as_array()) {
+      if (n.is_string()) names += (names.empty() ? "" : ", ") + std::string(n.as_string());
+    }
+    std::cerr << paint("warning:", Color::yellow) << " "
+              << fmt::format("{} matching node(s) {} and left out of this {}: {}\n",
+                             v->as_array().size(), why, what, names);
+  }
+}
+
 namespace {
 void pretty(std::ostream& os, const json::value& jv, std::string& indent) {
   switch (jv.kind()) {

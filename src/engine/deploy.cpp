@@ -16,7 +16,7 @@ using detail::time_field;
 namespace {
 constexpr std::array<std::string_view, 5> kStates{"running", "succeeded", "failed", "rolled_back",
                                                   "paused"};
-constexpr std::array<std::string_view, 2> kKinds{"deploy", "rollback"};
+constexpr std::array<std::string_view, 3> kKinds{"deploy", "rollback", "converge"};
 constexpr std::array<std::string_view, 8> kNodeStatuses{
     "pending", "running", "healthy", "failed", "skipped", "reverting", "reverted", "revert_failed"};
 }  // namespace

@@ -21,7 +21,8 @@ using DeployId = int64_t;
 // paused: by hand (`slipway pause`) or waiting for `slipway promote`; nodes in flight finish, no
 // new node starts.
 enum class DeployState { running, succeeded, failed, rolled_back, paused };
-enum class DeployKind { deploy, rollback };
+// converge: the server brings one lagging node to its desired release by itself (desired.h).
+enum class DeployKind { deploy, rollback, converge };
 enum class Phase { forward, revert };
 
 // Per node of a deploy.

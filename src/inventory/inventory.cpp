@@ -15,8 +15,10 @@ Node& Inventory::register_node(Node reported, TimeMs now) {
   auto [it, inserted] = nodes_.try_emplace(reported.name);
   Node& n = it->second;
   const TimeMs first_seen = inserted ? now : n.first_seen;
+  auto quarantine = std::move(n.quarantine);
   n = std::move(reported);
   n.first_seen = first_seen;
+  n.quarantine = std::move(quarantine);
   n.last_seen = now;
   n.state = NodeState::alive;
   return n;
@@ -50,6 +52,13 @@ void Inventory::set_app(const std::string& name, const std::string& app, const N
     s.updated_at = now;
     if (s.version.empty() && s.releases.empty()) it->second.apps.erase(app);
   }
+}
+
+bool Inventory::set_quarantine(const std::string& name, std::optional<Quarantine> q) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return false;
+  it->second.quarantine = std::move(q);
+  return true;
 }
 
 std::vector<std::string> Inventory::expire(TimeMs now, Millis lost_after) {

@@ -24,12 +24,16 @@ class Inventory {
   void load(std::vector<Node> nodes);
 
   // An agent said hello: creates or updates the node (identity fields, apps) and marks it alive.
+  // A quarantine is the server's own record: the agent's report never lifts it.
   Node& register_node(Node reported, TimeMs now);
   void touch(const std::string& name, TimeMs now);
   void mark_lost(const std::string& name, TimeMs now);
   // Replaces what the node reported about its apps (apps it no longer reports are dropped).
   void set_apps(const std::string& name, const std::map<std::string, NodeApp>& apps, TimeMs now);
   void set_app(const std::string& name, const std::string& app, const NodeApp& state, TimeMs now);
+
+  // Quarantines the node (a value) or lifts its quarantine (nullopt); false for an unknown node.
+  bool set_quarantine(const std::string& name, std::optional<Quarantine> q);
 
   // Alive nodes whose last_seen is older than `lost_after`; they are marked lost and returned.
   std::vector<std::string> expire(TimeMs now, Millis lost_after);

@@ -1,7 +1,9 @@
 // A node of the inventory: a machine with an agent, as the server knows it.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +26,16 @@ struct NodeApp {
   TimeMs updated_at = 0;
 };
 
+// Why a node is left out of deploys, rollbacks, runs and convergence until someone releases it
+// (`slipway nodes release NAME`): its convergence failed, or an app failed its health check
+// while serving.
+struct Quarantine {
+  std::string reason;
+  std::string app;     // the app that failed ("" when none in particular)
+  int64_t deploy = 0;  // the convergence deploy that failed (0 when none)
+  TimeMs since = 0;
+};
+
 struct Node {
   std::string name;
   std::string env;
@@ -36,7 +48,9 @@ struct Node {
   TimeMs last_seen = 0;
   NodeState state = NodeState::lost;
   std::map<std::string, NodeApp> apps;
+  std::optional<Quarantine> quarantine;  // kept when the agent registers again
 
+  bool quarantined() const { return quarantine.has_value(); }
   bool has_role(std::string_view role) const;
 };
 

@@ -24,6 +24,14 @@ bool is_executable_file(const fs::path& p) {
   return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
 }
 
+// The message on one line, so that it cannot break the files it goes into.
+std::string one_line(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    out += (c == '\n' || c == '\r') ? ' ' : c;
+  return std::string(trim(out));
+}
+
 std::string manifest_text(const SampleRelease& r) {
   // Durations in plain milliseconds: the one unit every duration parser reads back exactly.
   return fmt::format(
@@ -31,7 +39,7 @@ std::string manifest_text(const SampleRelease& r) {
              "start: ./bin/server --address ${{SLIPWAY_ADDRESS}} --port ${{SLIPWAY_PORT}}"
              " --version ${{SLIPWAY_VERSION}} --app ${{SLIPWAY_APP}}{unhealthy}\n"
              "hooks:\n"
-             "  after_install: test -x ./bin/server\n"
+             "  after_install: {after_install}\n"
              "health:\n"
              "  http: http://${{SLIPWAY_ADDRESS}}:${{SLIPWAY_PORT}}/health\n"
              "  timeout: {timeout}ms\n"
@@ -41,16 +49,9 @@ std::string manifest_text(const SampleRelease& r) {
              fmt::arg("unhealthy", r.healthy ? "" : " --unhealthy"),
              fmt::arg("timeout", r.health_timeout.count()),
              fmt::arg("healthy_for", r.healthy_for.count()),
-             fmt::arg("interval", r.interval.count())) +
+             fmt::arg("interval", r.interval.count()),
+             fmt::arg("after_install", one_line(r.after_install))) +
          r.extra_manifest;
-}
-
-// The message on one line, so that it cannot break the files it goes into.
-std::string one_line(std::string_view s) {
-  std::string out;
-  for (char c : s)
-    out += (c == '\n' || c == '\r') ? ' ' : c;
-  return std::string(trim(out));
 }
 
 }  // namespace

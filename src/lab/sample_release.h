@@ -25,13 +25,16 @@ struct SampleRelease {
   Millis interval{500};
   std::string message;         // one line for CHANGELOG and config/app.conf
   std::string extra_manifest;  // more top-level slipway.yaml keys (drain:, undrain:, ...)
+  // The after_install hook (one line, run in the release directory): a test can make a release
+  // fail on some nodes only, e.g. "test -x ./bin/server && test ! -e ../../../../broken".
+  std::string after_install = "test -x ./bin/server";
 };
 
 // Writes OUT_DIR/APP-VERSION.tar.gz and returns its path. The archive holds:
 //   bin/server        the sample binary (0755)
 //   slipway.yaml      start: ./bin/server --address ${SLIPWAY_ADDRESS} --port ${SLIPWAY_PORT}
 //                       --version ${SLIPWAY_VERSION} --app ${SLIPWAY_APP} [--unhealthy];
-//                     hooks.after_install: test -x ./bin/server;
+//                     hooks.after_install: test -x ./bin/server (or r.after_install);
 //                     health.http: http://${SLIPWAY_ADDRESS}:${SLIPWAY_PORT}/health, with the
 //                       timings above
 //   VERSION           the version, one line

@@ -6,6 +6,7 @@
 
 #include "net/ws_connection.h"
 #include "server/context.h"
+#include "server/convergence.h"
 
 namespace slipway::server {
 
@@ -79,6 +80,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   w.heartbeat_ms = ctx_.opts.heartbeat.count();
   w.server_version = SLIPWAY_VERSION;
   conn->send(protocol::encode(protocol::ServerMessage{w}));
+  ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
 
   for (;;) {
     auto text = co_await conn->read();
@@ -109,6 +111,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
         for (const auto& [app, version] : went_bad) {
           spdlog::warn("node {}: {} {} is no longer healthy", name, app, version);
           ctx_.engine->on_app_unhealthy(name, app, version, "reported by the agent's health probe");
+          ctx_.convergence->on_app_unhealthy(name, app, version);
         }
       }
     } else if (auto* step = std::get_if<protocol::StepEvent>(&*m)) {

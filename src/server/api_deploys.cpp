@@ -296,6 +296,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   sel.add(inventory::eq_term("env", p->env));
   std::vector<engine::Target> targets;
   std::vector<std::string> lost;
+  std::vector<std::string> quarantined;
   size_t in_env = 0;
   for (const auto* n : ctx.inventory.select(sel, true)) {
     const auto app = n->apps.find(p->app);
@@ -303,6 +304,10 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
     if (kind == engine::DeployKind::rollback && app == n->apps.end()) continue;
     if (n->state != inventory::NodeState::alive) {
       lost.push_back(n->name);
+      continue;
+    }
+    if (n->quarantined()) {
+      quarantined.push_back(n->name);
       continue;
     }
     engine::Target t{n->name, n->zone, current};
@@ -321,6 +326,9 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
     if (kind == engine::DeployKind::rollback) why += fmt::format(" and runs {}", p->app);
     why += fmt::format(" ({} node(s) known in {}", in_env, p->env);
     if (!lost.empty()) why += fmt::format(", matching but lost: {}", node_list(lost));
+    if (!quarantined.empty()) {
+      why += fmt::format(", matching but quarantined: {}", node_list(quarantined));
+    }
     why += "): nothing to deploy to";
     co_return Response::error(err(Errc::failed_precondition, why));
   }
@@ -378,15 +386,15 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   if (!id) co_return Response::error(id.error());
   const engine::Deploy* d = ctx.engine->find(*id);
   spdlog::info(
-      "deploy #{} started by {}: {} {} to {} ({} nodes{})", *id, req.actor, p->app, version, p->env,
-      d ? d->nodes.size() : 0,
-      lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()));
+      "deploy #{} started by {}: {} {} to {} ({} nodes{}{})", *id, req.actor, p->app, version,
+      p->env, d ? d->nodes.size() : 0,
+      lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()),
+      quarantined.empty() ? ""
+                          : fmt::format("; quarantined and left out: {}", node_list(quarantined)));
   json::value body = d ? engine::to_json(*d, true) : json::value(json::object{{"id", *id}});
-  if (!lost.empty() && body.is_object()) {
-    json::array l;
-    for (const auto& n : lost)
-      l.emplace_back(n);
-    body.as_object()["lost_nodes_left_out"] = std::move(l);
+  if (body.is_object()) {
+    add_left_out(body.as_object(), "lost_nodes_left_out", lost);
+    add_left_out(body.as_object(), "quarantined_nodes_left_out", quarantined);
   }
   co_return Response::json(201, body);
 }

@@ -4,21 +4,37 @@
 #include "common/names.h"
 #include "server/agent_gateway.h"
 #include "server/context.h"
+#include "server/convergence.h"
 
 namespace slipway::server {
 
 namespace {
 
-json::value node_json(const inventory::Node& n, const std::string& only_app) {
+// A node with its quarantine, and with what it should run: per app `desired` (the version, "" when
+// nothing is desired) and `drift` (it runs something else), and the same for the node as a whole
+// (`desired`: app -> version, also for apps it does not run; `drift`: any app drifts).
+json::value node_json(const inventory::Node& n, const std::string& only_app,
+                      const engine::DesiredState& desired_state) {
   json::array roles;
   for (const auto& r : n.roles)
     roles.emplace_back(r);
   json::object tags;
   for (const auto& [k, v] : n.tags)
     tags[k] = v;
+  const auto desired = desired_state.for_node(n);
+  json::object desired_json;
+  bool drift = false;
+  for (const auto& [app, d] : desired) {
+    if (!only_app.empty() && app != only_app) continue;
+    desired_json[app] = d.version;
+    auto it = n.apps.find(app);
+    drift = drift || it == n.apps.end() || it->second.version != d.version;
+  }
   json::object apps;
   for (const auto& [name, a] : n.apps) {
     if (!only_app.empty() && name != only_app) continue;
+    const auto want = desired.find(name);
+    const std::string want_version = want == desired.end() ? "" : want->second.version;
     json::array releases;
     for (const auto& r : a.releases)
       releases.emplace_back(r);
@@ -28,8 +44,11 @@ json::value node_json(const inventory::Node& n, const std::string& only_app) {
                               {"port", a.port},
                               {"releases", std::move(releases)},
                               {"last_healthy", a.last_healthy},
-                              {"updated_at", format_time(a.updated_at)}};
+                              {"updated_at", format_time(a.updated_at)},
+                              {"desired", want_version},
+                              {"drift", !want_version.empty() && want_version != a.version}};
   }
+  const auto& q = n.quarantine;
   return json::object{{"name", n.name},
                       {"env", n.env},
                       {"roles", std::move(roles)},
@@ -40,7 +59,12 @@ json::value node_json(const inventory::Node& n, const std::string& only_app) {
                       {"state", inventory::node_state_name(n.state)},
                       {"first_seen", format_time(n.first_seen)},
                       {"last_seen", format_time(n.last_seen)},
-                      {"apps", std::move(apps)}};
+                      {"apps", std::move(apps)},
+                      {"desired", std::move(desired_json)},
+                      {"drift", drift},
+                      {"quarantined", q.has_value()},
+                      {"quarantine_reason", q ? q->reason : ""},
+                      {"quarantined_at", q ? json::value(format_time(q->since)) : nullptr}};
 }
 
 Result<inventory::Selector> selector_from_query(const Request& req) {
@@ -78,7 +102,7 @@ void register_inventory_routes(ServerContext& ctx) {
         json::array nodes;
         for (const auto* n : c->inventory.select(*sel, true)) {
           if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
-          nodes.push_back(node_json(*n, ""));
+          nodes.push_back(node_json(*n, "", c->convergence->desired()));
         }
         co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
       });
@@ -91,8 +115,26 @@ void register_inventory_routes(ServerContext& ctx) {
         const auto* n = c->inventory.find(name);
         if (!n)
           co_return Response::error(err(Errc::not_found, fmt::format("no node named {}", name)));
-        co_return Response::json(200, node_json(*n, ""));
+        co_return Response::json(200, node_json(*n, "", c->convergence->desired()));
       });
+
+  // Lifts a node's quarantine; it converges again at once.
+  ctx.router.add("POST", "/api/v1/nodes/{name}/release", Caller::admin,
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   const std::string name = req.param("name");
+                   if (auto st = validate_name(NameKind::node, name); !st)
+                     co_return Response::error(st.error());
+                   if (!req.body.empty()) {
+                     auto v = parse_json(req.body, "request body");
+                     if (!v) co_return Response::error(v.error());
+                     JsonReader r(*v, "release request");
+                     if (auto st = r.finish(); !st) co_return Response::error(st.error());
+                   }
+                   if (auto st = c->convergence->release(name, req.actor); !st)
+                     co_return Response::error(st.error());
+                   const auto* n = c->inventory.find(name);
+                   co_return Response::json(200, node_json(*n, "", c->convergence->desired()));
+                 });
 
   // The "what is deployed where" matrix: every node with its apps (optionally one app).
   ctx.router.add(
@@ -108,7 +150,7 @@ void register_inventory_routes(ServerContext& ctx) {
         for (const auto* n : c->inventory.select(*sel, true)) {
           if (!app.empty() && !n->apps.contains(app) && n->state != inventory::NodeState::alive)
             continue;
-          nodes.push_back(node_json(*n, app));
+          nodes.push_back(node_json(*n, app, c->convergence->desired()));
         }
         json::array running;
         for (const auto* d : c->engine->running()) {

@@ -66,17 +66,26 @@ asio::awaitable<Response> start_run(ServerContext& ctx, Request& req) {
   sel.add(inventory::eq_term("env", p->env));
   // Lost nodes that match are targets too: they fail at once, "not connected", so that a command
   // meant for every node of a selection never silently skips one.
+  // Quarantined nodes are left out (and named in the answer).
   std::vector<engine::RunTarget> targets;
-  for (const auto* n : ctx.inventory.select(sel, true))
-    targets.push_back(engine::RunTarget{n->name, n->zone});
+  std::vector<std::string> quarantined;
+  for (const auto* n : ctx.inventory.select(sel, true)) {
+    if (n->quarantined()) {
+      quarantined.push_back(n->name);
+    } else {
+      targets.push_back(engine::RunTarget{n->name, n->zone});
+    }
+  }
   if (targets.empty()) {
     size_t in_env = 0;
     for (const auto* n : ctx.inventory.all())
       in_env += n->env == p->env ? 1 : 0;
     co_return Response::error(err(
         Errc::failed_precondition,
-        fmt::format("no node matches env={}{}{} ({} node(s) known in {}): nothing to run on",
-                    p->env, p->extra.empty() ? "" : " ", p->extra.to_string(), in_env, p->env)));
+        fmt::format(
+            "no node matches env={}{}{} ({} node(s) known in {}{}): nothing to run on", p->env,
+            p->extra.empty() ? "" : " ", p->extra.to_string(), in_env, p->env,
+            quarantined.empty() ? "" : ", matching but quarantined: " + node_list(quarantined))));
   }
   p->request.actor = req.actor;
   const size_t count = targets.size();
@@ -88,8 +97,9 @@ asio::awaitable<Response> start_run(ServerContext& ctx, Request& req) {
   // A run whose nodes all failed at once (none connected) is over already: read it back.
   auto run = co_await load_run(ctx, *id);
   if (!run) co_return Response::error(run.error());
-  if (!*run) co_return Response::json(201, json::object{{"id", *id}});
-  co_return Response::json(201, engine::to_json(**run, true));
+  json::value body = *run ? engine::to_json(**run, true) : json::value(json::object{{"id", *id}});
+  if (body.is_object()) add_left_out(body.as_object(), "quarantined_nodes_left_out", quarantined);
+  co_return Response::json(201, body);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ namespace slipway::server {
 namespace asio = boost::asio;
 
 class AgentGateway;
+class Convergence;
 class Watchers;
 
 struct Stats {
@@ -53,6 +54,7 @@ class ServerContext {
   inventory::Inventory inventory;
   std::unique_ptr<AgentGateway> gateway;
   std::unique_ptr<Watchers> watchers;
+  std::unique_ptr<Convergence> convergence;  // desired state; the engine's event sink
   std::unique_ptr<engine::DeployJournal> journal;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<engine::RunJournal> run_journal;

@@ -17,6 +17,7 @@
 #include "common/strings.h"
 #include "server/agent_gateway.h"
 #include "server/context.h"
+#include "server/convergence.h"
 #include "server/listener.h"
 #include "server/watchers.h"
 
@@ -169,6 +170,7 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
     ctx.gateway->check_liveness();
     ctx.engine->tick();
     ctx.runs->tick();
+    if (ticks % 2 == 0) ctx.convergence->tick();
     if (++ticks % 20 == 0) {
       ctx.watchers->expire();
       // Persist last_seen of live nodes in one transaction, rather than on every heartbeat.
@@ -253,6 +255,8 @@ int run_server(const ServerOptions& opts) {
   engine::RunId max_run_id = 0;
   std::vector<engine::DeployId> interrupted;
   std::vector<engine::RunId> interrupted_runs;
+  std::vector<engine::DesiredRecord> desired;
+  std::map<std::string, inventory::Quarantine> quarantines;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -273,6 +277,14 @@ int run_server(const ServerOptions& opts) {
     auto failed_runs = s.fail_running_runs(
         "the server stopped while the command ran (it was restarted)", now_ms());
     if (failed_runs) interrupted_runs = *failed_runs;
+    auto d = s.load_desired();
+    auto q = s.active_quarantines();
+    if (!d || !q) {
+      load_status = d ? q.error() : d.error();
+      return;
+    }
+    desired = std::move(*d);
+    quarantines = std::move(*q);
   });
   if (!load_status) {
     spdlog::error("cannot open the database: {}", load_status.error().message);
@@ -285,14 +297,18 @@ int run_server(const ServerOptions& opts) {
     spdlog::warn("run r{} was running when the server stopped; marked failed", id);
   }
   ctx.inventory.load(std::move(nodes));
+  for (auto& [name, q] : quarantines)
+    ctx.inventory.set_quarantine(name, std::move(q));
 
   ctx.gateway = std::make_unique<AgentGateway>(ctx);
   ctx.watchers = std::make_unique<Watchers>(ctx);
+  ctx.convergence = std::make_unique<Convergence>(ctx, *ctx.watchers);
+  ctx.convergence->load(desired);
   ctx.journal = std::make_unique<StoreJournal>(*ctx.db, ioc);
   engine::EngineOptions eo;
   eo.node_timeout = opts.node_timeout;
   ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
-                                                *ctx.watchers, eo, ctx.gateway.get());
+                                                *ctx.convergence, eo, ctx.gateway.get());
   ctx.gateway->add_exec_handler(engine::Engine::kHookPrefix, *ctx.engine->exec_handler());
   ctx.engine->set_next_id(max_id + 1);
   ctx.run_journal = std::make_unique<StoreRunJournal>(*ctx.db);

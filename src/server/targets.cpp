@@ -66,6 +66,14 @@ std::string node_list(const std::vector<std::string>& names, size_t max) {
   return out;
 }
 
+void add_left_out(json::object& o, std::string_view key, const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  json::array a;
+  for (const auto& n : names)
+    a.emplace_back(n);
+  o[key] = std::move(a);
+}
+
 Result<int64_t> parse_id(const std::string& s, std::string_view what) {
   return parse_path_id(s, what);
 }

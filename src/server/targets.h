@@ -38,6 +38,10 @@ struct TargetFields {
 // "a, b, c and 5 more".
 std::string node_list(const std::vector<std::string>& names, size_t max = 8);
 
+// Sets o[key] to the names, unless there are none: the nodes a request matched and left out
+// (lost_nodes_left_out, quarantined_nodes_left_out).
+void add_left_out(json::object& o, std::string_view key, const std::vector<std::string>& names);
+
 // A positive id from a path segment; the error names `what` ("deploy", "run").
 Result<int64_t> parse_id(const std::string& s, std::string_view what);
 

@@ -82,6 +82,25 @@ CREATE TABLE run_nodes (
   reason TEXT NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
   seq INTEGER NOT NULL, PRIMARY KEY (run_id, node));
 )sql",
+    // 5: desired state (what successful deploys set: per node, and per env + selector) and the
+    // log of quarantines. A database from before learns the desired state of each scope from its
+    // newest successful deploy or rollback.
+    R"sql(
+CREATE TABLE desired (
+  env TEXT NOT NULL, app TEXT NOT NULL, node TEXT NOT NULL, selector TEXT NOT NULL,
+  version TEXT NOT NULL, deploy_id INTEGER NOT NULL, actor TEXT NOT NULL, set_at INTEGER NOT NULL,
+  PRIMARY KEY (env, app, node, selector));
+CREATE TABLE quarantines (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, app TEXT NOT NULL,
+  deploy_id INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL,
+  released_by TEXT NOT NULL, released_at INTEGER NOT NULL);
+CREATE INDEX quarantines_node ON quarantines (node, released_at);
+INSERT INTO desired (env, app, node, selector, version, deploy_id, actor, set_at)
+  SELECT env, app, '', selector, version, id, actor, finished_at FROM deploys d
+  WHERE state = 'succeeded' AND kind IN ('deploy', 'rollback') AND id = (
+    SELECT MAX(id) FROM deploys e WHERE e.env = d.env AND e.app = d.app
+      AND e.selector = d.selector AND e.state = 'succeeded' AND e.kind IN ('deploy', 'rollback'));
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -606,6 +625,71 @@ class SqliteStore final : public Store {
       if (auto st = s->bind(1, now).bind(2, seq).bind(3, id).run(); !st) return st.error();
     }
     return *ids;
+  }
+
+  Status save_desired(const std::vector<engine::DesiredRecord>& records) override {
+    for (const auto& r : records) {
+      auto s = db_.prepare(
+          "INSERT INTO desired (env, app, node, selector, version, deploy_id, actor, set_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (env, app, node, selector) DO UPDATE SET "
+          "version = excluded.version, deploy_id = excluded.deploy_id, actor = excluded.actor, "
+          "set_at = excluded.set_at");
+      if (!s) return s.error();
+      s->bind(1, r.env).bind(2, r.app).bind(3, r.node).bind(4, r.selector).bind(5, r.version);
+      s->bind(6, r.deploy).bind(7, r.actor).bind(8, r.set_at);
+      if (auto st = s->run(); !st) return st;
+    }
+    return {};
+  }
+
+  Result<std::vector<engine::DesiredRecord>> load_desired() override {
+    auto s = db_.prepare(
+        "SELECT env, app, node, selector, version, deploy_id, actor, set_at FROM desired ORDER BY "
+        "env, app, node, selector");
+    if (!s) return s.error();
+    std::vector<engine::DesiredRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(engine::DesiredRecord{s->text(0), s->text(1), s->text(2), s->text(3),
+                                          s->text(4), s->i64(5), s->text(6), s->i64(7)});
+    }
+    return out;
+  }
+
+  Status quarantine_node(const std::string& node, const inventory::Quarantine& q) override {
+    auto s = db_.prepare(
+        "INSERT INTO quarantines (node, app, deploy_id, reason, at, released_by, released_at) "
+        "SELECT ?1, ?2, ?3, ?4, ?5, '', 0 WHERE NOT EXISTS (SELECT 1 FROM quarantines WHERE "
+        "node = ?1 AND released_at = 0)");
+    if (!s) return s.error();
+    s->bind(1, node).bind(2, q.app).bind(3, q.deploy).bind(4, q.reason).bind(5, q.since);
+    return s->run();
+  }
+
+  Result<bool> release_node(const std::string& node, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "UPDATE quarantines SET released_by = ?, released_at = ? WHERE node = ? AND released_at "
+        "= 0");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, by).bind(2, at).bind(3, node).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Result<std::map<std::string, inventory::Quarantine>> active_quarantines() override {
+    auto s = db_.prepare(
+        "SELECT node, app, deploy_id, reason, at FROM quarantines WHERE released_at = 0 ORDER BY "
+        "id");
+    if (!s) return s.error();
+    std::map<std::string, inventory::Quarantine> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out[s->text(0)] = inventory::Quarantine{s->text(3), s->text(1), s->i64(2), s->i64(4)};
+    }
+    return out;
   }
 
   Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) override {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "engine/deploy.h"
+#include "engine/desired.h"
 #include "engine/freeze.h"
 #include "engine/run.h"
 #include "inventory/node.h"
@@ -86,6 +88,17 @@ class Store {
   // the ids.
   virtual Result<std::vector<engine::DeployId>> fail_running_deploys(const std::string& reason,
                                                                      TimeMs now) = 0;
+
+  // Desired state (schema 5): upserts each record by (env, app, node, selector); loads them all.
+  virtual Status save_desired(const std::vector<engine::DesiredRecord>& records) = 0;
+  virtual Result<std::vector<engine::DesiredRecord>> load_desired() = 0;
+  // Quarantines (schema 5), kept as a log: who lifted each and when. quarantine_node records one
+  // unless the node has one in force already; release_node lifts the one in force (false when
+  // there was none).
+  virtual Status quarantine_node(const std::string& node, const inventory::Quarantine& q) = 0;
+  virtual Result<bool> release_node(const std::string& node, const std::string& by, TimeMs at) = 0;
+  // node -> its quarantine in force.
+  virtual Result<std::map<std::string, inventory::Quarantine>> active_quarantines() = 0;
 
   // Freeze windows. insert_freeze returns the new id (f.id is ignored).
   virtual Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) = 0;

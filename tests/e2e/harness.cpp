@@ -411,6 +411,30 @@ void E2eTest::start_lab(int nodes, const std::string& env) {
   if (!info) fail("the lab did not come up: " + info.error().message);
 }
 
+void E2eTest::add_agent(const std::string& name, const std::string& env) {
+  if (info().nodes.empty()) fail("add_agent: start the lab first");
+  // The next address of the block unique_first_address handed out (16 addresses per block).
+  in_addr a{};
+  ::inet_pton(AF_INET, info().nodes.back().spec.address.c_str(), &a);
+  a.s_addr = htonl(ntohl(a.s_addr) + 1);
+  char text[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &a, text, sizeof text);
+  lab::NodeSpec spec;
+  spec.name = name;
+  spec.env = env;
+  spec.roles = {"api"};
+  spec.zone = "a";
+  spec.address = text;
+  if (auto st = lab_.add_node(spec); !st) fail("add_node " + name + ": " + st.error().message);
+}
+
+fs::path E2eTest::node_root(const std::string& name) const {
+  for (const auto& n : info().nodes) {
+    if (n.spec.name == name) return n.root;
+  }
+  fail("no node " + name + " in the lab");
+}
+
 fs::path E2eTest::release(const std::string& version, const ReleaseOptions& o) {
   lab::SampleRelease r;
   r.out_dir = dir_ / o.out_subdir;
@@ -423,6 +447,7 @@ fs::path E2eTest::release(const std::string& version, const ReleaseOptions& o) {
   r.interval = o.interval;
   r.message = o.message.empty() ? fmt::format("{} {}", o.app, version) : o.message;
   r.extra_manifest = o.extra_manifest;
+  if (!o.after_install.empty()) r.after_install = o.after_install;
   auto p = lab::build_sample_release(r);
   if (!p) fail("build_sample_release: " + p.error().message);
   return *p;

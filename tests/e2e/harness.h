@@ -83,6 +83,7 @@ struct ReleaseOptions {
   std::string message{};
   std::string out_subdir = "releases";  // under the test's directory
   std::string extra_manifest{};         // more slipway.yaml keys
+  std::string after_install{};          // "" = the sample's own hook
 };
 
 class E2eTest : public ::testing::Test {
@@ -94,6 +95,11 @@ class E2eTest : public ::testing::Test {
   // names node-1...). Throws when the lab does not come up.
   void start_lab(int nodes, const std::string& env = "staging");
   const lab::LabInfo& info() const { return lab_.info(); }
+  // Starts one more agent like those of start_lab (role "api", zone "a", the next loopback
+  // address after the last node's) and waits until it is alive. Throws when it does not come up.
+  void add_agent(const std::string& name, const std::string& env = "staging");
+  // The agent root directory of a node of the lab.
+  fs::path node_root(const std::string& name) const;
 
   // Builds a release of the sample service; returns the archive's path.
   fs::path release(const std::string& version, const ReleaseOptions& o = {});

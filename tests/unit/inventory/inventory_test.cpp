@@ -214,5 +214,24 @@ TEST(Inventory, LoadMarksEverythingLostAndReplacesContents) {
   EXPECT_EQ(inv.alive_count(), 1u);
 }
 
+TEST(Inventory, AQuarantineOutlivesTheAgentRegisteringAgainUntilLifted) {
+  Inventory inv;
+  inv.register_node(reported("web-1"), 1'000);
+  EXPECT_FALSE(inv.find("web-1")->quarantined());
+  EXPECT_TRUE(inv.set_quarantine("web-1", Quarantine{"health failed", "web", 0, 1'500}));
+  EXPECT_FALSE(inv.set_quarantine("nope", Quarantine{}));
+  inv.mark_lost("web-1", 2'000);
+  // The agent comes back: what it reports never lifts the server's quarantine.
+  inv.register_node(reported("web-1"), 3'000);
+  const Node* n = inv.find("web-1");
+  ASSERT_TRUE(n->quarantined());
+  EXPECT_EQ(n->quarantine->reason, "health failed");
+  EXPECT_EQ(n->quarantine->app, "web");
+  EXPECT_EQ(n->quarantine->since, 1'500);
+  EXPECT_EQ(n->state, NodeState::alive);
+  EXPECT_TRUE(inv.set_quarantine("web-1", std::nullopt));
+  EXPECT_FALSE(inv.find("web-1")->quarantined());
+}
+
 }  // namespace
 }  // namespace slipway::inventory
