@@ -9,6 +9,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "DROP TABLE deploy_log; ALTER TABLE deploys DROP COLUMN options; "     // 3
     "ALTER TABLE deploy_nodes DROP COLUMN canary; "                        // 3
     "DROP TABLE run_nodes; DROP TABLE runs; "                              // 4
+    "DROP TABLE plans; "                                                   // 5
     "PRAGMA user_version = 1";
 
 }  // namespace slipway::store
