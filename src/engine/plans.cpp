@@ -379,7 +379,19 @@ void PlanManager::finish(Live& l, PlanState state) {
   p.waiting.clear();
   p.gate.clear();
   p.resume_at = 0;
-  record(l, "slipway", std::string(plan_state_name(state)), p.reason);
+  // The end, in short (the reason is the plan's own).
+  std::vector<std::string> back;
+  for (const auto& s : p.stages) {
+    if (s.state == StageState::rolled_back) back.push_back(s.name);
+  }
+  std::string detail = p.reason;
+  if (state == PlanState::succeeded) {
+    detail = fmt::format("{} stage(s) succeeded", p.stages.size());
+  } else if (state == PlanState::rolled_back) {
+    detail = back.empty() ? "no stage done to roll back"
+                          : fmt::format("rolled back: {}", names_of(back));
+  }
+  record(l, "slipway", std::string(plan_state_name(state)), detail);
   save(l);
   const PlanId id = p.id;
   std::erase_if(owners_, [id](const auto& o) { return o.second == id; });
