@@ -1,6 +1,7 @@
 // Deploy plans (slipway deploy -f) on a real lab: a three-stage plan whose second stage fails (the
 // first is rolled back, the third never runs); a plan held for approval, promoted from another CLI
 // call, then by a timed wait; an abort while a plan waits; hostile plan requests.
+#include <csignal>
 #include <fstream>
 #include <future>
 #include <map>
@@ -270,6 +271,49 @@ stages:
   EXPECT_NE(str(p, "reason").find("aborted by"), std::string::npos) << to_json(p);
   for (const auto& [node, version] : versions("web"))
     EXPECT_EQ(version, "1.0.0") << node;
+}
+
+TEST_F(PlanE2eTest, ARestartedServerFailsAPlanItWasRunningAndPlansGoOnAfter) {
+  ASSERT_NO_THROW(start_lab(2));
+  ASSERT_NO_THROW(push_ok("web", "1.0.0"));
+  ASSERT_NO_THROW(push_ok("web", "1.1.0"));
+  ASSERT_NO_THROW(deploy_ok({"web", "1.0.0", "--env", "staging", "--strategy", "all"}));
+  auto file = write_plan(
+      "app: web\nenv: staging\nstages:\n  - name: a\n    zone: a\n"
+      "    approve: true\n  - name: b\n    zone: b\n");
+  cli_json({"deploy", "-f", file.string(), "--detach"});
+  ASSERT_TRUE(wait_until([&] { return str(plan("p1"), "state") == "waiting"; }, Millis(60'000)));
+
+  ASSERT_TRUE(lab_.stop_server(SIGKILL));
+  ASSERT_TRUE(lab_.start_server());
+  auto alive = lab_.wait_for_nodes();
+  ASSERT_TRUE(alive) << alive.error().message;
+  auto p = plan("p1");
+  EXPECT_EQ(str(p, "state"), "failed") << to_json(p);
+  EXPECT_NE(str(p, "reason").find("the server stopped"), std::string::npos) << to_json(p);
+  EXPECT_EQ(stage_states(p), (std::vector<std::string>{"succeeded", "skipped"}));
+  auto r = cli({"promote", "p1"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+
+  // The next plan is p2; promote on a plan whose stage waits after its canaries promotes them.
+  file = write_plan(
+      "app: web\nenv: staging\nstages:\n  - name: api\n    role: api\n"
+      "    strategy: canary\n    pause: true\n    batch: 1\n");
+  auto started = cli_json({"deploy", "-f", file.string(), "--detach"});
+  EXPECT_EQ(str(started, "ref"), "p2");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto& d = arr(plan("p2"), "stages")[0].as_object().at("deploy");
+        return d.is_int64() && str(deploy(d.as_int64()), "state") == "paused";
+      },
+      Millis(60'000)));
+  r = cli({"promote", "p2"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  r = cli({"watch", "p2"});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(str(plan("p2"), "state"), "succeeded");
+  for (const auto& [node, version] : versions("web"))
+    EXPECT_EQ(version, "1.1.0") << node;
 }
 
 TEST_F(PlanE2eTest, HostilePlanRequestsAreRefusedWithTheReason) {
