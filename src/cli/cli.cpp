@@ -78,6 +78,23 @@ Result<Millis> duration_flag(const std::string& name, const std::string& v) {
   return d;
 }
 
+// With -f the file says what to deploy where and how: the flags that say it on the command line
+// are refused.
+Status plan_only(const DeployArgs& a) {
+  const StrategyArgs& h = a.how;
+  const bool given = !a.app.empty() || !a.version.empty() || !a.role.empty() || !a.zone.empty() ||
+                     !a.selector.empty() || !a.batch.empty() || a.max_failures != 0 ||
+                     !h.strategy.empty() || !h.canary.empty() || h.pause ||
+                     !h.canary_wait.empty() || !h.zones.empty() || !h.max_unavailable.empty() ||
+                     !h.healthy_deadline.empty() || !h.progress_deadline.empty();
+  if (given) {
+    return err(Errc::invalid_argument,
+               "with -f the plan file says what to deploy and how: give no app, version, "
+               "targeting or strategy flags (only --env, --force, --detach and -o)");
+  }
+  return {};
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -214,11 +231,15 @@ int run(int argc, char** argv) {
 
   // deploy
   DeployArgs da;
-  auto* deploy =
-      app.add_subcommand("deploy", "Deploy a version of an app to an environment, in batches");
-  deploy->add_option("app", da.app, "App name")->required();
+  PlanArgs plan_args;
+  auto* deploy = app.add_subcommand(
+      "deploy",
+      "Deploy a version of an app to an environment, in batches; or, with -f, a plan of stages");
+  deploy->add_option("app", da.app, "App name");
   deploy->add_option("version", da.version, "Version (default: the newest)");
-  deploy->add_option("--env", da.env, "Environment")->required();
+  deploy->add_option("-f,--file", plan_args.file,
+                     "A plan of stages run in order (deploy.yaml; see docs/plans.md)");
+  deploy->add_option("--env", da.env, "Environment (with -f: when the file names none)");
   deploy->add_option("--role", da.role, "Only nodes with this role");
   deploy->add_option("--zone", da.zone, "Only nodes in this zone");
   deploy->add_option("--selector", da.selector, "More terms: 'tag:team=x zone in (a,b)'");
@@ -231,7 +252,23 @@ int run(int argc, char** argv) {
   deploy->add_flag("--force", da.force, "Deploy even through a freeze (recorded with the deploy)");
   strategy_flags(deploy, da.how, true);
   client_flags(deploy, cf);
-  deploy->callback([&] { action = [&] { return cmd_deploy(cf, da); }; });
+  deploy->callback([&] {
+    action = [&] {
+      if (!plan_args.file.empty()) {
+        if (auto st = plan_only(da); !st) return fail(st.error());
+        plan_args.env = da.env;
+        plan_args.detach = da.detach;
+        plan_args.force = da.force;
+        return cmd_deploy_plan(cf, plan_args);
+      }
+      if (da.app.empty() || da.env.empty()) {
+        return fail(err(Errc::invalid_argument,
+                        "give the app and --env (slipway deploy APP [VERSION] --env ENV), or a "
+                        "plan (slipway deploy -f deploy.yaml)"));
+      }
+      return cmd_deploy(cf, da);
+    };
+  });
 
   // rollback
   RollbackArgs ra;
@@ -251,32 +288,33 @@ int run(int argc, char** argv) {
   rollback->callback([&] { action = [&] { return cmd_rollback(cf, ra); }; });
 
   // watch, abort
-  int64_t watch_id = 0;
-  auto* watch =
-      app.add_subcommand("watch", "Follow a running deploy until it ends (exit code as deploy)");
-  watch->add_option("id", watch_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+  std::string watch_id;
+  auto* watch = app.add_subcommand(
+      "watch", "Follow a running deploy or plan until it ends (exit code as deploy)");
+  watch->add_option("id", watch_id, "Deploy id (12) or plan id (p3)")->required();
   client_flags(watch, cf, false);
   watch->callback([&] { action = [&] { return cmd_watch(cf, watch_id); }; });
 
-  int64_t abort_id = 0;
+  std::string abort_id;
   bool no_rollback = false;
   auto* abort_cmd =
-      app.add_subcommand("abort", "Stop a running deploy and roll back what it changed");
-  abort_cmd->add_option("id", abort_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+      app.add_subcommand("abort", "Stop a running deploy (or plan) and roll back what it changed");
+  abort_cmd->add_option("id", abort_id, "Deploy id (12) or plan id (p3)")->required();
   abort_cmd->add_flag("--no-rollback", no_rollback, "Leave the nodes already changed as they are");
   client_flags(abort_cmd, cf);
   abort_cmd->callback([&] { action = [&] { return cmd_abort(cf, abort_id, !no_rollback); }; });
 
   // pause, resume, promote
-  int64_t control_id = 0;
+  std::string control_id;
   for (auto [verb, help] :
        {std::pair<const char*, const char*>{"pause",
                                             "Hold a running deploy: nodes in flight finish, no new "
                                             "node starts"},
         {"resume", "Go on with a paused deploy"},
-        {"promote", "Go on with a deploy waiting after its canaries"}}) {
+        {"promote",
+         "Go on with a deploy waiting after its canaries, or a plan waiting for approval (pN)"}}) {
     auto* sub = app.add_subcommand(verb, help);
-    sub->add_option("id", control_id, "Deploy id")->required()->check(CLI::PositiveNumber);
+    sub->add_option("id", control_id, "Deploy id (12) or plan id (p3)")->required();
     client_flags(sub, cf);
     sub->callback([&, verb = std::string(verb)] {
       action = [&, verb] { return cmd_control(cf, verb, control_id); };
@@ -368,15 +406,16 @@ int run(int argc, char** argv) {
   std::string history_app, history_env;
   int history_limit = 50;
   auto* history =
-      app.add_subcommand("history", "Deploys and runs: who, when, what, how long, outcome");
+      app.add_subcommand("history", "Deploys, plans and runs: who, when, what, how long, outcome");
   history->add_option("app", history_app, "Only this app");
   history->add_option("--env", history_env, "Only this environment");
   history->add_option("--limit", history_limit, "At most this many")->capture_default_str();
   client_flags(history, cf);
   std::string show_id;
   auto* show = history->add_subcommand(
-      "show", "One deploy, node by node and step by step, or one run (rN), node by node");
-  show->add_option("id", show_id, "Deploy id (12) or run id (r3)")->required();
+      "show",
+      "One deploy, node by node and step by step, one run (rN), node by node, or one plan (pN)");
+  show->add_option("id", show_id, "Deploy id (12), run id (r3) or plan id (p2)")->required();
   client_flags(show, cf);
   show->callback([&] { action = [&] { return cmd_history_show(cf, show_id); }; });
   history->callback([&] {

@@ -270,14 +270,21 @@ int cmd_rollback(const ClientFlags& f, const RollbackArgs& a) {
   return start_and_follow(f, "/api/v1/rollbacks", body, a.detach);
 }
 
-int cmd_watch(const ClientFlags& f, int64_t id) {
+int cmd_watch(const ClientFlags& f, const std::string& text) {
+  auto ref = parse_deploy_or_plan(text);
+  if (!ref) return fail(ref.error());
+  if (ref->plan) return cmd_plan_watch(f, ref->id);
   auto c = make_client(f);
-  auto r = c.get(fmt::format("/api/v1/deploys/{}", id));
+  auto r = c.get(fmt::format("/api/v1/deploys/{}", ref->id));
   if (!r) return fail(r.error());
   return follow_deploy(c, *r, std::cout, true);
 }
 
-int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id) {
+int cmd_control(const ClientFlags& f, const std::string& verb, const std::string& text) {
+  auto ref = parse_deploy_or_plan(text);
+  if (!ref) return fail(ref.error());
+  if (ref->plan) return cmd_plan_control(f, verb, ref->id);
+  const int64_t id = ref->id;
   auto c = make_client(f);
   auto r = c.post(fmt::format("/api/v1/deploys/{}/{}", id, verb), json::object{});
   if (!r) return fail(r.error());
@@ -299,7 +306,18 @@ int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id) {
   return kExitOk;
 }
 
-int cmd_abort(const ClientFlags& f, int64_t id, bool rollback) {
+int cmd_abort(const ClientFlags& f, const std::string& text, bool rollback) {
+  auto ref = parse_deploy_or_plan(text);
+  if (!ref) return fail(ref.error());
+  if (ref->plan) {
+    if (!rollback) {
+      return fail(err(Errc::invalid_argument,
+                      "--no-rollback does not apply to a plan: aborting a plan rolls back its "
+                      "running stage and the stages done"));
+    }
+    return cmd_plan_control(f, "abort", ref->id);
+  }
+  const int64_t id = ref->id;
   auto c = make_client(f);
   auto r =
       c.post(fmt::format("/api/v1/deploys/{}/abort", id), json::object{{"rollback", rollback}});

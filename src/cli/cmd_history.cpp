@@ -10,6 +10,7 @@
 #include "cli/output.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "engine/plan.h"
 #include "engine/run.h"
 
 namespace slipway::cli {
@@ -45,6 +46,32 @@ HistoryRow run_row(const engine::Run& r, const json::object& o) {
        fmt::format("{}/{} ok", o.at("ok_count").as_int64(), o.at("node_count").as_int64())}};
 }
 
+// A plan's row: its apps (those of its stages), and how many stages succeeded.
+HistoryRow plan_row(const engine::DeployPlan& p) {
+  std::vector<std::string> apps;
+  std::vector<std::string> versions;
+  int done = 0;
+  for (const auto& s : p.stages) {
+    if (std::find(apps.begin(), apps.end(), s.app) == apps.end()) apps.push_back(s.app);
+    if (std::find(versions.begin(), versions.end(), s.version) == versions.end())
+      versions.push_back(s.version);
+    done += s.state == engine::StageState::succeeded ? 1 : 0;
+  }
+  auto joined = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v)
+      out += (out.empty() ? "" : ",") + x;
+    return out;
+  };
+  return HistoryRow{
+      p.created_at,
+      {engine::plan_ref(p.id), "plan", shorten(joined(apps), 40), shorten(joined(versions), 24),
+       p.env, state_cell(engine::plan_state_name(p.state)), p.actor,
+       format_time_short(p.created_at),
+       p.finished_at ? format_duration(p.duration(p.finished_at)) : "-",
+       fmt::format("{}/{} stages", done, p.stages.size())}};
+}
+
 }  // namespace
 
 int cmd_history(const ClientFlags& f, const std::string& app, const std::string& env, int limit) {
@@ -70,8 +97,23 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
     if (!rr) return fail(rr.error());
     runs = rr->as_object().at("runs");
   }
+  // Plans: those with a stage of the app, when one is asked for.
+  auto pr = c.get(fmt::format("/api/v1/plans?limit={}{}", limit, env.empty() ? "" : "&env=" + env));
+  if (!pr) return fail(pr.error());
+  std::vector<engine::DeployPlan> plans;
+  json::array plans_json;
+  for (const auto& v : pr->as_object().at("plans").as_array()) {
+    auto p = engine::plan_from_json(v);
+    if (!p) continue;
+    const bool has_app = app.empty() || std::any_of(p->stages.begin(), p->stages.end(),
+                                                    [&](const auto& s) { return s.app == app; });
+    if (!has_app) continue;
+    plans.push_back(std::move(*p));
+    plans_json.push_back(v);
+  }
   if (f.json()) {
     if (app.empty()) r->as_object()["runs"] = runs;
+    r->as_object()["plans"] = std::move(plans_json);
     print_json(*r);
     return kExitOk;
   }
@@ -95,7 +137,9 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
   for (const auto& v : runs.as_array()) {
     if (auto run = engine::run_from_json(v)) rows.push_back(run_row(*run, v.as_object()));
   }
-  // Newest first, deploys and runs interleaved; at most `limit` rows in all.
+  for (const auto& p : plans)
+    rows.push_back(plan_row(p));
+  // Newest first, deploys, plans and runs interleaved; at most `limit` rows in all.
   std::stable_sort(rows.begin(), rows.end(),
                    [](const HistoryRow& a, const HistoryRow& b) { return a.at > b.at; });
   if (rows.size() > static_cast<size_t>(limit)) rows.resize(static_cast<size_t>(limit));
@@ -111,7 +155,12 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
 }
 
 int cmd_history_show(const ClientFlags& f, const std::string& text) {
-  // "12" or "#12" is a deploy, "r3" a run.
+  // "12" or "#12" is a deploy, "r3" a run, "p2" a plan.
+  if (!text.empty() && (text[0] == 'p' || text[0] == 'P')) {
+    auto id = engine::parse_plan_ref(text);
+    if (!id) return fail(id.error());
+    return cmd_plan_show(f, *id);
+  }
   const bool is_run = !text.empty() && (text[0] == 'r' || text[0] == 'R');
   const std::string digits = text.substr(!text.empty() && (is_run || text[0] == '#') ? 1 : 0);
   int64_t id = 0;
@@ -119,7 +168,8 @@ int cmd_history_show(const ClientFlags& f, const std::string& text) {
   if (ec != std::errc() || end != digits.data() + digits.size() || id <= 0) {
     return fail(
         err(Errc::invalid_argument,
-            fmt::format("'{}' is neither a deploy id (12) nor a run id (r3)", text.substr(0, 32))));
+            fmt::format("'{}' is neither a deploy id (12), a run id (r3) nor a plan id (p2)",
+                        text.substr(0, 32))));
   }
   if (is_run) return cmd_run_show(f, id);
   auto c = make_client(f);

@@ -2,6 +2,7 @@
 // defines the flags (CLI11) and calls these; nothing here depends on the argument parser.
 #pragma once
 
+#include <filesystem>
 #include <iosfwd>
 #include <map>
 #include <optional>
@@ -86,10 +87,32 @@ struct RollbackArgs {
   StrategyArgs how;
 };
 int cmd_rollback(const ClientFlags& f, const RollbackArgs& a);
-int cmd_watch(const ClientFlags& f, int64_t id);
-int cmd_abort(const ClientFlags& f, int64_t id, bool rollback);
+// The id of a deploy ("12", "#12") or of a plan ("p3").
+struct DeployOrPlan {
+  bool plan = false;
+  int64_t id = 0;
+};
+Result<DeployOrPlan> parse_deploy_or_plan(const std::string& text);
+// These take a deploy id or a plan id (p3).
+int cmd_watch(const ClientFlags& f, const std::string& id);
+int cmd_abort(const ClientFlags& f, const std::string& id, bool rollback);
 // pause, resume, promote
-int cmd_control(const ClientFlags& f, const std::string& verb, int64_t id);
+int cmd_control(const ClientFlags& f, const std::string& verb, const std::string& id);
+
+// Deploy plans: slipway deploy -f deploy.yaml (ordered stages, see docs/plans.md).
+struct PlanArgs {
+  std::filesystem::path file;
+  std::string env;  // when the file names none (or the same)
+  bool detach = false;
+  bool force = false;  // every stage through a freeze (recorded)
+};
+// Starts the plan and follows it: each stage's deploy, waits and approvals, rollbacks; 0 only
+// when it succeeded.
+int cmd_deploy_plan(const ClientFlags& f, const PlanArgs& a);
+int cmd_plan_watch(const ClientFlags& f, int64_t id);
+// promote, abort (the server's), pause, resume (those of the running stage's deploy)
+int cmd_plan_control(const ClientFlags& f, const std::string& verb, int64_t id);
+int cmd_plan_show(const ClientFlags& f, int64_t id);
 
 // Follows a deploy the server just created (its JSON) until it ends, printing progress to `out`
 // (a live bar when `live` and standard output is a terminal); returns 0 when it succeeded, 1 when
@@ -133,8 +156,8 @@ struct RunArgs {
 int cmd_run(const ClientFlags& f, const RunArgs& a);
 int cmd_run_show(const ClientFlags& f, int64_t id);
 
-// History: deploys and (without an app) runs, newest first. `show` takes a deploy id (12) or a
-// run id (r3).
+// History: deploys, plans and (without an app) runs, newest first. `show` takes a deploy id (12),
+// a run id (r3) or a plan id (p2).
 int cmd_history(const ClientFlags& f, const std::string& app, const std::string& env, int limit);
 int cmd_history_show(const ClientFlags& f, const std::string& id);
 

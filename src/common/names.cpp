@@ -22,6 +22,8 @@ std::string_view name_kind_label(NameKind kind) {
       return "tag value";
     case NameKind::version:
       return "version";
+    case NameKind::stage:
+      return "stage name";
   }
   return "name";
 }

@@ -11,32 +11,11 @@
 #include "common/duration.h"
 #include "common/names.h"
 #include "server/context.h"
+#include "server/deploys.h"
 #include "server/targets.h"
 
 namespace slipway::server {
 
-namespace {
-
-struct DeployParams {
-  engine::DeployKind kind = engine::DeployKind::deploy;
-  std::string app;
-  std::string version;  // "" = newest (deploy) or previous successful (rollback)
-  std::string env;
-  inventory::Selector extra;  // beyond env
-  std::optional<engine::BatchSize> batch;
-  int max_failures = 0;
-  engine::Strategy strategy = engine::Strategy::rolling;
-  engine::CanarySpec canary;
-  engine::Gate canary_gate = engine::Gate::none;
-  Millis canary_wait{0};
-  std::vector<std::string> zones;
-  std::optional<engine::BatchSize> max_unavailable;
-  Millis healthy_deadline{0};
-  Millis progress_deadline{0};
-  bool force = false;  // deploy through a freeze (recorded)
-};
-
-// A duration field of a request: "30s", "5m", ... (absent = 0).
 Result<Millis> duration_field(JsonReader& r, std::string_view key) {
   auto text = r.opt_str(key);
   if (!text) return Millis(0);
@@ -50,6 +29,8 @@ Result<Millis> duration_field(JsonReader& r, std::string_view key) {
   }
   return *d;
 }
+
+namespace {
 
 // The strategy part of a deploy or rollback request.
 Status parse_strategy_params(JsonReader& r, DeployParams& p) {
@@ -117,10 +98,11 @@ Status parse_strategy_params(JsonReader& r, DeployParams& p) {
   return {};
 }
 
-Result<DeployParams> parse_params(const std::string& body, engine::DeployKind kind) {
-  auto v = parse_json(body, "request body");
-  if (!v) return v.error();
-  JsonReader r(*v, kind == engine::DeployKind::deploy ? "deploy request" : "rollback request");
+}  // namespace
+
+Result<DeployParams> parse_deploy_params(const json::value& body, engine::DeployKind kind,
+                                         const std::string& context) {
+  JsonReader r(body, context);
   DeployParams p;
   p.kind = kind;
   p.app = r.str("app");
@@ -146,6 +128,8 @@ Result<DeployParams> parse_params(const std::string& body, engine::DeployKind ki
   }
   return p;
 }
+
+namespace {
 
 engine::ArtifactRef ref_of(const store::ArtifactRecord& a) {
   return engine::ArtifactRef{a.version, a.sha256, a.size};
@@ -246,36 +230,37 @@ Status lb_hooks(ServerContext& ctx, const std::string& manifest_json,
   return {};
 }
 
-asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
-                                       engine::DeployKind kind) {
-  auto p = parse_params(req.body, kind);
-  if (!p) co_return Response::error(p.error());
+}  // namespace
+
+asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployParams p,
+                                                     std::string actor) {
+  const engine::DeployKind kind = p.kind;
   // A freeze refuses deploys, never rollbacks: taking a bad change back must stay possible.
   std::string forced_freeze;
   if (kind == engine::DeployKind::deploy) {
-    auto gate = co_await freeze_gate(ctx, p->app, p->env, p->force);
-    if (!gate) co_return Response::error(gate.error());
+    auto gate = co_await freeze_gate(ctx, p.app, p.env, p.force);
+    if (!gate) co_return Result<StartedDeploy>(gate.error());
     forced_freeze = std::move(*gate);
   }
-  auto job0 = [params = *p](store::Store& s) { return load_inputs(s, params); };
+  auto job0 = [params = p](store::Store& s) { return load_inputs(s, params); };
   auto in = co_await ctx.db_call(job0);
-  if (!in) co_return Response::error(in.error());
+  if (!in) co_return Result<StartedDeploy>(in.error());
 
   // Which version.
-  std::string version = p->version;
+  std::string version = p.version;
   if (in->all.empty()) {
-    co_return Response::error(
-        err(Errc::not_found, fmt::format("no versions of {} have been pushed", p->app)));
+    co_return Result<StartedDeploy>(
+        err(Errc::not_found, fmt::format("no versions of {} have been pushed", p.app)));
   }
   if (version.empty()) {
     if (kind == engine::DeployKind::deploy) {
       version = in->known_versions.back();
     } else if (in->rollback_to.empty()) {
-      co_return Response::error(err(
+      co_return Result<StartedDeploy>(err(
           Errc::failed_precondition,
           fmt::format("there is no earlier successful release of {} in {} to roll back to{}; give "
                       "one with --to VERSION",
-                      p->app, p->env,
+                      p.app, p.env,
                       in->current.empty() ? "" : " (the current one is " + in->current + ")")));
     } else {
       version = in->rollback_to;
@@ -283,23 +268,27 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   }
   auto art = in->all.find(version);
   if (art == in->all.end()) {
-    co_return Response::error(
+    co_return Result<StartedDeploy>(
         err(Errc::not_found,
-            fmt::format("{} {} is not in the repository (known versions: {})", p->app, version,
+            fmt::format("{} {} is not in the repository (known versions: {})", p.app, version,
                         node_list(std::vector<std::string>(in->known_versions.rbegin(),
                                                            in->known_versions.rend()),
                                   6))));
   }
 
   // Which nodes.
-  inventory::Selector sel = p->extra;
-  sel.add(inventory::eq_term("env", p->env));
+  inventory::Selector sel = p.extra;
+  sel.add(inventory::eq_term("env", p.env));
   std::vector<engine::Target> targets;
   std::vector<std::string> lost;
   std::vector<std::string> quarantined;
   size_t in_env = 0;
   for (const auto* n : ctx.inventory.select(sel, true)) {
-    const auto app = n->apps.find(p->app);
+    if (!p.only_nodes.empty() &&
+        std::find(p.only_nodes.begin(), p.only_nodes.end(), n->name) == p.only_nodes.end()) {
+      continue;
+    }
+    const auto app = n->apps.find(p.app);
     const std::string current = app == n->apps.end() ? "" : app->second.version;
     if (kind == engine::DeployKind::rollback && app == n->apps.end()) continue;
     if (n->state != inventory::NodeState::alive) {
@@ -312,40 +301,40 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
     }
     engine::Target t{n->name, n->zone, current};
     t.in_service = app != n->apps.end() && app->second.healthy;
-    if (p->strategy == engine::Strategy::canary && p->canary.by_tag) {
-      auto tag = n->tags.find(p->canary.key);
-      t.canary = tag != n->tags.end() && tag->second == p->canary.value;
+    if (p.strategy == engine::Strategy::canary && p.canary.by_tag) {
+      auto tag = n->tags.find(p.canary.key);
+      t.canary = tag != n->tags.end() && tag->second == p.canary.value;
     }
     targets.push_back(std::move(t));
   }
   for (const auto* n : ctx.inventory.all())
-    in_env += n->env == p->env ? 1 : 0;
+    in_env += n->env == p.env ? 1 : 0;
   if (targets.empty()) {
-    std::string why = fmt::format("no alive node matches env={}{}{}", p->env,
-                                  p->extra.empty() ? "" : " ", p->extra.to_string());
-    if (kind == engine::DeployKind::rollback) why += fmt::format(" and runs {}", p->app);
-    why += fmt::format(" ({} node(s) known in {}", in_env, p->env);
+    std::string why = fmt::format("no alive node matches env={}{}{}", p.env,
+                                  p.extra.empty() ? "" : " ", p.extra.to_string());
+    if (kind == engine::DeployKind::rollback) why += fmt::format(" and runs {}", p.app);
+    why += fmt::format(" ({} node(s) known in {}", in_env, p.env);
     if (!lost.empty()) why += fmt::format(", matching but lost: {}", node_list(lost));
     if (!quarantined.empty()) {
       why += fmt::format(", matching but quarantined: {}", node_list(quarantined));
     }
     why += "): nothing to deploy to";
-    co_return Response::error(err(Errc::failed_precondition, why));
+    co_return Result<StartedDeploy>(err(Errc::failed_precondition, why));
   }
 
-  if (p->strategy == engine::Strategy::canary) {
-    if (p->canary.by_tag) {
+  if (p.strategy == engine::Strategy::canary) {
+    if (p.canary.by_tag) {
       if (std::none_of(targets.begin(), targets.end(), [](const auto& t) { return t.canary; })) {
-        co_return Response::error(
+        co_return Result<StartedDeploy>(
             err(Errc::failed_precondition,
                 fmt::format("no targeted node has the tag {}: there would be no canary",
-                            p->canary.key + "=" + p->canary.value)));
+                            p.canary.key + "=" + p.canary.value)));
       }
     } else {
       // The first nodes by name.
       std::sort(targets.begin(), targets.end(),
                 [](const auto& a, const auto& b) { return a.node < b.node; });
-      const int n = p->canary.count.resolve(static_cast<int>(targets.size()));
+      const int n = p.canary.count.resolve(static_cast<int>(targets.size()));
       for (int i = 0; i < n; ++i)
         targets[static_cast<size_t>(i)].canary = true;
     }
@@ -353,17 +342,17 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
 
   engine::DeployRequest dr;
   dr.kind = kind;
-  dr.strategy = p->strategy;
-  dr.canary = p->strategy == engine::Strategy::canary ? p->canary.to_string() : "";
-  dr.canary_gate = p->canary_gate;
-  dr.canary_wait = p->canary_wait;
-  dr.zone_order = p->zones;
-  dr.max_unavailable = p->max_unavailable;
-  dr.healthy_deadline = p->healthy_deadline;
-  dr.progress_deadline = p->progress_deadline;
-  dr.app = p->app;
-  dr.env = p->env;
-  dr.selector = p->extra.to_string();
+  dr.strategy = p.strategy;
+  dr.canary = p.strategy == engine::Strategy::canary ? p.canary.to_string() : "";
+  dr.canary_gate = p.canary_gate;
+  dr.canary_wait = p.canary_wait;
+  dr.zone_order = p.zones;
+  dr.max_unavailable = p.max_unavailable;
+  dr.healthy_deadline = p.healthy_deadline;
+  dr.progress_deadline = p.progress_deadline;
+  dr.app = p.app;
+  dr.env = p.env;
+  dr.selector = p.extra.to_string();
   dr.artifact = art->second;
   for (const auto& t : targets) {
     if (t.from_version.empty()) continue;
@@ -372,26 +361,45 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
   }
   // A rollback obeys the batch size of the deploy it undoes unless told otherwise.
   // With only max_unavailable, that limit alone paces the rollout (a sliding window).
-  dr.batch = p->batch                                             ? *p->batch
-             : p->max_unavailable                                 ? engine::BatchSize{100, true}
+  dr.batch = p.batch                                              ? *p.batch
+             : p.max_unavailable                                  ? engine::BatchSize{100, true}
              : (kind == engine::DeployKind::rollback && in->last) ? in->last->batch
                                                                   : engine::BatchSize{};
-  dr.max_failures = p->max_failures;
-  dr.actor = req.actor;
+  dr.max_failures = p.max_failures;
+  dr.actor = actor;
   dr.forced_freeze = forced_freeze;
-  if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p->env, dr); !hooks)
-    co_return Response::error(hooks.error());
+  if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p.env, dr); !hooks)
+    co_return Result<StartedDeploy>(hooks.error());
   dr.keep_releases = ctx.opts.keep_releases;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
-  if (!id) co_return Response::error(id.error());
-  const engine::Deploy* d = ctx.engine->find(*id);
+  if (!id) co_return Result<StartedDeploy>(id.error());
+  co_return StartedDeploy{*id, std::move(lost), std::move(quarantined)};
+}
+
+namespace {
+
+asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
+                                       engine::DeployKind kind) {
+  auto v = parse_json(req.body, "request body");
+  if (!v) co_return Response::error(v.error());
+  auto p = parse_deploy_params(
+      *v, kind, kind == engine::DeployKind::deploy ? "deploy request" : "rollback request");
+  if (!p) co_return Response::error(p.error());
+  const std::string app = p->app;
+  const std::string env = p->env;
+  auto started = co_await launch_deploy(ctx, std::move(*p), req.actor);
+  if (!started) co_return Response::error(started.error());
+  const engine::DeployId id = started->id;
+  const auto& lost = started->lost;
+  const auto& quarantined = started->quarantined;
+  const engine::Deploy* d = ctx.engine->find(id);
   spdlog::info(
-      "deploy #{} started by {}: {} {} to {} ({} nodes{}{})", *id, req.actor, p->app, version,
-      p->env, d ? d->nodes.size() : 0,
+      "deploy #{} started by {}: {} {} to {} ({} nodes{}{})", id, req.actor, app,
+      d ? d->version : "", env, d ? d->nodes.size() : 0,
       lost.empty() ? "" : fmt::format("; {} matching node(s) lost and left out", lost.size()),
       quarantined.empty() ? ""
                           : fmt::format("; quarantined and left out: {}", node_list(quarantined)));
-  json::value body = d ? engine::to_json(*d, true) : json::value(json::object{{"id", *id}});
+  json::value body = d ? engine::to_json(*d, true) : json::value(json::object{{"id", id}});
   if (body.is_object()) {
     add_left_out(body.as_object(), "lost_nodes_left_out", lost);
     add_left_out(body.as_object(), "quarantined_nodes_left_out", quarantined);

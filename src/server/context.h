@@ -21,6 +21,7 @@
 #include "artifacts/blob_store.h"
 #include "artifacts/manifest.h"
 #include "engine/engine.h"
+#include "engine/plans.h"
 #include "engine/runs.h"
 #include "inventory/inventory.h"
 #include "server/http.h"
@@ -59,6 +60,11 @@ class ServerContext {
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<engine::RunJournal> run_journal;
   std::unique_ptr<engine::RunManager> runs;  // ad-hoc commands (slipway run)
+  // Where the engine's events go: the watchers, and the plans (which learn of their deploys'
+  // ends there).
+  std::unique_ptr<engine::EventSink> events;
+  std::unique_ptr<engine::PlanDriver> plan_driver;
+  std::unique_ptr<engine::PlanManager> plans;  // deploy plans (slipway deploy -f)
   Router router;
   std::string admin_token;
   std::string join_token;
@@ -123,6 +129,9 @@ asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::
                                                  const std::string& env, bool force);
 void register_run_routes(ServerContext& ctx);
 void register_lb_routes(ServerContext& ctx);
+void register_plan_routes(ServerContext& ctx);
+// What the PlanManager starts its deploys through (api_plans.cpp).
+std::unique_ptr<engine::PlanDriver> make_plan_driver(ServerContext& ctx);
 
 // The load-balancer commands of an environment (api_lb.cpp), from what the meta table holds under
 // "lb/ENV" ("" = none): used for the apps whose manifest names no drain or undrain.

@@ -108,6 +108,20 @@ class StoreRunJournal final : public engine::RunJournal {
   store::DbExecutor& db_;
 };
 
+// Where the engine's events go: every event to convergence and on to the watchers; the end of
+// each deploy also to the plans, whose stages and rollbacks are deploys.
+class ServerEvents final : public engine::EventSink {
+ public:
+  explicit ServerEvents(ServerContext& ctx) : ctx_(ctx) {}
+  void on_event(const engine::DeployEvent& e, const engine::Deploy& d) override {
+    ctx_.convergence->on_event(e, d);  // which passes every event on to the watchers
+    if (e.kind == "deploy.finished" && ctx_.plans) ctx_.plans->on_deploy_finished(d);
+  }
+
+ private:
+  ServerContext& ctx_;
+};
+
 // Reads DIR/NAME, or writes a fresh random token there (mode 0600) on first start.
 Result<std::string> load_or_create_token(const fs::path& file, bool& created) {
   created = false;
@@ -171,6 +185,7 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
     ctx.engine->tick();
     ctx.runs->tick();
     if (ticks % 2 == 0) ctx.convergence->tick();
+    ctx.plans->tick();
     if (++ticks % 20 == 0) {
       ctx.watchers->expire();
       // Persist last_seen of live nodes in one transaction, rather than on every heartbeat.
@@ -253,10 +268,12 @@ int run_server(const ServerOptions& opts) {
   std::vector<inventory::Node> nodes;
   engine::DeployId max_id = 0;
   engine::RunId max_run_id = 0;
+  engine::PlanId max_plan_id = 0;
   std::vector<engine::DeployId> interrupted;
   std::vector<engine::RunId> interrupted_runs;
   std::vector<engine::DesiredRecord> desired;
   std::map<std::string, inventory::Quarantine> quarantines;
+  std::vector<engine::PlanId> interrupted_plans;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -285,6 +302,10 @@ int run_server(const ServerOptions& opts) {
     }
     desired = std::move(*d);
     quarantines = std::move(*q);
+    if (auto pid = s.max_plan_id()) max_plan_id = *pid;
+    auto failed_plans = s.fail_running_plans(
+        "the server stopped while the plan was running (it was restarted)", now_ms());
+    if (failed_plans) interrupted_plans = *failed_plans;
   });
   if (!load_status) {
     spdlog::error("cannot open the database: {}", load_status.error().message);
@@ -295,6 +316,9 @@ int run_server(const ServerOptions& opts) {
   }
   for (auto id : interrupted_runs) {
     spdlog::warn("run r{} was running when the server stopped; marked failed", id);
+  }
+  for (auto id : interrupted_plans) {
+    spdlog::warn("plan p{} was running when the server stopped; marked failed", id);
   }
   ctx.inventory.load(std::move(nodes));
   for (auto& [name, q] : quarantines)
@@ -307,8 +331,9 @@ int run_server(const ServerOptions& opts) {
   ctx.journal = std::make_unique<StoreJournal>(*ctx.db, ioc);
   engine::EngineOptions eo;
   eo.node_timeout = opts.node_timeout;
+  ctx.events = std::make_unique<ServerEvents>(ctx);
   ctx.engine = std::make_unique<engine::Engine>(SystemClock::instance(), *ctx.gateway, *ctx.journal,
-                                                *ctx.convergence, eo, ctx.gateway.get());
+                                                *ctx.events, eo, ctx.gateway.get());
   ctx.gateway->add_exec_handler(engine::Engine::kHookPrefix, *ctx.engine->exec_handler());
   ctx.engine->set_next_id(max_id + 1);
   ctx.run_journal = std::make_unique<StoreRunJournal>(*ctx.db);
@@ -316,6 +341,9 @@ int run_server(const ServerOptions& opts) {
       std::make_unique<engine::RunManager>(SystemClock::instance(), *ctx.gateway, *ctx.run_journal);
   ctx.runs->set_next_id(max_run_id + 1);
   ctx.gateway->add_exec_handler(engine::RunManager::kActionPrefix, ctx.runs->exec_handler());
+  ctx.plan_driver = make_plan_driver(ctx);
+  ctx.plans = std::make_unique<engine::PlanManager>(SystemClock::instance(), *ctx.plan_driver);
+  ctx.plans->set_next_id(max_plan_id + 1);
 
   ctx.router.add("GET", "/healthz", Caller::none, [](Request&) -> asio::awaitable<Response> {
     co_return Response::json(200, json::object{{"status", "ok"}, {"version", SLIPWAY_VERSION}});
@@ -326,6 +354,7 @@ int run_server(const ServerOptions& opts) {
   register_freeze_routes(ctx);
   register_run_routes(ctx);
   register_lb_routes(ctx);
+  register_plan_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

@@ -101,6 +101,17 @@ INSERT INTO desired (env, app, node, selector, version, deploy_id, actor, set_at
     SELECT MAX(id) FROM deploys e WHERE e.env = d.env AND e.app = d.app
       AND e.selector = d.selector AND e.state = 'succeeded' AND e.kind IN ('deploy', 'rollback'));
 )sql",
+    // 6: deploy plans (slipway deploy -f: ordered stages). `stages`, `rollbacks` and `log` are
+    // JSON (each stage with its state, deploy id and rollback deploy ids).
+    R"sql(
+CREATE TABLE plans (
+  id INTEGER PRIMARY KEY, env TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
+  current_stage INTEGER NOT NULL, stages TEXT NOT NULL, rollbacks TEXT NOT NULL,
+  actor TEXT NOT NULL, aborted_by TEXT NOT NULL, reason TEXT NOT NULL, waiting TEXT NOT NULL,
+  gate TEXT NOT NULL, resume_at INTEGER NOT NULL, log TEXT NOT NULL,
+  created_at INTEGER NOT NULL, finished_at INTEGER NOT NULL);
+CREATE INDEX plans_env ON plans (env, id);
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -574,15 +585,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Run>> list_runs(const RunFilter& f) override {
-    std::string sql = std::string(kRunColumns) + " WHERE 1 = 1";
-    if (!f.env.empty()) sql += " AND env = ?1";
-    if (f.before_id > 0) sql += " AND id < ?2";
-    sql += " ORDER BY id DESC LIMIT ?3";
-    auto s = db_.prepare(sql);
+    auto s = newest_first(kRunColumns, f.env, f.before_id, f.limit);
     if (!s) return s.error();
-    if (!f.env.empty()) s->bind(1, f.env);
-    if (f.before_id > 0) s->bind(2, f.before_id);
-    s->bind(3, static_cast<int64_t>(f.limit));
     std::vector<Run> out;
     for (;;) {
       auto row = s->step();
@@ -692,6 +696,89 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Status save_plan(const engine::DeployPlan& p) override {
+    // Its JSON holds the stages, rollbacks and log as the API shows them.
+    const json::value v = engine::to_json(p);
+    const auto& o = v.as_object();
+    auto s = db_.prepare(
+        "INSERT INTO plans (id, env, spec, state, current_stage, stages, rollbacks, actor, "
+        "aborted_by, reason, waiting, gate, resume_at, log, created_at, finished_at) VALUES (?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = "
+        "excluded.state, current_stage = excluded.current_stage, stages = excluded.stages, "
+        "rollbacks = excluded.rollbacks, aborted_by = excluded.aborted_by, reason = "
+        "excluded.reason, waiting = excluded.waiting, gate = excluded.gate, resume_at = "
+        "excluded.resume_at, log = excluded.log, finished_at = excluded.finished_at");
+    if (!s) return s.error();
+    s->bind(1, p.id).bind(2, p.env).bind(3, to_json(p.spec));
+    s->bind(4, engine::plan_state_name(p.state)).bind(5, p.current);
+    s->bind(6, to_json(o.at("stages"))).bind(7, to_json(o.at("rollbacks"))).bind(8, p.actor);
+    s->bind(9, p.aborted_by).bind(10, p.reason).bind(11, p.waiting).bind(12, p.gate);
+    s->bind(13, p.resume_at).bind(14, to_json(o.at("log"))).bind(15, p.created_at);
+    s->bind(16, p.finished_at);
+    return s->run();
+  }
+
+  Result<std::optional<engine::DeployPlan>> get_plan(engine::PlanId id) override {
+    auto s = db_.prepare(std::string(kPlanColumns) + " WHERE id = ?");
+    if (!s) return s.error();
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<engine::DeployPlan>();
+    auto p = plan_row(*s);
+    if (!p) return p.error();
+    return std::optional<engine::DeployPlan>(std::move(*p));
+  }
+
+  Result<std::vector<engine::DeployPlan>> list_plans(const PlanFilter& f) override {
+    auto s = newest_first(kPlanColumns, f.env, f.before_id, f.limit);
+    if (!s) return s.error();
+    std::vector<engine::DeployPlan> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      auto p = plan_row(*s);
+      if (!p) return p.error();
+      out.push_back(std::move(*p));
+    }
+    return out;
+  }
+
+  Result<engine::PlanId> max_plan_id() override {
+    auto ids = int_column("SELECT COALESCE(MAX(id), 0) FROM plans");
+    if (!ids) return ids.error();
+    return ids->front();
+  }
+
+  Result<std::vector<engine::PlanId>> fail_running_plans(const std::string& reason,
+                                                         TimeMs now) override {
+    auto ids =
+        int_column("SELECT id FROM plans WHERE state IN ('running', 'waiting', 'rolling_back')");
+    if (!ids) return ids.error();
+    for (auto id : *ids) {
+      auto p = get_plan(id);
+      if (!p) return p.error();
+      if (!*p) continue;
+      auto& plan = **p;
+      plan.state = engine::PlanState::failed;
+      plan.reason = plan.reason.empty() ? reason : plan.reason + "; " + reason;
+      plan.finished_at = now;
+      plan.waiting.clear();
+      plan.gate.clear();
+      plan.resume_at = 0;
+      for (auto& st : plan.stages) {
+        if (st.state == engine::StageState::pending) st.state = engine::StageState::skipped;
+        if (st.state == engine::StageState::running) st.state = engine::StageState::failed;
+        if (st.state == engine::StageState::rolling_back)
+          st.state = engine::StageState::rollback_failed;
+      }
+      plan.log.push_back(engine::Transition{now, "slipway", "failed", reason});
+      if (auto st = save_plan(plan); !st) return st.error();
+    }
+    return *ids;
+  }
+
   Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) override {
     auto s = db_.prepare(
         "INSERT INTO freezes (env, app, until, reason, created_by, created_at, lifted_by, "
@@ -756,6 +843,22 @@ class SqliteStore final : public Store {
     return f;
   }
 
+  // `columns` (a SELECT ... FROM table with env and id) of one environment ("" = all), newest
+  // first, older than `before_id` (when > 0), at most `limit`.
+  Result<Statement> newest_first(const char* columns, const std::string& env, int64_t before_id,
+                                 int limit) {
+    std::string sql = std::string(columns) + " WHERE 1 = 1";
+    if (!env.empty()) sql += " AND env = ?1";
+    if (before_id > 0) sql += " AND id < ?2";
+    sql += " ORDER BY id DESC LIMIT ?3";
+    auto s = db_.prepare(sql);
+    if (!s) return s.error();
+    if (!env.empty()) s->bind(1, env);
+    if (before_id > 0) s->bind(2, before_id);
+    s->bind(3, static_cast<int64_t>(limit));
+    return s;
+  }
+
   // The first column of every row of `sql` (no parameters), as integers.
   Result<std::vector<int64_t>> int_column(const std::string& sql) {
     auto s = db_.prepare(sql);
@@ -768,6 +871,33 @@ class SqliteStore final : public Store {
       out.push_back(s->i64(0));
     }
     return out;
+  }
+
+  static constexpr const char* kPlanColumns =
+      "SELECT id, env, spec, state, current_stage, stages, rollbacks, actor, aborted_by, reason, "
+      "waiting, gate, resume_at, log, created_at, finished_at FROM plans";
+
+  // A plans row as the plan's JSON, read back with plan_from_json.
+  static Result<engine::DeployPlan> plan_row(const Statement& s) {
+    json::object o{{"id", s.i64(0)},
+                   {"env", s.text(1)},
+                   {"state", s.text(3)},
+                   {"current_stage", s.i64(4)},
+                   {"actor", s.text(7)},
+                   {"aborted_by", s.text(8)},
+                   {"reason", s.text(9)},
+                   {"waiting", s.text(10)},
+                   {"gate", s.text(11)},
+                   {"resume_at", format_time(s.i64(12))},
+                   {"started_at", format_time(s.i64(14))},
+                   {"finished_at", format_time(s.i64(15))}};
+    for (auto [key, column] :
+         {std::pair{"spec", 2}, {"stages", 5}, {"rollbacks", 6}, {"log", 13}}) {
+      auto v = parse_json(s.text(column), "stored plan");
+      if (!v) return v.error();
+      o[key] = std::move(*v);
+    }
+    return engine::plan_from_json(o);
   }
 
   static constexpr const char* kRunColumns =

@@ -1,6 +1,6 @@
 // The server's persistent state behind one interface (SQLite now; PostgreSQL later): artifacts,
 // nodes, deploys with their per-node progress and steps, ad-hoc runs with each node's outcome,
-// and small settings.
+// deploy plans (ordered stages), and small settings.
 //
 // Thread-safety: none. The server owns one Store and uses it only from its database thread
 // (see DbExecutor).
@@ -19,6 +19,7 @@
 #include "engine/deploy.h"
 #include "engine/desired.h"
 #include "engine/freeze.h"
+#include "engine/plan.h"
 #include "engine/run.h"
 #include "inventory/node.h"
 
@@ -49,6 +50,12 @@ struct RunFilter {
   std::string env;  // "" = any
   int limit = 50;
   engine::RunId before_id = 0;  // 0 = newest first from the top
+};
+
+struct PlanFilter {
+  std::string env;  // "" = any
+  int limit = 50;
+  engine::PlanId before_id = 0;  // 0 = newest first from the top
 };
 
 class Store {
@@ -119,6 +126,16 @@ class Store {
   // Marks every running run failed, and its unfinished nodes with `reason`; returns the ids.
   virtual Result<std::vector<engine::RunId>> fail_running_runs(const std::string& reason,
                                                                TimeMs now) = 0;
+  // Deploy plans (ordered stages): the whole record (insert or update).
+  virtual Status save_plan(const engine::DeployPlan& p) = 0;
+  virtual Result<std::optional<engine::DeployPlan>> get_plan(engine::PlanId id) = 0;
+  // Newest first, whole records.
+  virtual Result<std::vector<engine::DeployPlan>> list_plans(const PlanFilter& f) = 0;
+  virtual Result<engine::PlanId> max_plan_id() = 0;
+  // Marks every plan that was running, waiting or rolling back failed with `reason`; returns
+  // the ids.
+  virtual Result<std::vector<engine::PlanId>> fail_running_plans(const std::string& reason,
+                                                                 TimeMs now) = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);

@@ -7,8 +7,8 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
-#include "support/temp_dir.h"
 #include "unit/store/schema_v1.h"
+#include "unit/store/store_fixture.h"
 
 namespace slipway::store {
 namespace {
@@ -52,17 +52,7 @@ engine::Run run(engine::RunId id, std::string env = "staging",
   return r;
 }
 
-class RunStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_ = make_sqlite_store(path());
-    ASSERT_TRUE(store_->open());
-  }
-  std::string path() const { return (dir_.path() / "slipway.db").string(); }
-
-  slipway::testing::TempDir dir_;
-  std::unique_ptr<Store> store_;
-};
+using RunStoreTest = FreshStoreTest;
 
 TEST_F(RunStoreTest, SaveAndGetWithEveryNode) {
   const engine::Run r = run(1);

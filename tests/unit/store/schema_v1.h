@@ -10,6 +10,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "ALTER TABLE deploy_nodes DROP COLUMN canary; "                        // 3
     "DROP TABLE run_nodes; DROP TABLE runs; "                              // 4
     "DROP TABLE quarantines; DROP TABLE desired; "                         // 5
+    "DROP TABLE plans; "                                                   // 6
     "PRAGMA user_version = 1";
 
 }  // namespace slipway::store

@@ -161,12 +161,12 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "6");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables,
             (std::vector<std::string>{"artifacts", "deploy_log", "deploy_nodes", "deploy_steps",
-                                      "deploys", "desired", "freezes", "meta", "nodes",
+                                      "deploys", "desired", "freezes", "meta", "nodes", "plans",
                                       "quarantines", "run_nodes", "runs", "sqlite_sequence"}));
 }
 
@@ -176,7 +176,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "6");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
@@ -661,7 +661,7 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "6");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");
