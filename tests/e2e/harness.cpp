@@ -25,6 +25,7 @@
 
 #include "common/fs.h"
 #include "lab/sample_release.h"
+#include "support/child_process.h"
 
 extern char** environ;
 
@@ -145,22 +146,7 @@ std::string ProcResult::describe() const {
 ProcResult run_process(const std::vector<std::string>& argv,
                        const std::map<std::string, std::string>& env, Millis timeout) {
   if (argv.empty()) fail("run_process: no program");
-  std::map<std::string, std::string> vars;
-  for (char** p = environ; p && *p; ++p) {
-    const std::string s(*p);
-    const auto eq = s.find('=');
-    if (eq != std::string::npos) vars[s.substr(0, eq)] = s.substr(eq + 1);
-  }
-  for (const auto& [k, v] : env) {
-    if (v.empty()) {
-      vars.erase(k);
-    } else {
-      vars[k] = v;
-    }
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : vars)
-    env_strings.push_back(k + "=" + v);
+  std::vector<std::string> env_strings = slipway::testing::environment_with(env);
   std::vector<char*> envp;
   for (auto& s : env_strings)
     envp.push_back(s.data());
@@ -258,12 +244,7 @@ bool process_gone(pid_t pid) {
 }
 
 bool wait_until(const std::function<bool()>& pred, Millis timeout, Millis every) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
+  return slipway::testing::poll_until(pred, timeout, every);
 }
 
 std::string raw_exchange(const std::string& host, const std::string& port, const std::string& bytes,
