@@ -13,6 +13,7 @@
 #include "cli/plan_file.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "engine/plan.h"
 
 namespace slipway::cli {
@@ -166,11 +167,9 @@ Result<DeployOrPlan> parse_deploy_or_plan(const std::string& text) {
   int64_t id = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || id <= 0) {
-    std::string shown;
-    for (char ch : text.substr(0, 32))
-      shown += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
-    return err(Errc::invalid_argument,
-               fmt::format("'{}' is neither a deploy id (12) nor a plan id (p3)", shown));
+    return err(
+        Errc::invalid_argument,
+        fmt::format("'{}' is neither a deploy id (12) nor a plan id (p3)", excerpt(text, 32)));
   }
   return DeployOrPlan{false, id};
 }
