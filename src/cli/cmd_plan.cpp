@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -61,6 +62,27 @@ Result<engine::DeployPlan> get_plan(client::ApiClient& c, engine::PlanId id) {
   auto r = c.get(fmt::format("/api/v1/plans/{}", id));
   if (!r) return r.error();
   return engine::plan_from_json(*r);
+}
+
+// The plan a server's answer holds. With -o json the answer is printed as it is instead, and so is
+// an error: then nullopt, and `exit` says how the command ends.
+std::optional<engine::DeployPlan> plan_answer(const ClientFlags& f, const Result<json::value>& r,
+                                              int& exit) {
+  exit = kExitOk;
+  if (!r) {
+    exit = fail(r.error());
+    return std::nullopt;
+  }
+  if (f.json()) {
+    print_json(*r);
+    return std::nullopt;
+  }
+  auto p = engine::plan_from_json(*r);
+  if (!p) {
+    exit = fail(p.error());
+    return std::nullopt;
+  }
+  return std::move(*p);
 }
 
 int summarize(const engine::DeployPlan& p, std::ostream& out) {
@@ -249,13 +271,9 @@ int cmd_plan_control(const ClientFlags& f, const std::string& verb, engine::Plan
     return cmd_control(f, verb, std::to_string(s.deploy));
   }
   auto r = c.post(fmt::format("/api/v1/plans/{}/{}", id, verb), json::object{});
-  if (!r) return fail(r.error());
-  if (f.json()) {
-    print_json(*r);
-    return kExitOk;
-  }
-  auto p = engine::plan_from_json(*r);
-  if (!p) return fail(p.error());
+  int exit = kExitOk;
+  auto p = plan_answer(f, r, exit);
+  if (!p) return exit;
   if (verb == "abort") {
     std::cout << fmt::format(
         "plan {} is stopping: its running stage is aborted, then the stages done are rolled "
@@ -272,13 +290,9 @@ int cmd_plan_control(const ClientFlags& f, const std::string& verb, engine::Plan
 int cmd_plan_show(const ClientFlags& f, engine::PlanId id) {
   auto c = make_client(f);
   auto r = c.get(fmt::format("/api/v1/plans/{}", id));
-  if (!r) return fail(r.error());
-  if (f.json()) {
-    print_json(*r);
-    return kExitOk;
-  }
-  auto p = engine::plan_from_json(*r);
-  if (!p) return fail(p.error());
+  int exit = kExitOk;
+  auto p = plan_answer(f, r, exit);
+  if (!p) return exit;
   const std::string state(engine::plan_state_name(p->state));
   std::cout << paint("plan " + engine::plan_ref(p->id), Color::bold)
             << fmt::format(": {} stage(s) to {}\n", p->stages.size(), p->env);
