@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/strings.h"
 
 namespace slipway::artifacts {
 
@@ -36,15 +37,6 @@ struct EntryDeleter {
 using ReadPtr = std::unique_ptr<struct archive, ReadDeleter>;
 using WritePtr = std::unique_ptr<struct archive, WriteDeleter>;
 using EntryPtr = std::unique_ptr<struct archive_entry, EntryDeleter>;
-
-// Names from an archive go into messages: printable, and not too long.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 160))
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 160) out += "...";
-  return out;
-}
 
 std::string lib_error(struct archive* a) {
   const char* e = archive_error_string(a);
@@ -391,8 +383,9 @@ class Extractor {
     // (d/s -> ../t/.. with t -> . leads out although each looks harmless): follow each for real.
     for (const auto& link : symlinks_) {
       if (auto why = physically_inside(root_, link); !why.empty()) {
-        return err(Errc::invalid_argument,
-                   fmt::format("archive entry '{}': symbolic link refused: {}", shown(link), why));
+        return err(
+            Errc::invalid_argument,
+            fmt::format("archive entry '{}': symbolic link refused: {}", excerpt(link, 160), why));
       }
     }
     return stats_;
@@ -400,7 +393,8 @@ class Extractor {
 
  private:
   Error refuse(std::string_view path, std::string_view why) const {
-    return err(Errc::invalid_argument, fmt::format("archive entry '{}': {}", shown(path), why));
+    return err(Errc::invalid_argument,
+               fmt::format("archive entry '{}': {}", excerpt(path, 160), why));
   }
 
   // Checks one entry against everything seen so far, then writes it.
@@ -457,9 +451,9 @@ class Extractor {
         seen_.emplace(parent, Kind::directory);
       } else if (it->second == Kind::symlink) {
         return refuse(path, fmt::format("it lies inside the symbolic link '{}' of this archive",
-                                        shown(parent)));
+                                        excerpt(parent, 160)));
       } else if (it->second == Kind::file) {
-        return refuse(path, fmt::format("its parent '{}' is a file", shown(parent)));
+        return refuse(path, fmt::format("its parent '{}' is a file", excerpt(parent, 160)));
       }
     }
     if (auto it = seen_.find(rel); it != seen_.end()) {
@@ -471,15 +465,15 @@ class Extractor {
     if (is_hardlink) {
       auto target = safe_components(hardlink);
       if (!target || target->empty()) {
-        return refuse(
-            path, fmt::format("hard link to '{}' leaves the release directory", shown(hardlink)));
+        return refuse(path, fmt::format("hard link to '{}' leaves the release directory",
+                                        excerpt(hardlink, 160)));
       }
       const std::string target_rel = join_path(*target, target->size());
       auto it = seen_.find(target_rel);
       if (it == seen_.end() || it->second != Kind::file) {
         return refuse(path, fmt::format("hard link to '{}', which is not a regular file extracted "
                                         "before it",
-                                        shown(hardlink)));
+                                        excerpt(hardlink, 160)));
       }
       archive_entry_set_hardlink(entry, (root_ + "/" + target_rel).c_str());
       // Data stored with a hard link would be written into the file it links to: ignore it.
@@ -493,13 +487,13 @@ class Extractor {
         return refuse(path, "symbolic link target is too long");
       }
       if (t.starts_with('/')) {
-        return refuse(
-            path, fmt::format("symbolic link to the absolute path '{}' is not allowed", shown(t)));
+        return refuse(path, fmt::format("symbolic link to the absolute path '{}' is not allowed",
+                                        excerpt(t, 160)));
       }
       std::vector<std::string> dir(parts->begin(), parts->end() - 1);
       if (!lexically_inside(std::move(dir), t)) {
         return refuse(path, fmt::format("symbolic link to '{}' leads outside the release directory",
-                                        shown(t)));
+                                        excerpt(t, 160)));
       }
       symlinks_.push_back(rel);
       ++stats_.symlinks;
@@ -526,13 +520,15 @@ class Extractor {
     archive_entry_set_perm(entry, perm);
 
     if (!lib_ok(archive_write_header(out, entry))) {
-      return err(Errc::io, fmt::format("cannot create '{}': {}", shown(path), lib_error(out)));
+      return err(Errc::io,
+                 fmt::format("cannot create '{}': {}", excerpt(path, 160), lib_error(out)));
     }
     if (kind == Kind::file && !is_hardlink) {
       if (auto st = copy_data(in, out, path); !st) return st;
     }
     if (!lib_ok(archive_write_finish_entry(out))) {
-      return err(Errc::io, fmt::format("cannot write '{}': {}", shown(path), lib_error(out)));
+      return err(Errc::io,
+                 fmt::format("cannot write '{}': {}", excerpt(path, 160), lib_error(out)));
     }
     return {};
   }
@@ -562,7 +558,8 @@ class Extractor {
                                limits_.max_ratio, archive_size_));
       }
       if (!lib_ok(archive_write_data_block(out, buf, size, offset))) {
-        return err(Errc::io, fmt::format("cannot write '{}': {}", shown(path), lib_error(out)));
+        return err(Errc::io,
+                   fmt::format("cannot write '{}': {}", excerpt(path, 160), lib_error(out)));
       }
     }
   }
@@ -639,7 +636,8 @@ Result<std::string> read_archive_file(const fs::path& archive, std::string_view 
                                       size_t max_bytes) {
   const auto wanted = safe_components(name);
   if (!wanted || wanted->empty()) {
-    return err(Errc::invalid_argument, fmt::format("'{}' is not a valid file name", shown(name)));
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not a valid file name", excerpt(name, 160)));
   }
   const std::string wanted_rel = join_path(*wanted, wanted->size());
   auto stream = TarStream::open(archive, stream_limits(ExtractLimits{}));
@@ -698,8 +696,8 @@ Result<WritePtr> open_writer(const fs::path& out) {
 }
 
 Status write_failed(struct archive* a, const fs::path& out, std::string_view entry) {
-  return err(Errc::io,
-             fmt::format("cannot write '{}' to {}: {}", shown(entry), out.string(), lib_error(a)));
+  return err(Errc::io, fmt::format("cannot write '{}' to {}: {}", excerpt(entry, 160), out.string(),
+                                   lib_error(a)));
 }
 
 Status write_entries(struct archive* a, const fs::path& out,

@@ -36,15 +36,6 @@ std::string list_of(const std::string_view (&set)[N]) {
   return out;
 }
 
-// Keys and values end up in error messages: keep them short and printable.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64))
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 64) out += "...";
-  return out;
-}
-
 // The rules shared by the YAML parser and the JSON decoder; each returns a reason, or "".
 
 std::string check_env_name(std::string_view name) {
@@ -58,10 +49,10 @@ std::string check_env_name(std::string_view name) {
     return fmt::format(
         "env: '{}' is not a valid environment variable name (letters, digits and '_', not "
         "starting with a digit)",
-        shown(name));
+        excerpt(name));
   }
   if (name.starts_with("SLIPWAY_")) {
-    return fmt::format("env: '{}' is set by the agent and cannot be overridden", shown(name));
+    return fmt::format("env: '{}' is set by the agent and cannot be overridden", excerpt(name));
   }
   return {};
 }
@@ -78,13 +69,13 @@ std::string check_health_target(HealthKind kind, std::string_view target) {
     return fmt::format(
         "health.http: '{}': https:// health checks are not supported yet; probe "
         "the app over http:// on its node address",
-        shown(target));
+        excerpt(target));
   }
   if (kind == HealthKind::http && !target.starts_with("http://")) {
-    return fmt::format("health.http: '{}' is not an http:// URL", shown(target));
+    return fmt::format("health.http: '{}' is not an http:// URL", excerpt(target));
   }
   if (kind == HealthKind::tcp && target.find(':') == std::string_view::npos) {
-    return fmt::format("health.tcp: '{}' is not HOST:PORT", shown(target));
+    return fmt::format("health.tcp: '{}' is not HOST:PORT", excerpt(target));
   }
   return {};
 }
@@ -138,7 +129,7 @@ class ManifestBuilder {
       const YAML::Node& value = kv.second;
       if (!one_of(key, kTopKeys)) {
         fail(kv.first,
-             fmt::format("unknown key '{}' (known keys: {})", shown(key), list_of(kTopKeys)));
+             fmt::format("unknown key '{}' (known keys: {})", excerpt(key), list_of(kTopKeys)));
       }
       if (key == "start") {
         m_.start = command(kv.first, value, key);
@@ -191,7 +182,7 @@ class ManifestBuilder {
     if (!k.IsScalar()) fail(k, fmt::format("{}keys must be plain words", where));
     std::string key = k.Scalar();
     if (!seen.insert(key).second) {
-      fail(k, fmt::format("{}'{}' appears twice", where, shown(key)));
+      fail(k, fmt::format("{}'{}' appears twice", where, excerpt(key)));
     }
     return key;
   }
@@ -228,7 +219,7 @@ class ManifestBuilder {
     int64_t n = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-      fail(key, fmt::format("port: '{}' is not a number", shown(text)));
+      fail(key, fmt::format("port: '{}' is not a number", excerpt(text)));
     }
     if (auto reason = check_port(n); !reason.empty()) fail(key, reason);
     return static_cast<int>(n);
@@ -242,7 +233,7 @@ class ManifestBuilder {
       const std::string name = key_of(kv.first, seen, "env: ");
       if (auto reason = check_env_name(name); !reason.empty()) fail(kv.first, reason);
       // An explicitly empty value is allowed ("FOO: ''"); a missing one is not.
-      m_.env[name] = scalar(kv.first, kv.second, "env." + shown(name));
+      m_.env[name] = scalar(kv.first, kv.second, "env." + excerpt(name));
     }
   }
 
@@ -253,7 +244,7 @@ class ManifestBuilder {
     for (const auto& kv : value) {
       const std::string name = key_of(kv.first, seen, "hooks: ");
       if (!one_of(name, kHookNames)) {
-        fail(kv.first, fmt::format("hooks: unknown hook '{}' (known hooks: {})", shown(name),
+        fail(kv.first, fmt::format("hooks: unknown hook '{}' (known hooks: {})", excerpt(name),
                                    list_of(kHookNames)));
       }
       m_.hooks[name] = command(kv.first, kv.second, "hooks." + name);
@@ -272,7 +263,7 @@ class ManifestBuilder {
     for (const auto& kv : value) {
       const std::string name = key_of(kv.first, seen, what + ": ");
       if (!one_of(name, kLbKeys)) {
-        fail(kv.first, fmt::format("{}: unknown key '{}' (known keys: {})", what, shown(name),
+        fail(kv.first, fmt::format("{}: unknown key '{}' (known keys: {})", what, excerpt(name),
                                    list_of(kLbKeys)));
       }
       if (name == "command") {
@@ -296,7 +287,7 @@ class ManifestBuilder {
     for (const auto& kv : value) {
       const std::string name = key_of(kv.first, seen, "health: ");
       if (!one_of(name, kHealthKeys)) {
-        fail(kv.first, fmt::format("health: unknown key '{}' (known keys: {})", shown(name),
+        fail(kv.first, fmt::format("health: unknown key '{}' (known keys: {})", excerpt(name),
                                    list_of(kHealthKeys)));
       }
       const std::string what = "health." + name;
@@ -450,8 +441,8 @@ Result<Manifest> manifest_from_json(const json::value& v) {
     if (auto reason = check_env_name(name); !reason.empty()) return bad(reason);
   }
   for (const auto& [name, command] : m.hooks) {
-    if (!one_of(name, kHookNames)) return bad(fmt::format("unknown hook '{}'", shown(name)));
-    if (command.empty()) return bad(fmt::format("hook '{}' has an empty command", shown(name)));
+    if (!one_of(name, kHookNames)) return bad(fmt::format("unknown hook '{}'", excerpt(name)));
+    if (command.empty()) return bad(fmt::format("hook '{}' has an empty command", excerpt(name)));
   }
 
   if (health) {
@@ -483,7 +474,8 @@ Result<Manifest> manifest_from_json(const json::value& v) {
         return bad(reason);
       }
     } else {
-      return bad(fmt::format("unknown health kind '{}' (none, http, tcp or command)", shown(kind)));
+      return bad(
+          fmt::format("unknown health kind '{}' (none, http, tcp or command)", excerpt(kind)));
     }
   }
   if (auto reason = check_whole(m); !reason.empty()) return bad(reason);

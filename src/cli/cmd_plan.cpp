@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "cli/plan_file.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "engine/plan.h"
 
 namespace slipway::cli {
@@ -60,6 +62,27 @@ Result<engine::DeployPlan> get_plan(client::ApiClient& c, engine::PlanId id) {
   auto r = c.get(fmt::format("/api/v1/plans/{}", id));
   if (!r) return r.error();
   return engine::plan_from_json(*r);
+}
+
+// The plan a server's answer holds. With -o json the answer is printed as it is instead, and so is
+// an error: then nullopt, and `exit` says how the command ends.
+std::optional<engine::DeployPlan> plan_answer(const ClientFlags& f, const Result<json::value>& r,
+                                              int& exit) {
+  exit = kExitOk;
+  if (!r) {
+    exit = fail(r.error());
+    return std::nullopt;
+  }
+  if (f.json()) {
+    print_json(*r);
+    return std::nullopt;
+  }
+  auto p = engine::plan_from_json(*r);
+  if (!p) {
+    exit = fail(p.error());
+    return std::nullopt;
+  }
+  return std::move(*p);
 }
 
 int summarize(const engine::DeployPlan& p, std::ostream& out) {
@@ -166,11 +189,9 @@ Result<DeployOrPlan> parse_deploy_or_plan(const std::string& text) {
   int64_t id = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || id <= 0) {
-    std::string shown;
-    for (char ch : text.substr(0, 32))
-      shown += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
-    return err(Errc::invalid_argument,
-               fmt::format("'{}' is neither a deploy id (12) nor a plan id (p3)", shown));
+    return err(
+        Errc::invalid_argument,
+        fmt::format("'{}' is neither a deploy id (12) nor a plan id (p3)", excerpt(text, 32)));
   }
   return DeployOrPlan{false, id};
 }
@@ -250,13 +271,9 @@ int cmd_plan_control(const ClientFlags& f, const std::string& verb, engine::Plan
     return cmd_control(f, verb, std::to_string(s.deploy));
   }
   auto r = c.post(fmt::format("/api/v1/plans/{}/{}", id, verb), json::object{});
-  if (!r) return fail(r.error());
-  if (f.json()) {
-    print_json(*r);
-    return kExitOk;
-  }
-  auto p = engine::plan_from_json(*r);
-  if (!p) return fail(p.error());
+  int exit = kExitOk;
+  auto p = plan_answer(f, r, exit);
+  if (!p) return exit;
   if (verb == "abort") {
     std::cout << fmt::format(
         "plan {} is stopping: its running stage is aborted, then the stages done are rolled "
@@ -273,13 +290,9 @@ int cmd_plan_control(const ClientFlags& f, const std::string& verb, engine::Plan
 int cmd_plan_show(const ClientFlags& f, engine::PlanId id) {
   auto c = make_client(f);
   auto r = c.get(fmt::format("/api/v1/plans/{}", id));
-  if (!r) return fail(r.error());
-  if (f.json()) {
-    print_json(*r);
-    return kExitOk;
-  }
-  auto p = engine::plan_from_json(*r);
-  if (!p) return fail(p.error());
+  int exit = kExitOk;
+  auto p = plan_answer(f, r, exit);
+  if (!p) return exit;
   const std::string state(engine::plan_state_name(p->state));
   std::cout << paint("plan " + engine::plan_ref(p->id), Color::bold)
             << fmt::format(": {} stage(s) to {}\n", p->stages.size(), p->env);

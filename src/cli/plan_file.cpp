@@ -81,15 +81,6 @@ std::string list_of(const Key (&keys)[N]) {
   return out;
 }
 
-// Keys and values end up in error messages: keep them short and printable.
-std::string shown(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64))
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 64) out += "...";
-  return out;
-}
-
 struct FileError {
   int line;
   std::string reason;
@@ -143,7 +134,7 @@ json::value value_of(const Key& k, const YAML::Node& key, const YAML::Node& valu
       const std::string text = scalar(key, value, what);
       if (text == "true") return true;
       if (text == "false") return false;
-      fail(key, fmt::format("{}: must be true or false, not '{}'", what, shown(text)));
+      fail(key, fmt::format("{}: must be true or false, not '{}'", what, excerpt(text)));
     }
     case Kind::count: {
       const std::string text = scalar(key, value, what);
@@ -151,7 +142,8 @@ json::value value_of(const Key& k, const YAML::Node& key, const YAML::Node& valu
       const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
       if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n < 0 ||
           n > 1'000'000) {
-        fail(key, fmt::format("{}: '{}' is not a number of nodes (0 or more)", what, shown(text)));
+        fail(key,
+             fmt::format("{}: '{}' is not a number of nodes (0 or more)", what, excerpt(text)));
       }
       return n;
     }
@@ -179,7 +171,7 @@ json::value value_of(const Key& k, const YAML::Node& key, const YAML::Node& valu
       if (auto b = engine::BatchSize::parse(text); !b) {
         fail(key, fmt::format("{}: '{}' is not valid: give a number of nodes (2) or a percentage "
                               "of them (25%)",
-                              what, shown(text)));
+                              what, excerpt(text)));
       }
       break;
     case Kind::duration: {
@@ -203,11 +195,11 @@ json::object mapping(const YAML::Node& node, const Key (&keys)[N], const std::st
     if (!kv.first.IsScalar()) fail(kv.first, fmt::format("{}keys must be plain words", where));
     const std::string key = kv.first.Scalar();
     if (!seen.insert(key).second)
-      fail(kv.first, fmt::format("{}'{}' appears twice", where, shown(key)));
+      fail(kv.first, fmt::format("{}'{}' appears twice", where, excerpt(key)));
     const Key* k = find_key(key, keys);
     if (!k) {
       fail(kv.first,
-           fmt::format("{}unknown key '{}' (known keys: {})", where, shown(key), list_of(keys)));
+           fmt::format("{}unknown key '{}' (known keys: {})", where, excerpt(key), list_of(keys)));
     }
     if (key == "stages") continue;  // read by the caller
     out[key] = value_of(*k, kv.first, kv.second, where + key);

@@ -41,6 +41,14 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
+std::string excerpt(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 std::string tail_bytes(std::string_view s, size_t max_bytes) {
   if (s.size() <= max_bytes) return std::string(s);
   // Start on a character boundary: a UTF-8 continuation byte (10xxxxxx) is cut with the rest of

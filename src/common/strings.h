@@ -11,6 +11,9 @@ std::vector<std::string> split(std::string_view s, char sep, bool skip_empty = t
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view trim(std::string_view s);
 std::string to_lower(std::string_view s);
+// Text from outside (a key, a value, a path) to quote in an error message: its first `max` bytes,
+// "..." after when cut, every byte that is not printable ASCII shown as '?'.
+std::string excerpt(std::string_view s, size_t max = 64);
 // The last `max_bytes` of `s` (fewer when that would split a UTF-8 character), prefixed with a
 // note when cut (for captured process output).
 std::string tail_bytes(std::string_view s, size_t max_bytes);

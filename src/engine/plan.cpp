@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/strings.h"
 #include "engine/record_util.h"
 
 namespace slipway::engine {
@@ -70,11 +71,8 @@ Result<PlanId> parse_plan_ref(std::string_view text) {
   PlanId id = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || id <= 0) {
-    std::string shown(text.substr(0, 32));
-    for (auto& c : shown) {
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-    }
-    return err(Errc::invalid_argument, fmt::format("'{}' is not a plan id (p12, or 12)", shown));
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not a plan id (p12, or 12)", excerpt(text, 32)));
   }
   return id;
 }

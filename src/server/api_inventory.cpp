@@ -169,6 +169,7 @@ void register_inventory_routes(ServerContext& ctx) {
                           {"agents_connected", static_cast<int64_t>(c->gateway->connected())},
                           {"deploys_running", static_cast<int64_t>(c->engine->running().size())},
                           {"runs_running", static_cast<int64_t>(c->runs->running())},
+                          {"plans_running", static_cast<int64_t>(c->plans->running().size())},
                           {"artifact_downloads", c->stats.artifact_downloads.load()},
                           {"bytes_served", c->stats.bytes_served.load()},
                           {"http_requests", c->stats.http_requests.load()},

@@ -347,16 +347,9 @@ void register_plan_routes(ServerContext& ctx) {
 
   ctx.router.add("GET", "/api/v1/plans", Caller::admin,
                  [c](Request& req) -> asio::awaitable<Response> {
-                   store::PlanFilter f;
-                   f.env = req.query_or("env");
-                   if (!f.env.empty()) {
-                     if (auto st = validate_name(NameKind::env, f.env); !st)
-                       co_return Response::error(st.error());
-                   }
-                   auto paging = parse_paging(req, "plan");
-                   if (!paging) co_return Response::error(paging.error());
-                   f.limit = paging->limit;
-                   f.before_id = paging->before;
+                   auto q = parse_env_paging(req, "plan");
+                   if (!q) co_return Response::error(q.error());
+                   const store::PlanFilter f{q->env, q->paging.limit, q->paging.before};
                    auto job = [f](store::Store& s) { return s.list_plans(f); };
                    auto list = co_await c->db_call(job);
                    if (!list) co_return Response::error(list.error());

@@ -95,4 +95,16 @@ Result<Paging> parse_paging(const Request& req, std::string_view what, int fallb
   return p;
 }
 
+Result<EnvPage> parse_env_paging(const Request& req, std::string_view what) {
+  EnvPage q;
+  q.env = req.query_or("env");
+  if (!q.env.empty()) {
+    if (auto st = validate_name(NameKind::env, q.env); !st) return st.error();
+  }
+  auto paging = parse_paging(req, what);
+  if (!paging) return paging.error();
+  q.paging = *paging;
+  return q;
+}
+
 }  // namespace slipway::server

@@ -52,4 +52,11 @@ struct Paging {
 };
 Result<Paging> parse_paging(const Request& req, std::string_view what, int fallback = 50);
 
+// ?env= ("" = any; else checked against the names grammar) and the paging of a listing.
+struct EnvPage {
+  std::string env;
+  Paging paging;
+};
+Result<EnvPage> parse_env_paging(const Request& req, std::string_view what);
+
 }  // namespace slipway::server

@@ -197,6 +197,7 @@ stages:
   EXPECT_EQ(v["node-1"], "1.1.0");
   EXPECT_EQ(v["node-2"], "1.0.0");
   EXPECT_EQ(v["work-1"], "1.0.0");
+  EXPECT_EQ(i64(get_json("/api/v1/stats"), "plans_running"), 1);
   auto p = plan("p1");
   EXPECT_EQ(str(p, "gate"), "approve");
   EXPECT_NE(str(p, "waiting").find("slipway promote p1"), std::string::npos) << to_json(p);

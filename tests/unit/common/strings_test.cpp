@@ -54,6 +54,17 @@ TEST(ToLower, AsciiOnly) {
   EXPECT_EQ(to_lower("\xc3\x89"), "\xc3\x89");
 }
 
+TEST(Excerpt, KeepsShortPrintableTextAndCutsTheRest) {
+  EXPECT_EQ(excerpt("role: api"), "role: api");
+  EXPECT_EQ(excerpt("a\nb\x01"
+                    "c\xff"),
+            "a?b?c?");
+  EXPECT_EQ(excerpt(std::string(70, 'x')), std::string(64, 'x') + "...");
+  EXPECT_EQ(excerpt("abcdef", 3), "abc...");
+  EXPECT_EQ(excerpt("abc", 3), "abc");
+  EXPECT_EQ(excerpt(""), "");
+}
+
 TEST(TailBytes, KeepsShortTextAndCutsLongTextWithANote) {
   EXPECT_EQ(tail_bytes("hello", 10), "hello");
   EXPECT_EQ(tail_bytes("hello", 5), "hello");
