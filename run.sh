@@ -19,7 +19,8 @@ BENCH_PACKAGES="nginx-light openssh-server openssh-client ansible capistrano"
 # What end-to-end tests run besides Slipway: HAProxy in front of the lab's nodes, drained and
 # enabled through its admin socket with socat (tests/support/haproxy.h). The tests start their own
 # HAProxy on loopback; Debian's haproxy service is never started (policy-rc.d below).
-TEST_PACKAGES="haproxy socat"
+# The fuzz targets (fuzz/) are built with Debian's clang and its libFuzzer runtime.
+TEST_PACKAGES="haproxy socat clang libclang-rt-14-dev"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -64,6 +65,19 @@ build() {
   cmake --build "$BUILD_DIR" -j "$(nproc)"
 }
 
+# The libFuzzer targets, in a build directory of their own, compiled with clang and the
+# sanitizers (the main build above is gcc and untouched by this).
+build_fuzz() {
+  FUZZ_DIR=${SLIPWAY_FUZZ_BUILD_DIR:-build-fuzz}
+  if [ ! -f "$FUZZ_DIR/build.ninja" ]; then
+    echo "==> configuring the fuzz targets ($FUZZ_DIR)"
+    cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLIPWAY_FUZZ=ON \
+      -DCMAKE_CXX_COMPILER=clang++
+  fi
+  echo "==> building the fuzz targets"
+  cmake --build "$FUZZ_DIR" -j "$(nproc)"
+}
+
 cmd=${1:-}
 case "$cmd" in
   demo)
@@ -76,9 +90,15 @@ case "$cmd" in
     shift
     setup_packages "$BENCH_PACKAGES $TEST_PACKAGES"
     build
+    build_fuzz
     echo "==> running the tests"
-    cd "${SLIPWAY_BUILD_DIR:-build}"
-    exec ctest --output-on-failure -j "$(nproc)" --timeout 600 "$@"
+    status=0
+    (cd "${SLIPWAY_BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 600 "$@") ||
+      status=$?
+    # Each fuzz target for a few seconds over its seed corpus (fuzz/corpus/<target>).
+    echo "==> running the fuzz targets"
+    (cd "$FUZZ_DIR" && ctest --output-on-failure -j "$(nproc)") || status=1
+    exit "$status"
     ;;
   build)
     setup_packages

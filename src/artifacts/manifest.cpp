@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <charconv>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "common/strings.h"
@@ -318,6 +320,28 @@ class ManifestBuilder {
   Manifest m_;
 };
 
+// Counts the documents of a YAML stream (and where the second one starts), building nothing.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  int documents = 0;
+  int second_line = 1;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second_line = mark.line < 0 ? 1 : mark.line + 1;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
 
 std::string_view health_kind_name(HealthKind kind) {
@@ -337,16 +361,24 @@ std::string_view health_kind_name(HealthKind kind) {
 Result<Manifest> parse_manifest(std::string_view yaml_text) {
   // yaml-cpp reports problems by throwing; nothing of that leaves this function.
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    if (docs.empty()) {
+    const std::string text(yaml_text);
+    // Count the documents first, stopping at the second: YAML::LoadAll never returns on some
+    // inputs ("!x ,", "&a ,": yaml-cpp 0.7 leaves the ',' unread and makes an empty document of
+    // it, forever), so it is not used.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+    }
+    if (counter.documents == 0) {
       return YamlError(1,
                        "is empty; it must at least say how to start the app (start: or restart:)")
           .error();
     }
-    if (docs.size() > 1) {
-      return YamlError(line_of(docs[1]), "holds more than one YAML document").error();
+    if (counter.documents > 1) {
+      return YamlError(counter.second_line, "holds more than one YAML document").error();
     }
-    return ManifestBuilder().build(docs[0]);
+    return ManifestBuilder().build(YAML::Load(text));
   } catch (const YamlError& e) {
     return e.error();
   } catch (const YAML::Exception& e) {

@@ -126,6 +126,16 @@ TEST(ParseManifest, EmptyAndNonMappingDocuments) {
               StartsWith("slipway.yaml line 3: holds more than one YAML document"));
 }
 
+// Found by fuzz/fuzz_manifest (corpus/manifest/regression-tag-comma): yaml-cpp 0.7's LoadAll
+// never returns on a node property (tag or anchor) followed by ',' at the top level, making empty
+// documents without end. The parser must answer instead of hanging the server's push.
+TEST(ParseManifest, TagOrAnchorBeforeCommaIsRefusedNotAHang) {
+  for (const char* text : {"!;,A", "!,", "! ,", "!<x>,", "&a ,", "start: ./a\n!x ,\n"}) {
+    SCOPED_TRACE(text);
+    EXPECT_THAT(Refusal(text), StartsWith("slipway.yaml line "));
+  }
+}
+
 TEST(ParseManifest, SyntaxErrorsCarryTheirLine) {
   EXPECT_THAT(Refusal("start: ./run\nhooks: {after_install: [1,\n"),
               StartsWith("slipway.yaml line 3: not valid YAML"));

@@ -1,0 +1,111 @@
+// The server's HTTP routing layer, free of sockets: request targets (split_target), the route
+// table (Router::match over the server's own route patterns), Range headers (parse_range) and id
+// path segments (parse_path_id).
+//
+// Input: "METHOD TARGET\nRANGE\nSIZE" (missing parts are empty).
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "server/http.h"
+
+using namespace slipway::server;
+
+namespace {
+
+const Router& router() {
+  static const Router r = [] {
+    Router r;
+    // The shapes of the server's routes (handlers are never called here).
+    const char* const routes[][2] = {
+        {"DELETE", "/api/v1/envs/{env}/lb"},
+        {"DELETE", "/api/v1/freezes/{id}"},
+        {"GET", "/api/v1/agent/ws"},
+        {"GET", "/api/v1/artifacts"},
+        {"GET", "/api/v1/artifacts/{app}"},
+        {"GET", "/api/v1/artifacts/{app}/{version}"},
+        {"GET", "/api/v1/artifacts/{app}/{version}/download"},
+        {"GET", "/api/v1/blobs/{sha256}"},
+        {"GET", "/api/v1/deploys"},
+        {"GET", "/api/v1/deploys/{id}"},
+        {"GET", "/api/v1/deploys/{id}/watch"},
+        {"GET", "/api/v1/envs/{env}/lb"},
+        {"GET", "/api/v1/freezes"},
+        {"GET", "/api/v1/freezes/{id}"},
+        {"GET", "/api/v1/nodes"},
+        {"GET", "/api/v1/nodes/{name}"},
+        {"GET", "/api/v1/plans"},
+        {"GET", "/api/v1/plans/{id}"},
+        {"GET", "/api/v1/runs"},
+        {"GET", "/api/v1/runs/{id}"},
+        {"GET", "/api/v1/stats"},
+        {"GET", "/api/v1/status"},
+        {"GET", "/healthz"},
+        {"POST", "/api/v1/artifacts/{app}/{version}"},
+        {"POST", "/api/v1/deploys"},
+        {"POST", "/api/v1/deploys/{id}/abort"},
+        {"POST", "/api/v1/freezes"},
+        {"POST", "/api/v1/freezes/lift"},
+        {"POST", "/api/v1/nodes/{name}/release"},
+        {"POST", "/api/v1/plans"},
+        {"POST", "/api/v1/plans/{id}/abort"},
+        {"POST", "/api/v1/plans/{id}/promote"},
+        {"POST", "/api/v1/rollbacks"},
+        {"POST", "/api/v1/runs"},
+        {"PUT", "/api/v1/envs/{env}/lb"},
+    };
+    for (const auto& rt : routes) r.add(rt[0], rt[1], Caller::admin, Handler{});
+    return r;
+  }();
+  return r;
+}
+
+std::string_view take_line(std::string_view& rest) {
+  const size_t nl = rest.find('\n');
+  const std::string_view line = rest.substr(0, nl);
+  rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  return line;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size > 16 * 1024) return 0;
+  std::string_view rest(reinterpret_cast<const char*>(data), size);
+  std::string_view request_line = take_line(rest);
+  const std::string_view range = take_line(rest);
+  const std::string_view size_text = take_line(rest);
+
+  const size_t sp = request_line.find(' ');
+  const std::string method(request_line.substr(0, sp));
+  const std::string_view target =
+      sp == std::string_view::npos ? std::string_view() : request_line.substr(sp + 1);
+  if (auto split = split_target(target)) {
+    const std::string& path = split->first;
+    if (path.find('\0') != std::string::npos) std::abort();  // NUL bytes are refused
+    std::map<std::string, std::string> params;
+    bool path_exists = false;
+    if (const Route* r = router().match(method, path, params, path_exists)) {
+      if (!path_exists) std::abort();
+      for (const auto& [key, value] : params) {
+        if (value.find('/') != std::string::npos) std::abort();  // one segment each
+        if (key == "id") (void)parse_path_id(value, "deploy");
+      }
+      (void)r;
+    }
+  }
+  (void)parse_path_id(size_text, "run");
+
+  uint64_t total = 0;
+  for (const char c : size_text.substr(0, 19)) total = total * 10 + static_cast<uint8_t>(c) % 10;
+  uint64_t start = 7;
+  uint64_t end = 9;
+  bool unsatisfiable = false;
+  if (parse_range(range, total, start, end, unsatisfiable) && !unsatisfiable) {
+    if (!(start <= end && end < total)) std::abort();  // a range inside the representation
+  }
+  return 0;
+}
