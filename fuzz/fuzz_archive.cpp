@@ -3,8 +3,6 @@
 // nothing, or succeeds and every entry is inside the release: no symbolic link resolves outside
 // it, no device node, FIFO, socket or setuid/setgid file exists, and nothing next to the release
 // has been created.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +11,8 @@
 #include <fstream>
 #include <string>
 #include <system_error>
+
+#include <unistd.h>
 
 #include "artifacts/archive.h"
 

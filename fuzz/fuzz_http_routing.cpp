@@ -57,7 +57,8 @@ const Router& router() {
         {"POST", "/api/v1/runs"},
         {"PUT", "/api/v1/envs/{env}/lb"},
     };
-    for (const auto& rt : routes) r.add(rt[0], rt[1], Caller::admin, Handler{});
+    for (const auto& rt : routes)
+      r.add(rt[0], rt[1], Caller::admin, Handler{});
     return r;
   }();
   return r;
@@ -100,7 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)parse_path_id(size_text, "run");
 
   uint64_t total = 0;
-  for (const char c : size_text.substr(0, 19)) total = total * 10 + static_cast<uint8_t>(c) % 10;
+  for (const char c : size_text.substr(0, 19))
+    total = total * 10 + static_cast<uint8_t>(c) % 10;
   uint64_t start = 7;
   uint64_t end = 9;
   bool unsatisfiable = false;

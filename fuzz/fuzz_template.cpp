@@ -11,7 +11,7 @@
 
 #include "artifacts/template.h"
 
-namespace slipway::artifacts {}  // wherever render_template is declared
+namespace slipway::artifacts {}  // namespace slipway::artifacts
 using namespace slipway;
 using namespace slipway::artifacts;
 

@@ -320,26 +320,43 @@ class ManifestBuilder {
   Manifest m_;
 };
 
-// Counts the documents of a YAML stream (and where the second one starts), building nothing.
+// Counts the documents of a YAML stream, building nothing, and finds where the second one's
+// content starts (the line of its first node, as LoadAll's nodes would say).
 class DocumentCounter : public YAML::EventHandler {
  public:
   int documents = 0;
   int second_line = 1;
 
   void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents == 2) second_line = mark.line < 0 ? 1 : mark.line + 1;
+    if (++documents == 2) second_line = line(mark);
   }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node_at(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node_at(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node_at(mark);
+  }
   void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node_at(mark);
+  }
   void OnMapEnd() override {}
+
+ private:
+  static int line(const YAML::Mark& mark) { return mark.line < 0 ? 1 : mark.line + 1; }
+  void node_at(const YAML::Mark& mark) {
+    if (documents == 2 && !second_seen_) {
+      second_seen_ = true;
+      second_line = line(mark);
+    }
+  }
+  bool second_seen_ = false;
 };
 
 }  // namespace
