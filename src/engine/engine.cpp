@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "common/strings.h"
 
@@ -372,8 +373,7 @@ void Engine::dispatch_revert(Run& run, size_t idx) {
 void Engine::finish_node(Run& run, size_t idx, bool ok, const std::string& reason) {
   NodeProgress& n = run.d.nodes[idx];
   ++run.gen[idx];
-  actions_.erase(n.action);
-  n.action.clear();
+  retire_action(n);
   n.finished_at = clock_.now();
   --run.inflight;
   if (n.status == NodeStatus::running) {
@@ -583,27 +583,59 @@ void Engine::emit(Run& run, std::string kind, const std::string& node, std::stri
   sink_.on_event(e, run.d);
 }
 
-Engine::Run* Engine::run_for_action(const std::string& node, const std::string& action,
-                                    size_t* idx) {
+void Engine::retire_action(NodeProgress& n) {
+  if (n.action.empty()) return;
+  actions_.erase(n.action);
+  // Remembered (a bounded number of them) so that a report replayed later is named as such.
+  if (retired_.emplace(n.action, n.node).second) retired_order_.push_back(n.action);
+  while (retired_order_.size() > kRetiredActionsKept) {
+    retired_.erase(retired_order_.front());
+    retired_order_.pop_front();
+  }
+  n.action.clear();
+}
+
+std::optional<std::string> Engine::report_refusal(const std::string& node,
+                                                  const std::string& action,
+                                                  const std::string* app) const {
   auto it = actions_.find(action);
-  if (it == actions_.end()) return nullptr;
+  if (it == actions_.end()) {
+    auto old = retired_.find(action);
+    if (old == retired_.end()) return std::string("no command with this action was sent");
+    if (old->second != node) return fmt::format("the action was sent to node {}", old->second);
+    return std::string("the action has already finished (a replayed report)");
+  }
   auto rit = runs_.find(it->second.deploy);
-  if (rit == runs_.end()) return nullptr;
-  Run& run = *rit->second;
-  if (it->second.node_index >= run.d.nodes.size()) return nullptr;
+  if (rit == runs_.end() || it->second.node_index >= rit->second->d.nodes.size()) {
+    return std::string("the deploy of this action is over");
+  }
+  const Run& run = *rit->second;
+  const NodeProgress& n = run.d.nodes[it->second.node_index];
   // Only the node the command was sent to may report on it.
-  if (run.d.nodes[it->second.node_index].node != node) return nullptr;
-  *idx = it->second.node_index;
-  return &run;
+  if (n.node != node) return fmt::format("the action was sent to node {}", n.node);
+  if (app && *app != run.d.app) {
+    return fmt::format("the result names app '{}' but the action is for {} (deploy {})",
+                       app->substr(0, 64), run.d.app, run.d.id);
+  }
+  return std::nullopt;
+}
+
+Engine::Run* Engine::accept_report(const std::string& node, std::string_view kind,
+                                   const std::string& action, const std::string* app, size_t* idx) {
+  if (auto why = report_refusal(node, action, app)) {
+    ++ignored_reports_;
+    spdlog::warn("node {}: {} for action {:?} refused: {}", node, kind, action.substr(0, 64), *why);
+    return nullptr;
+  }
+  const ActionRef& ref = actions_.at(action);
+  *idx = ref.node_index;
+  return runs_.at(ref.deploy).get();
 }
 
 void Engine::on_step(const std::string& node, const protocol::StepEvent& e) {
   size_t idx = 0;
-  Run* run = run_for_action(node, e.action, &idx);
-  if (!run) {
-    ++ignored_reports_;
-    return;
-  }
+  Run* run = accept_report(node, "step", e.action, nullptr, &idx);
+  if (!run) return;
   NodeProgress& n = run->d.nodes[idx];
   n.step = e.step;
   std::string status(protocol::step_status_name(e.status));
@@ -619,11 +651,8 @@ void Engine::on_step(const std::string& node, const protocol::StepEvent& e) {
 
 void Engine::on_result(const std::string& node, const protocol::InstallResult& r) {
   size_t idx = 0;
-  Run* run = run_for_action(node, r.action, &idx);
-  if (!run) {
-    ++ignored_reports_;
-    return;
-  }
+  Run* run = accept_report(node, "result", r.action, &r.app, &idx);
+  if (!run) return;
   NodeProgress& n = run->d.nodes[idx];
   if (n.status == NodeStatus::running) run->reported[idx] = true;
   n.version_now = r.version;
@@ -648,8 +677,7 @@ void Engine::on_result(const std::string& node, const protocol::InstallResult& r
   // Serving again (the new version, or the old one the agent went back to): back into the load
   // balancer before the node counts as done. A node left broken stays drained.
   if (run->req.undrain && r.healthy) {
-    actions_.erase(n.action);  // a second result for this action is not news
-    n.action.clear();
+    retire_action(n);  // a second result for this action is not news
     run_hook(*run, idx, *run->req.undrain, "undrain",
              [this, ok, reason](Run& rr, size_t i, const std::string& failure) {
                if (failure.empty()) {

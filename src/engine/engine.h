@@ -18,11 +18,13 @@
 // Thread-safety: none. The server calls it from one thread (its I/O thread).
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -104,10 +106,18 @@ class Engine {
   // of the same app to the same environment is running, invalid_argument on a bad request.
   Result<DeployId> start(DeployRequest req, std::vector<Target> targets);
 
-  // Reports from agents; reports that do not match a command in flight to that node are ignored
-  // (and counted in ignored_reports()).
+  // Reports from agents. A report is accepted only for a command in flight that was sent to that
+  // node (and a result only for the app the command installs); anything else -- an unknown
+  // action, one sent to another node, a result for another app, a second report for an action
+  // that has finished -- is refused: logged (warn, with the node, the action and why), counted in
+  // ignored_reports(), and changes nothing.
   void on_step(const std::string& node, const protocol::StepEvent& e);
   void on_result(const std::string& node, const protocol::InstallResult& r);
+  // Why a report from `node` about `action` (a result names `app`; nullptr for steps) would be
+  // refused; nullopt when it would be accepted. The gateway asks before it lets a result update
+  // the inventory.
+  std::optional<std::string> report_refusal(const std::string& node, const std::string& action,
+                                            const std::string* app) const;
   // The node's connection is gone: whatever it was doing has failed.
   void on_node_lost(const std::string& node);
   // The node's app failed its health check while serving (a heartbeat said so): a node this deploy
@@ -165,7 +175,11 @@ class Engine {
   void emit(Run& run, std::string kind, const std::string& node, std::string step,
             std::string status, std::string message, int64_t duration_ms = 0);
   std::string new_action(Run& run, size_t idx);
-  Run* run_for_action(const std::string& node, const std::string& action, size_t* idx);
+  // The run and node index a report is about, or nullptr (logged and counted) when it is refused.
+  Run* accept_report(const std::string& node, std::string_view kind, const std::string& action,
+                     const std::string* app, size_t* idx);
+  // The node's command is over: reports about it are refused from now on.
+  void retire_action(NodeProgress& n);
 
   const Clock& clock_;
   NodeTransport& transport_;
@@ -178,6 +192,10 @@ class Engine {
   uint64_t ignored_reports_ = 0;
   std::map<DeployId, std::unique_ptr<Run>> runs_;
   std::unordered_map<std::string, ActionRef> actions_;
+  // Finished actions -> the node they were sent to (the last kRetiredActionsKept of them).
+  static constexpr size_t kRetiredActionsKept = 4096;
+  std::unordered_map<std::string, std::string> retired_;
+  std::deque<std::string> retired_order_;
   std::unordered_map<std::string, std::vector<ActionRef>> node_actions_;
 };
 

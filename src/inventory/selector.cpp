@@ -164,8 +164,18 @@ bool contains(const std::vector<std::string>& vs, std::string_view v) {
 }  // namespace
 
 Result<Selector> Selector::parse(std::string_view text) {
-  if (text.size() > 1024) return err(Errc::invalid_argument, "selector is too long (over 1024)");
-  return Parser(trim(text)).run();
+  constexpr size_t kMaxLength = 1024;
+  if (text.size() > kMaxLength) {
+    return err(Errc::invalid_argument, "selector is too long (over 1024)");
+  }
+  auto s = Parser(trim(text)).run();
+  // The canonical text is what gets stored and parsed again (desired state, load-balancer hooks),
+  // so it must fit as well: "a notin(b)" is one byte longer as "a notin (b)". Found by
+  // fuzz/fuzz_selector (corpus/selector/regression-canonical-too-long).
+  if (s && s->to_string().size() > kMaxLength) {
+    return err(Errc::invalid_argument, "selector is too long (over 1024 in its canonical form)");
+  }
+  return s;
 }
 
 Selector& Selector::add(Term t) {

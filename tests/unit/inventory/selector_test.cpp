@@ -200,6 +200,25 @@ TEST(Selector, OverlongInputIsRefused) {
   EXPECT_NE(m.find("too long"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_selector (corpus/selector/regression-canonical-too-long): a selector that
+// fits the limit as typed but not in its canonical form ("notin(x)" -> "notin (x)") was accepted,
+// and its stored canonical text could not be parsed again. Every accepted selector's canonical
+// text parses.
+TEST(Selector, AcceptedSelectorsHaveACanonicalTextThatFits) {
+  std::string packed;
+  while (packed.size() + 12 <= 1024)
+    packed += "k notin(v) ";
+  ASSERT_LE(packed.size(), 1024u);
+  const auto m = parse_error(packed);
+  EXPECT_NE(m.find("canonical form"), std::string::npos) << m;
+  std::string fits;
+  while (fits.size() + 24 <= 1024)
+    fits += "k notin(v) ";
+  const auto sel = parse(fits);
+  EXPECT_LE(sel.to_string().size(), 1024u);
+  EXPECT_EQ(parse(sel.to_string()).to_string(), sel.to_string());
+}
+
 TEST(Selector, ToStringIsCanonicalAndParsesBackToTheSameSelector) {
   for (const char* text :
        {"env=production", "env==production", "role!=worker", "zone in (a, b)", "zone notin(c)",
