@@ -117,8 +117,12 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     } else if (auto* step = std::get_if<protocol::StepEvent>(&*m)) {
       ctx_.engine->on_step(name, *step);
     } else if (auto* res = std::get_if<protocol::InstallResult>(&*m)) {
-      if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
-      ctx_.save_node(name);
+      // A result the engine refuses (forged or replayed) changes nothing, not even the node's
+      // apps in the inventory; on_result logs and counts the refusal.
+      if (!ctx_.engine->report_refusal(name, res->action, &res->app)) {
+        if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
+        ctx_.save_node(name);
+      }
       ctx_.engine->on_result(name, *res);
     } else if (auto* exec = std::get_if<protocol::ExecResult>(&*m)) {
       on_exec_result(name, *exec);
@@ -159,8 +163,8 @@ void AgentGateway::on_exec_result(const std::string& node, const protocol::ExecR
   }
   ++ignored_exec_results_;
   spdlog::warn(
-      "node {}: exec result for action '{}' ignored: no command of that name is waiting "
-      "for this node",
+      "node {}: exec result for action {:?} refused: no command with this action is waiting "
+      "for this node (unknown, sent to another node, or already answered)",
       node, std::string_view(r.action).substr(0, 64));
 }
 
