@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 PACKAGES="g++ cmake ninja-build pkg-config ccache git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libarchive-dev libssl-dev libyaml-cpp-dev libcli11-dev
-  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libsodium-dev
   procps curl python3 libcurl4-openssl-dev"
 # The peers the benchmarks compare Slipway with (bench/): the test suite smoke-runs every
 # benchmark, so `test` installs them too. Their services are started by the benchmarks on

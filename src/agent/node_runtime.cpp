@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/config_files.h"
 #include "agent/health.h"
 #include "agent/process.h"
 #include "agent/releases.h"
@@ -228,12 +229,19 @@ struct NodeRuntime::Impl {
     return out;
   }
 
-  fs::path env_file(const AppReleases& rel) const { return rel.dir() / "env.json"; }
+  // The extra environment the server sent with the install of a release (its per-environment
+  // config, secrets included), kept in the release for restarts of the agent and for going back
+  // to it: readable by the agent's user only. Releases installed before it was kept there fall
+  // back to the app's env.json.
+  static fs::path env_file(const AppReleases& rel, const std::string& version) {
+    return rel.release_dir(version) / ".slipway-env.json";
+  }
 
-  // The extra environment the server sent with the last install (kept for restarts of the agent).
-  std::map<std::string, std::string> load_env(const AppReleases& rel) const {
+  std::map<std::string, std::string> load_env(const AppReleases& rel,
+                                              const std::string& version) const {
     std::map<std::string, std::string> out;
-    auto text = read_file(env_file(rel), 1 << 20);
+    auto text = read_file(env_file(rel, version), 1 << 20);
+    if (!text) text = read_file(rel.dir() / "env.json", 1 << 20);
     if (!text) return out;
     auto v = parse_json(*text, "env.json");
     if (!v || !v->is_object()) return out;
@@ -243,12 +251,12 @@ struct NodeRuntime::Impl {
     return out;
   }
 
-  Status save_env(const AppReleases& rel, const std::map<std::string, std::string>& env) const {
+  static Status save_env(const AppReleases& rel, const std::string& version,
+                         const std::map<std::string, std::string>& env) {
     json::object o;
     for (const auto& [k, v] : env)
       o[k] = v;
-    // It may hold per-environment secrets later: readable by the agent's user only.
-    return write_file_atomic(env_file(rel), to_json(o), 0600);
+    return write_file_atomic(env_file(rel, version), to_json(o), 0600);
   }
 
   // Reads the manifest of releases/VERSION and builds its launch. With `assign_port`, an app
@@ -452,7 +460,7 @@ void NodeRuntime::Impl::revert(const protocol::InstallCommand& cmd, StepSink& si
   }
   if (auto st = rel.activate(*prev); !st) return fail(st.error().message);
   log += fmt::format("switched `current` back to {}\n", *prev);
-  auto l = load_launch(cmd.app, rel, *prev, cmd.env, /*assign_port=*/true);
+  auto l = load_launch(cmd.app, rel, *prev, load_env(rel, *prev), /*assign_port=*/true);
   if (!l) {
     e.launch.reset();
     return fail(l.error().message);
@@ -582,6 +590,18 @@ protocol::InstallResult NodeRuntime::Impl::install(const protocol::InstallComman
   }
   const Launch& l = *next;
 
+  // The per-environment config: kept in the release, and its templates rendered with the app's
+  // environment. A failure here leaves the node on what it runs now.
+  if (auto st = save_env(rel, version, cmd.env); !st) {
+    return fail_before_switch("cannot keep the config in the release: " + st.error().message);
+  }
+  if (auto rendered = render_release_templates(rel.release_dir(version), l.ctx.env); !rendered) {
+    Step(sink, cmd.action, "templates").failed(rendered.error().message);
+    return fail_before_switch("templates: " + rendered.error().message);
+  } else if (!rendered->empty()) {
+    Step(sink, cmd.action, "templates").ok("rendered " + join(*rendered, ", ") + " (mode 0600)");
+  }
+
   // Fails release VERSION with `reason`; goes back to what ran before when `touched`.
   auto fail_after = [&](std::string reason, bool touched) -> protocol::InstallResult& {
     (void)rel.mark(version, ReleaseState::failed, reason);
@@ -599,7 +619,7 @@ protocol::InstallResult NodeRuntime::Impl::install(const protocol::InstallComman
   if (prev) {
     if (e.launch && e.launch->version == *prev) {
       old = e.launch;
-    } else if (auto o = load_launch(cmd.app, rel, *prev, load_env(rel), false); o) {
+    } else if (auto o = load_launch(cmd.app, rel, *prev, load_env(rel, *prev), false); o) {
       old = std::move(*o);
     }
   }
@@ -632,11 +652,7 @@ protocol::InstallResult NodeRuntime::Impl::install(const protocol::InstallComman
     }
     e.launch = l;
     e.healthy = false;
-    if (auto st = save_env(rel, cmd.env); !st) {
-      step.ok(fmt::format("current -> releases/{}\n(warning: {})", version, st.error().message));
-    } else {
-      step.ok(fmt::format("current -> releases/{}", version));
-    }
+    step.ok(fmt::format("current -> releases/{}", version));
   }
   if (auto st = run_hook(sink, cmd.action, l, "before_start"); !st) {
     return fail_after(st.error().message, true);
@@ -700,7 +716,7 @@ protocol::InstallResult NodeRuntime::Impl::deactivate(const protocol::Deactivate
   const auto cur = rel.current();
   std::optional<Launch> l;
   if (cur) {
-    if (auto o = load_launch(cmd.app, rel, *cur, load_env(rel), false); o) l = std::move(*o);
+    if (auto o = load_launch(cmd.app, rel, *cur, load_env(rel, *cur), false); o) l = std::move(*o);
   }
   if (l) {
     if (auto st = run_hook(sink, cmd.action, *l, "before_stop"); !st) {
@@ -793,7 +809,8 @@ std::vector<std::string> NodeRuntime::resume_all() {
     }
     if (!cur) {
       lines.push_back(fmt::format("{}: no current release", app));
-    } else if (auto l = impl_->load_launch(app, *e.rel, *cur, impl_->load_env(*e.rel), true); !l) {
+    } else if (auto l = impl_->load_launch(app, *e.rel, *cur, impl_->load_env(*e.rel, *cur), true);
+               !l) {
       lines.push_back(fmt::format("{} {}: {}", app, *cur, l.error().message));
     } else {
       e.launch = *l;
@@ -829,7 +846,8 @@ bool NodeRuntime::probe_all() {
         continue;
       }
       if (!(*e)->launch || (*e)->launch->version != *cur) {
-        auto loaded = impl_->load_launch(app, *(*e)->rel, *cur, impl_->load_env(*(*e)->rel), false);
+        auto loaded =
+            impl_->load_launch(app, *(*e)->rel, *cur, impl_->load_env(*(*e)->rel, *cur), false);
         if (loaded) (*e)->launch = std::move(*loaded);
       }
       if ((*e)->launch && (*e)->launch->version == *cur) l = (*e)->launch;

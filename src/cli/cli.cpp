@@ -384,6 +384,43 @@ int run(int argc, char** argv) {
     });
   }
 
+  // config set|show|unset, secret set|list|unset
+  ConfigArgs config_args;
+  auto* config = app.add_subcommand("config", "The config of an app in an environment");
+  config->require_subcommand(1);
+  auto* secret = app.add_subcommand(
+      "secret", "The secrets of an app in an environment (encrypted, never shown)");
+  secret->require_subcommand(1);
+  struct ConfigVerb {
+    CLI::App* parent;
+    bool is_secret;
+    const char* verb;
+    const char* help;
+    const char* items;  // "" = none
+  };
+  for (const auto& v :
+       {ConfigVerb{config, false, "set", "Set keys: KEY=VALUE...", "KEY=VALUE"},
+        ConfigVerb{config, false, "show", "Show them (secrets masked)", ""},
+        ConfigVerb{config, false, "unset", "Remove keys", "KEY"},
+        ConfigVerb{secret, true, "set", "Set a secret; its value from stdin", "KEY"},
+        ConfigVerb{secret, true, "list", "Their names", ""},
+        ConfigVerb{secret, true, "unset", "Remove a secret", "KEY"}}) {
+    auto* sub = v.parent->add_subcommand(v.verb, v.help);
+    sub->add_option("--env", config_args.env, "Environment")->required();
+    sub->add_option("--app", config_args.app, "App")->required();
+    if (*v.items) {
+      auto* items = sub->add_option("keys", config_args.items, v.items)->required();
+      if (v.is_secret) items->expected(1);
+    }
+    client_flags(sub, cf);
+    sub->callback([&, v] {
+      config_args.verb = v.verb;
+      action = [&, v] {
+        return v.is_secret ? cmd_secret(cf, config_args) : cmd_config(cf, config_args);
+      };
+    });
+  }
+
   // run
   RunArgs run_args;
   auto* run_cmd = app.add_subcommand(

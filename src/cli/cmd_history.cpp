@@ -10,6 +10,7 @@
 #include "cli/output.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "engine/plan.h"
 #include "engine/run.h"
 
@@ -70,6 +71,35 @@ HistoryRow plan_row(const engine::DeployPlan& p) {
        format_time_short(p.created_at),
        p.finished_at ? format_duration(p.duration(p.finished_at)) : "-",
        fmt::format("{}/{} stages", done, p.stages.size())}};
+}
+
+// "  config    version 3 (since deploy #7, version 1: added A, changed B (secret))": names only.
+void print_config_line(const engine::Deploy& d, const json::value& body) {
+  std::string line = fmt::format("version {}", d.config_version);
+  const auto* diff = body.as_object().if_contains("config_changes");
+  if (diff && diff->is_object()) {
+    const auto& o = diff->as_object();
+    std::vector<std::string> parts;
+    if (const auto* ch = o.if_contains("changes"); ch && ch->is_array()) {
+      for (const auto& c : ch->as_array()) {
+        if (!c.is_object()) continue;
+        const auto* key = c.as_object().if_contains("key");
+        const auto* kind = c.as_object().if_contains("change");
+        const auto* secret = c.as_object().if_contains("secret");
+        if (!key || !key->is_string() || !kind || !kind->is_string()) continue;
+        parts.push_back(
+            fmt::format("{} {}{}", std::string(kind->as_string()), std::string(key->as_string()),
+                        secret && secret->is_bool() && secret->as_bool() ? " (secret)" : ""));
+      }
+    }
+    const auto* prev = o.if_contains("previous_deploy");
+    const auto* from = o.if_contains("from_version");
+    if (prev && prev->is_int64() && from && from->is_int64()) {
+      line += fmt::format(" (since deploy #{}, version {}: {})", prev->as_int64(), from->as_int64(),
+                          parts.empty() ? "no change" : join(parts, ", "));
+    }
+  }
+  std::cout << fmt::format("  config    {}\n", line);
 }
 
 }  // namespace
@@ -210,6 +240,7 @@ int cmd_history_show(const ClientFlags& f, const std::string& text) {
                                  : std::string());
   }
   if (!d->waiting.empty()) std::cout << fmt::format("  waiting   {}\n", d->waiting);
+  print_config_line(*d, *r);
   std::cout << fmt::format("  started   {}\n", format_time_short(d->created_at));
   if (d->finished_at) {
     std::cout << fmt::format("  finished  {} (took {})\n", format_time_short(d->finished_at),

@@ -142,6 +142,16 @@ struct LbArgs {
 };
 int cmd_lb(const ClientFlags& f, const LbArgs& a);
 
+// Per-environment config: slipway config set|show|unset, slipway secret set|list|unset.
+struct ConfigArgs {
+  std::string verb;
+  std::string env;
+  std::string app;
+  std::vector<std::string> items;  // KEY=VALUE (config set), KEY (unset, secret set)
+};
+int cmd_config(const ClientFlags& f, const ConfigArgs& a);
+int cmd_secret(const ClientFlags& f, const ConfigArgs& a);
+
 // Ad-hoc commands
 struct RunArgs {
   std::string env;

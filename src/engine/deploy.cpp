@@ -130,6 +130,7 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                  {"actor", d.actor},
                  {"aborted_by", d.aborted_by},
                  {"forced_freeze", d.forced_freeze},
+                 {"config_version", d.config_version},
                  {"started_at", format_time(d.created_at)},
                  {"finished_at",
                   d.finished_at ? json::value(format_time(d.finished_at)) : json::value(nullptr)},
@@ -188,6 +189,7 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.actor = r.str_or("actor", "");
   d.aborted_by = r.str_or("aborted_by", "");
   d.forced_freeze = r.str_or("forced_freeze", "");
+  d.config_version = r.i64_or("config_version", 0);
   d.created_at = time_field(r, "started_at");
   d.finished_at = time_field(r, "finished_at");
   d.batches = static_cast<int>(r.i64_or("batches", 0));

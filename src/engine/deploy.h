@@ -117,6 +117,8 @@ struct Deploy {
   // The freezes this deploy was forced through (`deploy --force`), as described when it started;
   // "" = none applied.
   std::string forced_freeze;
+  // The version of the (env, app) config the deploy sent (engine/config.h; 0 = none set).
+  int64_t config_version = 0;
   TimeMs created_at = 0;
   TimeMs finished_at = 0;
   int batches = 0;  // number of waves

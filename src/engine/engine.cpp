@@ -113,6 +113,7 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   d.progress_deadline_ms = req.progress_deadline.count();
   d.actor = req.actor;
   d.forced_freeze = req.forced_freeze;
+  d.config_version = req.config_version;
   d.created_at = clock_.now();
 
   const int total = static_cast<int>(targets.size());

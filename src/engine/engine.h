@@ -81,7 +81,10 @@ struct DeployRequest {
   std::map<std::string, std::string> addresses;  // node -> address, for the hooks
   std::string actor;
   std::string forced_freeze;  // the freezes a forced deploy goes through (Deploy::forced_freeze)
-  std::map<std::string, std::string> env_vars;  // passed to the agents with every install
+  // The (env, app) config with secrets in clear, passed to the agents with every install, and
+  // its version (recorded on the deploy). Never logged.
+  std::map<std::string, std::string> env_vars;
+  int64_t config_version = 0;
   int keep_releases = 5;
 };
 

@@ -101,6 +101,8 @@ Result<fs::path> build_sample_release(const SampleRelease& r) {
        fmt::format("# {} {}\napp = {}\nversion = {}\nmessage = {}\n", r.app, r.version, r.app,
                    r.version, message),
        0644);
+  for (const auto& [path, content] : r.extra_files)
+    file(path, content, 0644);
 
   const fs::path out = r.out_dir / fmt::format("{}-{}.tar.gz", r.app, r.version);
   if (auto s = artifacts::write_tar_gz(out, entries); !s) return s.error();

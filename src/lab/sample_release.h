@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "common/duration.h"
@@ -28,6 +29,8 @@ struct SampleRelease {
   // The after_install hook (one line, run in the release directory): a test can make a release
   // fail on some nodes only, e.g. "test -x ./bin/server && test ! -e ../../../../broken".
   std::string after_install = "test -x ./bin/server";
+  // More files (path inside the release -> content, mode 0644), e.g. config/app.conf.tmpl.
+  std::map<std::string, std::string> extra_files;
 };
 
 // Writes OUT_DIR/APP-VERSION.tar.gz and returns its path. The archive holds:

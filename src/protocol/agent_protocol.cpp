@@ -412,6 +412,14 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
     // The digest names a file on the agent: 64 lower-case hex digits and nothing else.
     if (!is_sha256_hex(c.sha256)) return err(Errc::invalid_argument, "install: bad sha256");
     if (size < 0) return err(Errc::invalid_argument, "install: size must not be negative");
+    // The per-environment config: variable names only, and never a value in the error.
+    for (const auto& [k, v] : c.env) {
+      if (!is_env_name(k) || v.find('\0') != std::string::npos) {
+        return err(Errc::invalid_argument,
+                   fmt::format("install: env.{} is not a variable name, or its value holds NUL",
+                               std::string_view(k).substr(0, 32)));
+      }
+    }
     c.size = static_cast<uint64_t>(size);
     // Checked before narrowing to int: 2^32 + 5 must not pass as 5.
     if (keep < 1 || keep > 100) {

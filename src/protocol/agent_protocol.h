@@ -13,7 +13,9 @@
 // Server -> agent
 //   welcome    {type, node, heartbeat_ms, server_version}
 //   install    {type, action, deploy, app, version, sha256, size, url, env{}, keep_releases}
-//              (the agent reads the manifest from the release itself: slipway.yaml)
+//              (the agent reads the manifest from the release itself: slipway.yaml); env is
+//              the app's config and secrets for the node's environment, given to the app
+//              and its templates (config/*.tmpl)
 //   deactivate {type, action, deploy, app}   stop the app and remove its `current` link
 //   ping       {type}
 //   exec       {type, action, argv[], env{}, timeout_ms}   run argv[0] with these arguments (no
@@ -79,7 +81,8 @@ struct InstallCommand {
   std::string sha256;
   uint64_t size = 0;
   std::string url;  // path on the server ("/api/v1/blobs/<sha256>") or absolute URL
-  std::map<std::string, std::string> env;  // extra environment (per-environment config, later)
+  // The app's per-environment config, secrets in clear (variable names only; never logged).
+  std::map<std::string, std::string> env;
   int keep_releases = 5;
 };
 

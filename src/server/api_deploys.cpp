@@ -145,10 +145,16 @@ struct DeployInputs {
   std::optional<engine::Deploy> last;              // the newest deploy of app/env
   std::string rollback_to;                         // previous successful release
   std::string current;                             // newest successful release
+  ResolvedConfig config;                           // the (env, app) config now (secrets in clear)
 };
 
-Result<DeployInputs> load_inputs(store::Store& s, const DeployParams& p) {
+Result<DeployInputs> load_inputs(store::Store& s, const SecretKey& key, const DeployParams& p) {
   DeployInputs in;
+  // Deploys and rollbacks alike send the config as it is now (a rollback takes the release back,
+  // not the config: `slipway config` changes are undone with `slipway config`).
+  auto config = resolve_config(s, key, p.env, p.app);
+  if (!config) return config.error();
+  in.config = std::move(*config);
   auto lb = s.get_meta("lb/" + p.env);
   if (!lb) return lb.error();
   in.env_lb = lb->value_or("");
@@ -242,7 +248,9 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
     if (!gate) co_return Result<StartedDeploy>(gate.error());
     forced_freeze = std::move(*gate);
   }
-  auto job0 = [params = p](store::Store& s) { return load_inputs(s, params); };
+  auto job0 = [params = p, key = &*ctx.secret_key](store::Store& s) {
+    return load_inputs(s, *key, params);
+  };
   auto in = co_await ctx.db_call(job0);
   if (!in) co_return Result<StartedDeploy>(in.error());
 
@@ -371,6 +379,8 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
   if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p.env, dr); !hooks)
     co_return Result<StartedDeploy>(hooks.error());
   dr.keep_releases = ctx.opts.keep_releases;
+  dr.env_vars = std::move(in->config.vars);
+  dr.config_version = in->config.version;
   auto id = ctx.engine->start(std::move(dr), std::move(targets));
   if (!id) co_return Result<StartedDeploy>(id.error());
   co_return StartedDeploy{*id, std::move(lost), std::move(quarantined)};
@@ -472,8 +482,13 @@ void register_deploy_routes(ServerContext& ctx) {
                    auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
                    json::value body;
+                   engine::Deploy head;  // what the config diff needs
                    if (const auto* live = c->engine->find(*id)) {
                      body = engine::to_json(*live, true);
+                     head.id = live->id;
+                     head.app = live->app;
+                     head.env = live->env;
+                     head.config_version = live->config_version;
                    } else {
                      auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
                      auto d = co_await c->db_call(job2);
@@ -482,7 +497,13 @@ void register_deploy_routes(ServerContext& ctx) {
                        co_return Response::error(
                            err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
                      body = engine::to_json(**d, true);
+                     head = std::move(**d);
                    }
+                   // What changed in config since the previous deploy of the app there (names).
+                   auto job4 = [head](store::Store& s) { return deploy_config_diff(s, head); };
+                   auto diff = co_await c->db_call(job4);
+                   if (!diff) co_return Response::error(diff.error());
+                   body.as_object()["config_changes"] = std::move(*diff);
                    if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
                      auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
                      auto steps = co_await c->db_call(job3);

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -20,6 +22,7 @@
 
 #include "artifacts/blob_store.h"
 #include "artifacts/manifest.h"
+#include "common/secret_box.h"
 #include "engine/engine.h"
 #include "engine/plans.h"
 #include "engine/runs.h"
@@ -66,6 +69,8 @@ class ServerContext {
   std::unique_ptr<engine::PlanDriver> plan_driver;
   std::unique_ptr<engine::PlanManager> plans;  // deploy plans (slipway deploy -f)
   Router router;
+  // Seals and opens secret config values (DATA_DIR/secrets.key); set before the routes run.
+  std::optional<SecretKey> secret_key;
   std::string admin_token;
   std::string join_token;
   std::string url;  // where this server listens, e.g. http://127.0.0.1:7700
@@ -130,6 +135,21 @@ asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::
 void register_run_routes(ServerContext& ctx);
 void register_lb_routes(ServerContext& ctx);
 void register_plan_routes(ServerContext& ctx);
+void register_config_routes(ServerContext& ctx);
+
+// The config of (env, app) as an install sends it: plain values and secrets opened with `key`,
+// and its version. On the database thread (api_config.cpp). The result holds secrets in clear:
+// never log it.
+struct ResolvedConfig {
+  int64_t version = 0;
+  std::map<std::string, std::string> vars;
+};
+Result<ResolvedConfig> resolve_config(store::Store& s, const SecretKey& key, const std::string& env,
+                                      const std::string& app);
+// What changed in the config of a deploy's (env, app) since the previous deploy of it:
+// {"previous_deploy", "from_version", "to_version", "changes": [{key, secret, change}]} (names
+// only, never values). On the database thread.
+Result<json::value> deploy_config_diff(store::Store& s, const engine::Deploy& d);
 // What the PlanManager starts its deploys through (api_plans.cpp).
 std::unique_ptr<engine::PlanDriver> make_plan_driver(ServerContext& ctx);
 

@@ -69,6 +69,10 @@ void Convergence::consider(const inventory::Node& n) {
 asio::awaitable<void> Convergence::converge(std::string node, std::string env, std::string app) {
   auto job = [app](store::Store& s) { return s.list_artifacts(app); };
   auto artifacts = co_await ctx_.db_call(job);
+  auto job2 = [env, app, key = &*ctx_.secret_key](store::Store& s) {
+    return resolve_config(s, *key, env, app);
+  };
+  auto config = co_await ctx_.db_call(job2);
   starting_.erase(std::make_pair(env, app));
   // Things may have changed while the database answered: look again.
   const auto* n = ctx_.inventory.find(node);
@@ -81,8 +85,15 @@ asio::awaitable<void> Convergence::converge(std::string node, std::string env, s
     spdlog::error("cannot converge node {}: {}", node, artifacts.error().message);
     co_return;
   }
+  if (!config) {
+    spdlog::error("cannot converge node {}: {}", node, config.error().message);
+    co_return;
+  }
   engine::DeployRequest r;
   r.kind = engine::DeployKind::converge;
+  // A convergence deploy sends the config as it is now, as any deploy does.
+  r.env_vars = std::move(config->vars);
+  r.config_version = config->version;
   r.app = app;
   r.env = env;
   r.selector = inventory::Selector().add(inventory::eq_term("name", node)).to_string();

@@ -254,6 +254,12 @@ int run_server(const ServerOptions& opts) {
     spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
   ctx.admin_token = *admin;
   ctx.join_token = *join;
+  auto secret_key = SecretKey::load_or_create(opts.data_dir / "secrets.key");
+  if (!secret_key) {
+    spdlog::error("{}", secret_key.error().message);
+    return kExitFailed;
+  }
+  ctx.secret_key = std::move(*secret_key);
 
   if (auto st = ctx.blobs.open(); !st) {
     spdlog::error("{}", st.error().message);
@@ -355,6 +361,7 @@ int run_server(const ServerOptions& opts) {
   register_run_routes(ctx);
   register_lb_routes(ctx);
   register_plan_routes(ctx);
+  register_config_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

@@ -112,12 +112,25 @@ CREATE TABLE plans (
   created_at INTEGER NOT NULL, finished_at INTEGER NOT NULL);
 CREATE INDEX plans_env ON plans (env, id);
 )sql",
+    // 7: per-environment config and secrets of each app (secret values sealed by the server), and
+    // the log of its versions (which keys changed, never values). A deploy records the version
+    // it used in its options (config_version).
+    R"sql(
+CREATE TABLE config_entries (
+  env TEXT NOT NULL, app TEXT NOT NULL, key TEXT NOT NULL, secret INTEGER NOT NULL,
+  value TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (env, app, key));
+CREATE TABLE config_versions (
+  env TEXT NOT NULL, app TEXT NOT NULL, version INTEGER NOT NULL, changes TEXT NOT NULL,
+  actor TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (env, app, version));
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
 std::string options_json(const Deploy& d) {
   json::object o = engine::strategy_options_json(d);
   o["promote_at"] = d.promote_at;
+  o["config_version"] = d.config_version;
   return to_json(o);
 }
 
@@ -127,6 +140,7 @@ void options_from_json(const std::string& text, Deploy& d) {
   JsonReader r(*v, "deploy options");
   engine::read_strategy_options(r, d);
   d.promote_at = r.i64_or("promote_at", 0);
+  d.config_version = r.i64_or("config_version", 0);
 }
 
 json::value apps_to_json(const std::map<std::string, inventory::NodeApp>& apps) {
@@ -779,6 +793,70 @@ class SqliteStore final : public Store {
     return *ids;
   }
 
+  Result<ConfigState> get_config(const std::string& env, const std::string& app) override {
+    ConfigState out;
+    auto v = db_.prepare(
+        "SELECT COALESCE(MAX(version), 0) FROM config_versions WHERE env = ? AND app = ?");
+    if (!v) return v.error();
+    v->bind(1, env).bind(2, app);
+    if (auto row = v->step(); !row) return row.error();
+    out.version = v->i64(0);
+    auto s = db_.prepare(
+        "SELECT key, secret, value, updated_by, updated_at FROM config_entries WHERE env = ? AND "
+        "app = ? ORDER BY key");
+    if (!s) return s.error();
+    s->bind(1, env).bind(2, app);
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.entries.push_back(
+          ConfigEntry{s->text(0), s->i64(1) != 0, s->text(2), s->text(3), s->i64(4)});
+    }
+    return out;
+  }
+
+  Result<engine::ConfigVersion> change_config(const std::string& env, const std::string& app,
+                                              const std::vector<ConfigEdit>& edits,
+                                              const std::string& actor, TimeMs at) override {
+    if (auto st = db_.exec("SAVEPOINT config_change"); !st) return st.error();
+    auto r = apply_config(env, app, edits, actor, at);
+    if (!r) {
+      (void)db_.exec("ROLLBACK TO config_change");
+      (void)db_.exec("RELEASE config_change");
+      return r;
+    }
+    if (auto st = db_.exec("RELEASE config_change"); !st) return st.error();
+    return r;
+  }
+
+  Result<std::vector<engine::ConfigVersion>> config_versions(const std::string& env,
+                                                             const std::string& app, int64_t after,
+                                                             int64_t upto) override {
+    auto s = db_.prepare(
+        "SELECT version, changes, actor, at FROM config_versions WHERE env = ? AND app = ? AND "
+        "version > ? AND version <= ? ORDER BY version");
+    if (!s) return s.error();
+    s->bind(1, env).bind(2, app).bind(3, after).bind(4, upto);
+    std::vector<engine::ConfigVersion> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      engine::ConfigVersion cv;
+      cv.version = s->i64(0);
+      auto v = parse_json(s->text(1), "stored config changes");
+      if (!v) return v.error();
+      auto changes = engine::config_changes_from_json(*v);
+      if (!changes) return changes.error();
+      cv.changes = std::move(*changes);
+      cv.actor = s->text(2);
+      cv.at = s->i64(3);
+      out.push_back(std::move(cv));
+    }
+    return out;
+  }
+
   Result<engine::FreezeId> insert_freeze(const engine::Freeze& f) override {
     auto s = db_.prepare(
         "INSERT INTO freezes (env, app, until, reason, created_by, created_at, lifted_by, "
@@ -825,6 +903,76 @@ class SqliteStore final : public Store {
   }
 
  private:
+  Result<engine::ConfigVersion> apply_config(const std::string& env, const std::string& app,
+                                             const std::vector<ConfigEdit>& edits,
+                                             const std::string& actor, TimeMs at) {
+    auto current = get_config(env, app);
+    if (!current) return current.error();
+    std::map<std::string, ConfigEntry> now;
+    for (auto& e : current->entries) {
+      std::string key = e.key;
+      now.emplace(std::move(key), std::move(e));
+    }
+    engine::ConfigVersion cv;
+    cv.version = current->version;
+    cv.actor = actor;
+    cv.at = at;
+    for (const auto& ed : edits) {
+      const auto it = now.find(ed.key);
+      const char* kind_name = ed.secret ? "secret" : "config key";
+      if (!ed.value) {
+        if (it == now.end() || it->second.secret != ed.secret) {
+          return err(Errc::not_found,
+                     fmt::format("{} in {} has no {} {}", app, env, kind_name, ed.key));
+        }
+        auto del = db_.prepare("DELETE FROM config_entries WHERE env = ? AND app = ? AND key = ?");
+        if (!del) return del.error();
+        if (auto st = del->bind(1, env).bind(2, app).bind(3, ed.key).run(); !st) return st.error();
+        cv.changes.push_back({ed.key, ed.secret, engine::ConfigChangeKind::removed});
+        now.erase(it);
+        continue;
+      }
+      if (it != now.end() && it->second.secret != ed.secret) {
+        return err(Errc::conflict,
+                   fmt::format("{} of {} in {} is a {}; `slipway {} unset` it first", ed.key, app,
+                               env, it->second.secret ? "secret" : "plain config key",
+                               it->second.secret ? "secret" : "config"));
+      }
+      if (it != now.end() && !ed.secret && it->second.value == *ed.value) continue;
+      if (it == now.end() && now.size() >= engine::kMaxConfigEntries) {
+        return err(Errc::failed_precondition,
+                   fmt::format("{} in {} has {} config keys and secrets already; at most {}", app,
+                               env, now.size(), engine::kMaxConfigEntries));
+      }
+      auto put = db_.prepare(
+          "INSERT INTO config_entries (env, app, key, secret, value, updated_by, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (env, app, key) DO UPDATE SET secret = "
+          "excluded.secret, value = excluded.value, updated_by = excluded.updated_by, "
+          "updated_at = excluded.updated_at");
+      if (!put) return put.error();
+      put->bind(1, env).bind(2, app).bind(3, ed.key).bind(4, ed.secret).bind(5, *ed.value);
+      put->bind(6, actor).bind(7, at);
+      if (auto st = put->run(); !st) return st.error();
+      cv.changes.push_back(
+          {ed.key, ed.secret,
+           it == now.end() ? engine::ConfigChangeKind::added : engine::ConfigChangeKind::changed});
+      now[ed.key] = ConfigEntry{ed.key, ed.secret, *ed.value, actor, at};
+    }
+    if (cv.changes.empty()) return cv;
+    ++cv.version;
+    auto ins = db_.prepare(
+        "INSERT INTO config_versions (env, app, version, changes, actor, at) VALUES (?, ?, ?, ?, "
+        "?, ?)");
+    if (!ins) return ins.error();
+    ins->bind(1, env)
+        .bind(2, app)
+        .bind(3, cv.version)
+        .bind(4, to_json(engine::to_json(cv.changes)));
+    ins->bind(5, actor).bind(6, at);
+    if (auto st = ins->run(); !st) return st.error();
+    return cv;
+  }
+
   static constexpr const char* kFreezeColumns =
       "SELECT id, env, app, until, reason, created_by, created_at, lifted_by, lifted_at FROM "
       "freezes";

@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "engine/config.h"
 #include "engine/deploy.h"
 #include "engine/desired.h"
 #include "engine/freeze.h"
@@ -56,6 +57,29 @@ struct PlanFilter {
   std::string env;  // "" = any
   int limit = 50;
   engine::PlanId before_id = 0;  // 0 = newest first from the top
+};
+
+// One key of an (env, app) config. `value` is the plain value, or for a secret its sealed form
+// (common/secret_box.h): the store never sees a secret in clear.
+struct ConfigEntry {
+  std::string key;
+  bool secret = false;
+  std::string value;
+  std::string updated_by;
+  TimeMs updated_at = 0;
+};
+
+// The current config of an (env, app): its version (0 = never set) and keys, sorted.
+struct ConfigState {
+  int64_t version = 0;
+  std::vector<ConfigEntry> entries;
+};
+
+// A set (value present) or an unset (std::nullopt) of one key.
+struct ConfigEdit {
+  std::string key;
+  bool secret = false;
+  std::optional<std::string> value;
 };
 
 class Store {
@@ -136,6 +160,23 @@ class Store {
   // the ids.
   virtual Result<std::vector<engine::PlanId>> fail_running_plans(const std::string& reason,
                                                                  TimeMs now) = 0;
+
+  // Per-environment config and secrets (schema 7).
+  virtual Result<ConfigState> get_config(const std::string& env, const std::string& app) = 0;
+  // Applies `edits` atomically and records them as the next version (with which keys were
+  // added, changed or removed, and by whom); returns that version record (version unchanged and
+  // no changes when nothing changed: a plain value set to what it was). Errors: not_found when an
+  // unset names a key that is not there (of that kind), conflict when a set would turn a secret
+  // into plain config or back (unset it first), failed_precondition beyond kMaxConfigEntries keys.
+  virtual Result<engine::ConfigVersion> change_config(const std::string& env,
+                                                      const std::string& app,
+                                                      const std::vector<ConfigEdit>& edits,
+                                                      const std::string& actor, TimeMs at) = 0;
+  // The versions in (after, upto], oldest first.
+  virtual Result<std::vector<engine::ConfigVersion>> config_versions(const std::string& env,
+                                                                     const std::string& app,
+                                                                     int64_t after,
+                                                                     int64_t upto) = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);
