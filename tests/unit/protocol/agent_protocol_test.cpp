@@ -369,6 +369,23 @@ TEST(AgentProtocol, RequiredFieldsAreRequired) {
   server_error(R"({"type":"deactivate","action":"a"})");
 }
 
+TEST(AgentProtocol, InstallEnvHoldsVariableNamesAndNeverShowsAValue) {
+  auto ok = install_json();
+  ok["env"] = json::object{{"DB_PASSWORD", "s3cret"}, {"_X1", ""}};
+  auto m = decode_server_message(to_json(ok));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(std::get<InstallCommand>(*m).env.at("DB_PASSWORD"), "s3cret");
+  for (const char* bad : {"1A", "A-B", "", "A B", "../x"}) {
+    auto i = install_json();
+    i["env"] = json::object{{bad, "s3cret"}};
+    const auto msg = server_error(to_json(i));
+    EXPECT_EQ(msg.find("s3cret"), std::string::npos) << msg;
+  }
+  auto nul = install_json();
+  nul["env"] = json::object{{"A", std::string("s3c\0ret", 7)}};
+  EXPECT_EQ(server_error(to_json(nul)).find("s3c"), std::string::npos);
+}
+
 TEST(AgentProtocol, InvalidNamesInHelloAreRefused) {
   for (const auto& [field, value] :
        std::vector<Field>{{"name", ""},
