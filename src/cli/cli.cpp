@@ -421,6 +421,42 @@ int run(int argc, char** argv) {
     });
   }
 
+  // token create|list|revoke
+  auto* token = app.add_subcommand("token", "API tokens with a role and a scope (admin)");
+  token->require_subcommand(1);
+  TokenCreateArgs tca;
+  auto* token_create = token->add_subcommand(
+      "create", "Create a token; prints its secret once (the server keeps only a hash)");
+  token_create->add_option("--role", tca.role, "What it may do")
+      ->required()
+      ->check(CLI::IsMember({"admin", "deployer", "viewer"}));
+  token_create->add_option("--env", tca.envs, "Only these environments (comma-separated)")
+      ->delimiter(',');
+  token_create->add_option("--app", tca.apps, "Only these apps (comma-separated)")->delimiter(',');
+  token_create->add_option("--ttl", tca.ttl, "Expires after this long (30d, 12h; default never)");
+  token_create->add_option("--name", tca.name, "Its name (default: ROLE-RANDOM)");
+  client_flags(token_create, cf);
+  token_create->callback([&] { action = [&] { return cmd_token_create(cf, tca); }; });
+  auto* token_list = token->add_subcommand("list", "List the tokens (never their secrets)");
+  client_flags(token_list, cf);
+  token_list->callback([&] { action = [&] { return cmd_token_list(cf); }; });
+  std::string revoke_ref;
+  auto* token_revoke = token->add_subcommand("revoke", "Revoke a token: refused from now on");
+  token_revoke->add_option("token", revoke_ref, "Its name or id")->required();
+  client_flags(token_revoke, cf);
+  token_revoke->callback([&] { action = [&] { return cmd_token_revoke(cf, revoke_ref); }; });
+
+  // audit
+  std::string audit_since;
+  int audit_limit = 100;
+  auto* audit = app.add_subcommand(
+      "audit", "The audit log: who changed what, when, from where, and the outcome (admin)");
+  audit->add_option("--since", audit_since, "Only entries since: a duration ago (1h) or a time");
+  audit->add_option("--limit", audit_limit, "At most this many (the newest)")
+      ->capture_default_str();
+  client_flags(audit, cf);
+  audit->callback([&] { action = [&] { return cmd_audit(cf, audit_since, audit_limit); }; });
+
   // run
   RunArgs run_args;
   auto* run_cmd = app.add_subcommand(

@@ -152,6 +152,22 @@ struct ConfigArgs {
 int cmd_config(const ClientFlags& f, const ConfigArgs& a);
 int cmd_secret(const ClientFlags& f, const ConfigArgs& a);
 
+// API tokens: slipway token create|list|revoke (admin)
+struct TokenCreateArgs {
+  std::string role;  // admin | deployer | viewer
+  std::vector<std::string> envs;
+  std::vector<std::string> apps;
+  std::string ttl;   // "" = never expires
+  std::string name;  // "" = the server picks one
+};
+// Prints the secret once (it is not kept anywhere but in the caller's hands).
+int cmd_token_create(const ClientFlags& f, const TokenCreateArgs& a);
+int cmd_token_list(const ClientFlags& f);
+int cmd_token_revoke(const ClientFlags& f, const std::string& name_or_id);
+
+// The audit log (admin): since is a duration back from now ("1h") or an RFC 3339 time.
+int cmd_audit(const ClientFlags& f, const std::string& since, int limit);
+
 // Ad-hoc commands
 struct RunArgs {
   std::string env;

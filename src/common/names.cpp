@@ -24,6 +24,8 @@ std::string_view name_kind_label(NameKind kind) {
       return "version";
     case NameKind::stage:
       return "stage name";
+    case NameKind::token:
+      return "token name";
   }
   return "name";
 }

@@ -15,7 +15,7 @@
 
 namespace slipway {
 
-enum class NameKind { app, env, node, role, zone, tag_key, tag_value, version, stage };
+enum class NameKind { app, env, node, role, zone, tag_key, tag_value, version, stage, token };
 
 std::string_view name_kind_label(NameKind kind);  // "app name", "environment", ...
 

@@ -126,11 +126,12 @@ void register_artifact_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
   ctx.router.add(
-      "POST", "/api/v1/artifacts/{app}/{version}", Caller::admin,
+      "POST", "/api/v1/artifacts/{app}/{version}", Access::deployer, "artifact.push",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string app = req.param("app");
         const std::string version = req.param("version");
         if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
+        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
         const std::string file = req.body_file;
         const std::string scratch = (c->blobs.root() / "tmp").string();
         auto job0 = [file, scratch] { return inspect_upload(file, scratch); };
@@ -191,7 +192,8 @@ void register_artifact_routes(ServerContext& ctx) {
       RouteKind::upload);
 
   ctx.router.add(
-      "GET", "/api/v1/artifacts", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/artifacts", Access::viewer, "artifact.list",
+      [c](Request& req) -> asio::awaitable<Response> {
         auto job4 = [](store::Store& s) -> Result<json::array> {
           auto names = s.list_apps();
           if (!names) return names.error();
@@ -211,14 +213,21 @@ void register_artifact_routes(ServerContext& ctx) {
         };
         auto apps = co_await c->db_call(job4);
         if (!apps) co_return Response::error(apps.error());
-        co_return Response::json(200, json::object{{"apps", *apps}});
+        json::array visible;  // those in the token's scope
+        for (auto& a : *apps) {
+          if (in_scope(req.principal, "", a.as_object().at("app").as_string())) {
+            visible.push_back(std::move(a));
+          }
+        }
+        co_return Response::json(200, json::object{{"apps", std::move(visible)}});
       });
 
   ctx.router.add(
-      "GET", "/api/v1/artifacts/{app}", Caller::admin,
+      "GET", "/api/v1/artifacts/{app}", Access::viewer, "artifact.versions",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string app = req.param("app");
         if (auto st = check_app_version(app, ""); !st) co_return Response::error(st.error());
+        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
         auto job5 = [app](store::Store& s) { return s.list_artifacts(app); };
         auto list = co_await c->db_call(job5);
         if (!list) co_return Response::error(list.error());
@@ -239,11 +248,12 @@ void register_artifact_routes(ServerContext& ctx) {
       });
 
   ctx.router.add(
-      "GET", "/api/v1/artifacts/{app}/{version}", Caller::admin,
+      "GET", "/api/v1/artifacts/{app}/{version}", Access::viewer, "artifact.show",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string app = req.param("app");
         const std::string version = req.param("version");
         if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
+        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
         auto job6 = [app, version](store::Store& s) { return s.get_artifact(app, version); };
         auto a = co_await c->db_call(job6);
         if (!a) co_return Response::error(a.error());
@@ -255,11 +265,12 @@ void register_artifact_routes(ServerContext& ctx) {
       });
 
   ctx.router.add(
-      "GET", "/api/v1/artifacts/{app}/{version}/download", Caller::admin,
+      "GET", "/api/v1/artifacts/{app}/{version}/download", Access::viewer, "artifact.download",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string app = req.param("app");
         const std::string version = req.param("version");
         if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
+        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
         auto job7 = [app, version](store::Store& s) { return s.get_artifact(app, version); };
         auto a = co_await c->db_call(job7);
         if (!a) co_return Response::error(a.error());
@@ -272,7 +283,7 @@ void register_artifact_routes(ServerContext& ctx) {
       RouteKind::download);
 
   ctx.router.add(
-      "GET", "/api/v1/blobs/{sha256}", Caller::agent,
+      "GET", "/api/v1/blobs/{sha256}", Access::agent, "blob.download",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string sha = req.param("sha256");
         if (!is_sha256_hex(sha)) {

@@ -388,13 +388,13 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
 
 namespace {
 
-asio::awaitable<Response> start_deploy(ServerContext& ctx, const Request& req,
-                                       engine::DeployKind kind) {
+asio::awaitable<Response> start_deploy(ServerContext& ctx, Request& req, engine::DeployKind kind) {
   auto v = parse_json(req.body, "request body");
   if (!v) co_return Response::error(v.error());
   auto p = parse_deploy_params(
       *v, kind, kind == engine::DeployKind::deploy ? "deploy request" : "rollback request");
   if (!p) co_return Response::error(p.error());
+  if (auto st = authorize(req, p->env, p->app); !st) co_return Response::error(st.error());
   const std::string app = p->app;
   const std::string env = p->env;
   auto started = co_await launch_deploy(ctx, std::move(*p), req.actor);
@@ -431,15 +431,24 @@ asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId
 
 }  // namespace
 
+asio::awaitable<Status> authorize_deploy(ServerContext& ctx, Request& req, engine::DeployId id) {
+  if (const auto* live = ctx.engine->find(id)) co_return authorize(req, live->env, live->app);
+  auto job = [id](store::Store& s) { return s.get_deploy(id); };
+  auto d = co_await ctx.db_call(job);
+  if (!d) co_return d.error();
+  if (!*d) co_return Status{};  // the handler answers 404
+  co_return authorize(req, (*d)->env, (*d)->app);
+}
+
 void register_deploy_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add("POST", "/api/v1/deploys", Caller::admin,
+  ctx.router.add("POST", "/api/v1/deploys", Access::deployer, "deploy.create",
                  [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::deploy); });
-  ctx.router.add("POST", "/api/v1/rollbacks", Caller::admin,
+  ctx.router.add("POST", "/api/v1/rollbacks", Access::deployer, "rollback.create",
                  [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::rollback); });
 
-  ctx.router.add("GET", "/api/v1/deploys", Caller::admin,
+  ctx.router.add("GET", "/api/v1/deploys", Access::viewer, "deploy.list",
                  [c](Request& req) -> asio::awaitable<Response> {
                    store::DeployFilter f;
                    f.app = req.query_or("app");
@@ -458,6 +467,10 @@ void register_deploy_routes(ServerContext& ctx) {
                        co_return Response::error(
                            err(Errc::invalid_argument, "unknown state " + s.substr(0, 32)));
                    }
+                   if (!f.app.empty() || !f.env.empty()) {
+                     if (auto st = authorize(req, f.env, f.app); !st)
+                       co_return Response::error(st.error());
+                   }
                    auto paging = parse_paging(req, "deploy");
                    if (!paging) co_return Response::error(paging.error());
                    f.limit = paging->limit;
@@ -467,6 +480,7 @@ void register_deploy_routes(ServerContext& ctx) {
                    if (!list) co_return Response::error(list.error());
                    json::array out;
                    for (auto& d : *list) {
+                     if (!in_scope(req.principal, d.env, d.app)) continue;
                      // The engine's copy is the live one.
                      if (const auto* live = c->engine->find(d.id)) {
                        out.push_back(engine::to_json(*live, false));
@@ -477,10 +491,12 @@ void register_deploy_routes(ServerContext& ctx) {
                    co_return Response::json(200, json::object{{"deploys", std::move(out)}});
                  });
 
-  ctx.router.add("GET", "/api/v1/deploys/{id}", Caller::admin,
+  ctx.router.add("GET", "/api/v1/deploys/{id}", Access::viewer, "deploy.show",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
+                   if (auto st = co_await authorize_deploy(*c, req, *id); !st)
+                     co_return Response::error(st.error());
                    json::value body;
                    engine::Deploy head;  // what the config diff needs
                    if (const auto* live = c->engine->find(*id)) {
@@ -516,10 +532,12 @@ void register_deploy_routes(ServerContext& ctx) {
                    co_return Response::json(200, body);
                  });
 
-  ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Caller::admin,
+  ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Access::deployer, "deploy.abort",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
+                   if (auto st = co_await authorize_deploy(*c, req, *id); !st)
+                     co_return Response::error(st.error());
                    bool rollback = true;
                    if (!req.body.empty()) {
                      auto v = parse_json(req.body, "request body");
@@ -543,10 +561,13 @@ void register_deploy_routes(ServerContext& ctx) {
         std::pair<const char*, Control>{"resume", &engine::Engine::resume},
         std::pair<const char*, Control>{"promote", &engine::Engine::promote}}) {
     const Control fn = control.second;
-    ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", control.first), Caller::admin,
+    ctx.router.add("POST", fmt::format("/api/v1/deploys/{{id}}/{}", control.first),
+                   Access::deployer, fmt::format("deploy.{}", control.first),
                    [c, fn](Request& req) -> asio::awaitable<Response> {
                      auto id = parse_id(req.param("id"), "deploy");
                      if (!id) co_return Response::error(id.error());
+                     if (auto st = co_await authorize_deploy(*c, req, *id); !st)
+                       co_return Response::error(st.error());
                      if (!req.body.empty()) {
                        auto v = parse_json(req.body, "request body");
                        if (!v) co_return Response::error(v.error());
@@ -563,11 +584,19 @@ void register_deploy_routes(ServerContext& ctx) {
   }
 
   ctx.router.add(
-      "GET", "/api/v1/deploys/{id}/watch", Caller::admin,
-      [](Request&) -> asio::awaitable<Response> { co_return Response{}; }, RouteKind::websocket);
+      "GET", "/api/v1/deploys/{id}/watch", Access::viewer, "deploy.watch",
+      // Called before the upgrade: the scope check (the listener serves the watch itself).
+      [c](Request& req) -> asio::awaitable<Response> {
+        auto id = parse_id(req.param("id"), "deploy");
+        if (!id) co_return Response::error(id.error());
+        if (auto st = co_await authorize_deploy(*c, req, *id); !st)
+          co_return Response::error(st.error());
+        co_return Response{};
+      },
+      RouteKind::websocket);
 
   ctx.router.add(
-      "GET", "/api/v1/agent/ws", Caller::agent,
+      "GET", "/api/v1/agent/ws", Access::agent, "agent.connect",
       [](Request&) -> asio::awaitable<Response> { co_return Response{}; }, RouteKind::websocket);
 }
 

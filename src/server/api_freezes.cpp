@@ -134,6 +134,20 @@ Result<std::vector<Freeze>> lift(store::Store& s, const LiftRequest& l, const st
   return targets;
 }
 
+// The scope a freeze covers: its app, or every app of its environment.
+std::string_view freeze_app(const std::string& app) {
+  return app.empty() ? kAll : std::string_view(app);
+}
+
+// The scope check of a freeze named by id: ok also when there is none (lift answers 404).
+asio::awaitable<Status> authorize_freeze(ServerContext& ctx, Request& req, engine::FreezeId id) {
+  auto job = [id](store::Store& s) { return s.get_freeze(id); };
+  auto f = co_await ctx.db_call(job);
+  if (!f) co_return f.error();
+  if (!*f) co_return Status{};
+  co_return authorize(req, (*f)->env, freeze_app((*f)->app));
+}
+
 }  // namespace
 
 asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::string& app,
@@ -153,11 +167,13 @@ asio::awaitable<Result<std::string>> freeze_gate(ServerContext& ctx, const std::
 void register_freeze_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add("POST", "/api/v1/freezes", Caller::admin,
+  ctx.router.add("POST", "/api/v1/freezes", Access::deployer, "freeze.create",
                  [c](Request& req) -> asio::awaitable<Response> {
                    const TimeMs now = now_ms();
                    auto f = parse_freeze(req.body, now);
                    if (!f) co_return Response::error(f.error());
+                   if (auto st = authorize(req, f->env, freeze_app(f->app)); !st)
+                     co_return Response::error(st.error());
                    f->created_by = req.actor;
                    f->created_at = now;
                    auto job = [fz = *f](store::Store& s) { return s.insert_freeze(fz); };
@@ -170,7 +186,7 @@ void register_freeze_routes(ServerContext& ctx) {
 
   // Active freezes (?all=1: every freeze ever set, newest first); ?env= only that environment,
   // ?app= only those that cover that app (its own and those of a whole environment).
-  ctx.router.add("GET", "/api/v1/freezes", Caller::admin,
+  ctx.router.add("GET", "/api/v1/freezes", Access::viewer, "freeze.list",
                  [c](Request& req) -> asio::awaitable<Response> {
                    const std::string env = req.query_or("env");
                    const std::string app = req.query_or("app");
@@ -187,6 +203,8 @@ void register_freeze_routes(ServerContext& ctx) {
                        all_arg != "false") {
                      co_return Response::error(err(Errc::invalid_argument, "all must be 1 or 0"));
                    }
+                   if (auto st = authorize(req, env, app); !st)
+                     co_return Response::error(st.error());
                    const bool all = all_arg == "1" || all_arg == "true";
                    const TimeMs now = now_ms();
                    auto job = [now, all](store::Store& s) { return s.list_freezes(now, all); };
@@ -196,12 +214,14 @@ void register_freeze_routes(ServerContext& ctx) {
                    for (auto& f : *list) {
                      if (!env.empty() && f.env != env) continue;
                      if (!app.empty() && !f.app.empty() && f.app != app) continue;
+                     // A freeze of a whole environment concerns every app of it.
+                     if (!in_scope(req.principal, f.env, f.app)) continue;
                      out.push_back(std::move(f));
                    }
                    co_return Response::json(200, json::object{{"freezes", freezes_json(out, now)}});
                  });
 
-  ctx.router.add("GET", "/api/v1/freezes/{id}", Caller::admin,
+  ctx.router.add("GET", "/api/v1/freezes/{id}", Access::viewer, "freeze.show",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_freeze_id(req.param("id"));
                    if (!id) co_return Response::error(id.error());
@@ -211,15 +231,24 @@ void register_freeze_routes(ServerContext& ctx) {
                    if (!*f)
                      co_return Response::error(
                          err(Errc::not_found, fmt::format("there is no freeze #{}", *id)));
+                   if (auto st = authorize(req, (*f)->env, (*f)->app); !st)
+                     co_return Response::error(st.error());
                    co_return Response::json(200, engine::to_json(**f, now_ms()));
                  });
 
   // Lifting: by id (DELETE, or POST .../lift {"id"}), or by scope (POST .../lift {"env", "app"?}).
   ctx.router.add(
-      "POST", "/api/v1/freezes/lift", Caller::admin,
+      "POST", "/api/v1/freezes/lift", Access::deployer, "freeze.lift",
       [c](Request& req) -> asio::awaitable<Response> {
         auto l = parse_lift(req.body);
         if (!l) co_return Response::error(l.error());
+        Status scoped;
+        if (l->id) {
+          scoped = co_await authorize_freeze(*c, req, l->id);
+        } else {
+          scoped = authorize(req, l->env, freeze_app(l->app));
+        }
+        if (!scoped) co_return Response::error(scoped.error());
         const TimeMs now = now_ms();
         auto job = [l = *l, by = req.actor, now](store::Store& s) { return lift(s, l, by, now); };
         auto lifted = co_await c->db_call(job);
@@ -229,10 +258,12 @@ void register_freeze_routes(ServerContext& ctx) {
         co_return Response::json(200, json::object{{"lifted", freezes_json(*lifted, now)}});
       });
 
-  ctx.router.add("DELETE", "/api/v1/freezes/{id}", Caller::admin,
+  ctx.router.add("DELETE", "/api/v1/freezes/{id}", Access::deployer, "freeze.delete",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_freeze_id(req.param("id"));
                    if (!id) co_return Response::error(id.error());
+                   if (auto st = co_await authorize_freeze(*c, req, *id); !st)
+                     co_return Response::error(st.error());
                    const TimeMs now = now_ms();
                    LiftRequest l;
                    l.id = *id;

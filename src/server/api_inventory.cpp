@@ -92,34 +92,40 @@ void register_inventory_routes(ServerContext& ctx) {
 
   // Nodes; lost ones too unless ?state=alive.
   ctx.router.add(
-      "GET", "/api/v1/nodes", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/nodes", Access::viewer, "node.list",
+      [c](Request& req) -> asio::awaitable<Response> {
         auto sel = selector_from_query(req);
         if (!sel) co_return Response::error(sel.error());
         const std::string state = req.query_or("state");
         if (!state.empty() && state != "alive" && state != "lost") {
           co_return Response::error(err(Errc::invalid_argument, "state must be alive or lost"));
         }
+        if (auto st = authorize(req, req.query_or("env"), ""); !st)
+          co_return Response::error(st.error());
         json::array nodes;
         for (const auto* n : c->inventory.select(*sel, true)) {
           if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
+          if (!in_scope(req.principal, n->env, "")) continue;
           nodes.push_back(node_json(*n, "", c->convergence->desired()));
         }
         co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
       });
 
   ctx.router.add(
-      "GET", "/api/v1/nodes/{name}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/nodes/{name}", Access::viewer, "node.show",
+      [c](Request& req) -> asio::awaitable<Response> {
         const std::string name = req.param("name");
         if (auto st = validate_name(NameKind::node, name); !st)
           co_return Response::error(st.error());
         const auto* n = c->inventory.find(name);
         if (!n)
           co_return Response::error(err(Errc::not_found, fmt::format("no node named {}", name)));
+        if (auto st = authorize(req, n->env, ""); !st) co_return Response::error(st.error());
         co_return Response::json(200, node_json(*n, "", c->convergence->desired()));
       });
 
   // Lifts a node's quarantine; it converges again at once.
-  ctx.router.add("POST", "/api/v1/nodes/{name}/release", Caller::admin,
+  ctx.router.add("POST", "/api/v1/nodes/{name}/release", Access::deployer, "node.release",
                  [c](Request& req) -> asio::awaitable<Response> {
                    const std::string name = req.param("name");
                    if (auto st = validate_name(NameKind::node, name); !st)
@@ -130,6 +136,11 @@ void register_inventory_routes(ServerContext& ctx) {
                      JsonReader r(*v, "release request");
                      if (auto st = r.finish(); !st) co_return Response::error(st.error());
                    }
+                   // Every app of the node converges again: an app-scoped token may not.
+                   if (const auto* known = c->inventory.find(name)) {
+                     if (auto st = authorize(req, known->env, kAll); !st)
+                       co_return Response::error(st.error());
+                   }
                    if (auto st = c->convergence->release(name, req.actor); !st)
                      co_return Response::error(st.error());
                    const auto* n = c->inventory.find(name);
@@ -138,7 +149,8 @@ void register_inventory_routes(ServerContext& ctx) {
 
   // The "what is deployed where" matrix: every node with its apps (optionally one app).
   ctx.router.add(
-      "GET", "/api/v1/status", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/status", Access::viewer, "status.show",
+      [c](Request& req) -> asio::awaitable<Response> {
         auto sel = selector_from_query(req);
         if (!sel) co_return Response::error(sel.error());
         const std::string app = req.query_or("app");
@@ -146,8 +158,11 @@ void register_inventory_routes(ServerContext& ctx) {
           if (auto st = validate_name(NameKind::app, app); !st)
             co_return Response::error(st.error());
         }
+        if (auto st = authorize(req, req.query_or("env"), app); !st)
+          co_return Response::error(st.error());
         json::array nodes;
         for (const auto* n : c->inventory.select(*sel, true)) {
+          if (!in_scope(req.principal, n->env, "")) continue;
           if (!app.empty() && !n->apps.contains(app) && n->state != inventory::NodeState::alive)
             continue;
           nodes.push_back(node_json(*n, app, c->convergence->desired()));
@@ -155,27 +170,31 @@ void register_inventory_routes(ServerContext& ctx) {
         json::array running;
         for (const auto* d : c->engine->running()) {
           if (!app.empty() && d->app != app) continue;
+          if (!in_scope(req.principal, d->env, d->app)) continue;
           running.push_back(engine::to_json(*d, false));
         }
         co_return Response::json(
             200, json::object{{"nodes", std::move(nodes)}, {"running", std::move(running)}});
       });
 
-  ctx.router.add("GET", "/api/v1/stats", Caller::admin, [c](Request&) -> asio::awaitable<Response> {
-    co_return Response::json(
-        200, json::object{{"version", SLIPWAY_VERSION},
-                          {"nodes", static_cast<int64_t>(c->inventory.size())},
-                          {"nodes_alive", static_cast<int64_t>(c->inventory.alive_count())},
-                          {"agents_connected", static_cast<int64_t>(c->gateway->connected())},
-                          {"deploys_running", static_cast<int64_t>(c->engine->running().size())},
-                          {"runs_running", static_cast<int64_t>(c->runs->running())},
-                          {"plans_running", static_cast<int64_t>(c->plans->running().size())},
-                          {"artifact_downloads", c->stats.artifact_downloads.load()},
-                          {"bytes_served", c->stats.bytes_served.load()},
-                          {"http_requests", c->stats.http_requests.load()},
-                          {"ignored_agent_reports", c->engine->ignored_reports()},
-                          {"ignored_exec_results", c->gateway->ignored_exec_results()}});
-  });
+  ctx.router.add(
+      "GET", "/api/v1/stats", Access::viewer, "stats.show",
+      [c](Request&) -> asio::awaitable<Response> {
+        co_return Response::json(
+            200,
+            json::object{{"version", SLIPWAY_VERSION},
+                         {"nodes", static_cast<int64_t>(c->inventory.size())},
+                         {"nodes_alive", static_cast<int64_t>(c->inventory.alive_count())},
+                         {"agents_connected", static_cast<int64_t>(c->gateway->connected())},
+                         {"deploys_running", static_cast<int64_t>(c->engine->running().size())},
+                         {"runs_running", static_cast<int64_t>(c->runs->running())},
+                         {"plans_running", static_cast<int64_t>(c->plans->running().size())},
+                         {"artifact_downloads", c->stats.artifact_downloads.load()},
+                         {"bytes_served", c->stats.bytes_served.load()},
+                         {"http_requests", c->stats.http_requests.load()},
+                         {"ignored_agent_reports", c->engine->ignored_reports()},
+                         {"ignored_exec_results", c->gateway->ignored_exec_results()}});
+      });
 }
 
 }  // namespace slipway::server

@@ -94,19 +94,23 @@ Result<EnvLb> env_lb(const std::string& stored) {
 
 void register_lb_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
-  ctx.router.add("GET", "/api/v1/envs/{env}/lb", Caller::admin,
+  ctx.router.add("GET", "/api/v1/envs/{env}/lb", Access::viewer, "lb.show",
                  [c](Request& req) -> asio::awaitable<Response> {
                    const std::string env = req.param("env");
                    if (auto st = validate_name(NameKind::env, env); !st)
+                     co_return Response::error(st.error());
+                   if (auto st = authorize(req, env, ""); !st)
                      co_return Response::error(st.error());
                    co_return co_await get_lb(*c, env);
                  });
 
   ctx.router.add(
-      "PUT", "/api/v1/envs/{env}/lb", Caller::admin,
+      "PUT", "/api/v1/envs/{env}/lb", Access::deployer, "lb.set",
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string env = req.param("env");
         if (auto st = validate_name(NameKind::env, env); !st) co_return Response::error(st.error());
+        // The commands run for every app of the environment: an app-scoped token may not.
+        if (auto st = authorize(req, env, kAll); !st) co_return Response::error(st.error());
         auto v = parse_json(req.body, "request body");
         if (!v) co_return Response::error(v.error());
         JsonReader r(*v, "load balancer");
@@ -135,10 +139,12 @@ void register_lb_routes(ServerContext& ctx) {
         co_return co_await get_lb(*c, env);
       });
 
-  ctx.router.add("DELETE", "/api/v1/envs/{env}/lb", Caller::admin,
+  ctx.router.add("DELETE", "/api/v1/envs/{env}/lb", Access::deployer, "lb.clear",
                  [c](Request& req) -> asio::awaitable<Response> {
                    const std::string env = req.param("env");
                    if (auto st = validate_name(NameKind::env, env); !st)
+                     co_return Response::error(st.error());
+                   if (auto st = authorize(req, env, kAll); !st)
                      co_return Response::error(st.error());
                    auto job = [key = meta_key(env)](store::Store& s) {
                      return s.set_meta(key, "");

@@ -261,6 +261,9 @@ asio::awaitable<Response> start_plan(ServerContext& ctx, Request& req) {
   std::set<std::string> apps;
   for (const auto& s : plan->stages)
     apps.insert(s.app);
+  for (const auto& app : apps) {  // every stage in the token's scope
+    if (auto st = authorize(req, plan->env, app); !st) co_return Response::error(st.error());
+  }
   auto job = [apps](store::Store& s) { return load_versions(s, apps); };
   auto known = co_await ctx.db_call(job);
   if (!known) co_return Response::error(known.error());
@@ -290,6 +293,23 @@ asio::awaitable<Result<std::optional<engine::DeployPlan>>> load_plan(ServerConte
   if (const auto* live = ctx.plans->find(id)) co_return std::optional<engine::DeployPlan>(*live);
   auto job = [id](store::Store& s) { return s.get_plan(id); };
   co_return co_await ctx.db_call(job);
+}
+
+// Whether every stage of the plan is in the principal's scope.
+bool plan_in_scope(const Principal& who, const engine::DeployPlan& p) {
+  return std::all_of(p.stages.begin(), p.stages.end(),
+                     [&](const engine::PlanStage& s) { return in_scope(who, p.env, s.app); });
+}
+
+// The scope check of a plan named by id (every stage): ok also when there is none (404 later).
+asio::awaitable<Status> authorize_plan(ServerContext& ctx, Request& req, engine::PlanId id) {
+  auto p = co_await load_plan(ctx, id);
+  if (!p) co_return p.error();
+  if (!*p) co_return Status{};
+  for (const auto& s : (*p)->stages) {
+    if (auto st = authorize(req, (*p)->env, s.app); !st) co_return st;
+  }
+  co_return Status{};
 }
 
 // A control request's body: nothing, or an empty object.
@@ -342,19 +362,22 @@ std::unique_ptr<engine::PlanDriver> make_plan_driver(ServerContext& ctx) {
 void register_plan_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add("POST", "/api/v1/plans", Caller::admin,
+  ctx.router.add("POST", "/api/v1/plans", Access::deployer, "plan.create",
                  [c](Request& req) { return start_plan(*c, req); });
 
-  ctx.router.add("GET", "/api/v1/plans", Caller::admin,
+  ctx.router.add("GET", "/api/v1/plans", Access::viewer, "plan.list",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto q = parse_env_paging(req, "plan");
                    if (!q) co_return Response::error(q.error());
+                   if (auto st = authorize(req, q->env, ""); !st)
+                     co_return Response::error(st.error());
                    const store::PlanFilter f{q->env, q->paging.limit, q->paging.before};
                    auto job = [f](store::Store& s) { return s.list_plans(f); };
                    auto list = co_await c->db_call(job);
                    if (!list) co_return Response::error(list.error());
                    json::array out;
                    for (const auto& p : *list) {
+                     if (!plan_in_scope(req.principal, p)) continue;
                      const auto* live = c->plans->find(p.id);  // the live copy is the newer one
                      out.push_back(engine::to_json(live ? *live : p));
                    }
@@ -362,7 +385,8 @@ void register_plan_routes(ServerContext& ctx) {
                  });
 
   ctx.router.add(
-      "GET", "/api/v1/plans/{id}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/plans/{id}", Access::viewer, "plan.show",
+      [c](Request& req) -> asio::awaitable<Response> {
         auto id = engine::parse_plan_ref(req.param("id"));
         if (!id) co_return Response::error(id.error());
         auto p = co_await load_plan(*c, *id);
@@ -371,14 +395,20 @@ void register_plan_routes(ServerContext& ctx) {
           co_return Response::error(
               err(Errc::not_found, fmt::format("there is no plan {}", engine::plan_ref(*id))));
         }
+        for (const auto& s : (*p)->stages) {
+          if (auto st = authorize(req, (*p)->env, s.app); !st)
+            co_return Response::error(st.error());
+        }
         co_return Response::json(200, engine::to_json(**p));
       });
 
-  ctx.router.add("POST", "/api/v1/plans/{id}/promote", Caller::admin,
+  ctx.router.add("POST", "/api/v1/plans/{id}/promote", Access::deployer, "plan.promote",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = engine::parse_plan_ref(req.param("id"));
                    if (!id) co_return Response::error(id.error());
                    if (auto st = empty_body(req); !st) co_return Response::error(st.error());
+                   if (auto st = co_await authorize_plan(*c, req, *id); !st)
+                     co_return Response::error(st.error());
                    auto st = c->plans->promote(*id, req.actor);
                    if (!st && !promote_stage_deploy(*c, *id, req.actor)) {
                      co_return co_await control_error(*c, *id, st.error());
@@ -388,11 +418,13 @@ void register_plan_routes(ServerContext& ctx) {
                        200, p ? engine::to_json(*p) : json::value(json::object{{"id", *id}}));
                  });
 
-  ctx.router.add("POST", "/api/v1/plans/{id}/abort", Caller::admin,
+  ctx.router.add("POST", "/api/v1/plans/{id}/abort", Access::deployer, "plan.abort",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = engine::parse_plan_ref(req.param("id"));
                    if (!id) co_return Response::error(id.error());
                    if (auto st = empty_body(req); !st) co_return Response::error(st.error());
+                   if (auto st = co_await authorize_plan(*c, req, *id); !st)
+                     co_return Response::error(st.error());
                    if (auto st = c->plans->abort(*id, req.actor); !st) {
                      co_return co_await control_error(*c, *id, st.error());
                    }

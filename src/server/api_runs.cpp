@@ -61,6 +61,8 @@ asio::awaitable<Result<std::optional<engine::Run>>> load_run(ServerContext& ctx,
 asio::awaitable<Response> start_run(ServerContext& ctx, Request& req) {
   auto p = parse_params(req.body);
   if (!p) co_return Response::error(p.error());
+  // A command runs on the nodes whatever apps they host: an app-scoped token may not start one.
+  if (auto st = authorize(req, p->env, kAll); !st) co_return Response::error(st.error());
 
   inventory::Selector sel = p->extra;
   sel.add(inventory::eq_term("env", p->env));
@@ -107,19 +109,22 @@ asio::awaitable<Response> start_run(ServerContext& ctx, Request& req) {
 void register_run_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add("POST", "/api/v1/runs", Caller::admin,
+  ctx.router.add("POST", "/api/v1/runs", Access::deployer, "run.create",
                  [c](Request& req) { return start_run(*c, req); });
 
-  ctx.router.add("GET", "/api/v1/runs", Caller::admin,
+  ctx.router.add("GET", "/api/v1/runs", Access::viewer, "run.list",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto q = parse_env_paging(req, "run");
                    if (!q) co_return Response::error(q.error());
+                   if (auto st = authorize(req, q->env, ""); !st)
+                     co_return Response::error(st.error());
                    const store::RunFilter f{q->env, q->paging.limit, q->paging.before};
                    auto job = [f](store::Store& s) { return s.list_runs(f); };
                    auto list = co_await c->db_call(job);
                    if (!list) co_return Response::error(list.error());
                    json::array out;
                    for (const auto& r : *list) {
+                     if (!in_scope(req.principal, r.env, "")) continue;
                      const auto* live = c->runs->find(r.id);  // the live copy is the newer one
                      out.push_back(engine::to_json(live ? *live : r, false));
                    }
@@ -127,7 +132,8 @@ void register_run_routes(ServerContext& ctx) {
                  });
 
   ctx.router.add(
-      "GET", "/api/v1/runs/{id}", Caller::admin, [c](Request& req) -> asio::awaitable<Response> {
+      "GET", "/api/v1/runs/{id}", Access::viewer, "run.show",
+      [c](Request& req) -> asio::awaitable<Response> {
         auto id = parse_id(req.param("id"), "run");
         if (!id) co_return Response::error(id.error());
         int64_t since = 0;
@@ -140,6 +146,7 @@ void register_run_routes(ServerContext& ctx) {
         if (!run) co_return Response::error(run.error());
         if (!*run)
           co_return Response::error(err(Errc::not_found, fmt::format("there is no run r{}", *id)));
+        if (auto st = authorize(req, (*run)->env, ""); !st) co_return Response::error(st.error());
         co_return Response::json(200, engine::to_json(**run, true, since));
       });
 }

@@ -29,6 +29,7 @@
 #include "inventory/inventory.h"
 #include "server/http.h"
 #include "server/server.h"
+#include "server/tokens.h"
 #include "store/db_executor.h"
 
 namespace slipway::server {
@@ -76,8 +77,14 @@ class ServerContext {
   std::string url;  // where this server listens, e.g. http://127.0.0.1:7700
   Stats stats;
 
-  // Who is calling, from the Authorization header.
-  Caller authenticate(const std::string& authorization) const;
+  // API tokens by hash (loaded at start, kept up to date by the token routes).
+  TokenCache tokens;
+
+  // Who is calling, from the Authorization header: the bootstrap admin token (the root,
+  // break-glass token: an unscoped admin), the agent join token, or an API token (looked up by
+  // its SHA-256 in memory). A principal of kind none when there is no bearer token;
+  // unauthenticated for an unknown, expired or revoked one.
+  Result<Principal> authenticate(const std::string& authorization);
 
   // Runs f(Store&) on the database thread and resumes the caller on the I/O thread with its
   // result. Everything posted before runs first, so a read sees every earlier write.
@@ -121,11 +128,22 @@ class ServerContext {
   void save_node(const std::string& name);
 };
 
+// Appends the audit entry of a request that changes something (every method but GET and HEAD),
+// allowed or refused, once its answer is known: who (actor and token name), what (the route's
+// action, its path parameters and the env/app authorize() was asked about; never the body), when,
+// from where and the outcome. The write goes to the database thread (never blocks). audit.cpp.
+void record_audit(ServerContext& ctx, const Request& req, const Route& route, const Response& res);
+
 // Registers the API routes (api_*.cpp).
 void register_artifact_routes(ServerContext& ctx);
 void register_inventory_routes(ServerContext& ctx);
 void register_deploy_routes(ServerContext& ctx);
 void register_freeze_routes(ServerContext& ctx);
+void register_token_routes(ServerContext& ctx);  // tokens, audit, routes (api_tokens.cpp)
+
+// The scope check of a deploy's routes (authorize with the deploy's env and app, looked up): ok
+// also when there is no such deploy (the handler answers 404). In api_deploys.cpp.
+asio::awaitable<Status> authorize_deploy(ServerContext& ctx, Request& req, engine::DeployId id);
 
 // The freeze check of a deploy of `app` to `env` (rollbacks do not ask): "" when no freeze
 // applies; when some do, a failed_precondition error naming them, or with `force` what the

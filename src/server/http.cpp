@@ -29,17 +29,22 @@ Response Response::json(int status, const json::value& v) {
 }
 
 Response Response::error(const Error& e) {
-  return json(
+  Response r = json(
       http_status(e.code),
       json::object{{"error", json::object{{"code", errc_name(e.code)}, {"message", e.message}}}});
+  r.error_code = std::string(errc_name(e.code));
+  r.error_message = e.message;
+  return r;
 }
 
-void Router::add(std::string method, std::string_view pattern, Caller min_caller, Handler h,
-                 RouteKind kind) {
+void Router::add(std::string method, std::string_view pattern, Access access, std::string action,
+                 Handler h, RouteKind kind) {
   Route r;
   r.method = std::move(method);
+  r.pattern = std::string(pattern);
   r.segments = split(pattern, '/');
-  r.min_caller = min_caller;
+  r.access = access;
+  r.action = std::move(action);
   r.kind = kind;
   r.handler = std::move(h);
   routes_.push_back(std::move(r));
@@ -68,6 +73,18 @@ const Route* Router::match(const std::string& method, const std::string& path,
     return &r;
   }
   return nullptr;
+}
+
+Status authorize(Request& req, std::string_view env, std::string_view app) {
+  std::string target;
+  if (!env.empty()) target = fmt::format("env={}", env);
+  if (!app.empty()) target += fmt::format("{}app={}", target.empty() ? "" : " ", app);
+  if (!target.empty() && req.audit_target.size() < 1024 &&
+      req.audit_target.find(target) == std::string::npos) {
+    if (!req.audit_target.empty()) req.audit_target += "; ";
+    req.audit_target += target;
+  }
+  return authorize_scope(req.principal, env, app);
 }
 
 Result<int64_t> parse_path_id(std::string_view text, std::string_view what) {

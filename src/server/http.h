@@ -15,10 +15,9 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "server/access.h"
 
 namespace slipway::server {
-
-enum class Caller { none, admin, agent };
 
 struct Request {
   std::string method;
@@ -26,10 +25,11 @@ struct Request {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
-  std::string body_file;  // for streamed uploads: where the body was written
-  std::string remote;     // peer address
-  Caller caller = Caller::none;
+  std::string body_file;                      // for streamed uploads: where the body was written
+  std::string remote;                         // peer address
+  Principal principal;                        // who is calling (from the bearer token)
   std::string actor;                          // who, for the history
+  std::string audit_target;                   // what authorize() was asked about, for the audit
   std::map<std::string, std::string> params;  // from the route pattern
 
   std::string query_or(const std::string& key, const std::string& fallback = "") const;
@@ -48,6 +48,9 @@ struct Response {
     uint64_t length = 0;
   };
   std::optional<FileRange> file;
+  // Set by error(): the error's code name and message (for the audit log).
+  std::string error_code;
+  std::string error_message;
 
   static Response json(int status, const json::value& v);
   // The one mapping from an Error to an HTTP response:
@@ -62,24 +65,34 @@ enum class RouteKind { normal, upload, download, websocket };
 
 struct Route {
   std::string method;
+  std::string pattern;                // as registered: /api/v1/deploys/{id}
   std::vector<std::string> segments;  // "{name}" segments capture
-  Caller min_caller = Caller::admin;  // who may call: admin, agent (agents and admins), none
+  Access access = Access::admin;      // who may call (role; scope is checked by the handler)
+  std::string action;                 // what it does, for the audit log: "deploy.create"
   RouteKind kind = RouteKind::normal;
   Handler handler;
 };
 
 class Router {
  public:
-  void add(std::string method, std::string_view pattern, Caller min_caller, Handler h,
-           RouteKind kind = RouteKind::normal);
+  // Every route declares its access level and an action label (the audit log's "what").
+  void add(std::string method, std::string_view pattern, Access access, std::string action,
+           Handler h, RouteKind kind = RouteKind::normal);
   // The matching route and its captured parameters; `method_allowed` is false when the path
   // exists for another method only (405).
   const Route* match(const std::string& method, const std::string& path,
                      std::map<std::string, std::string>& params, bool& path_exists) const;
 
+  const std::vector<Route>& routes() const { return routes_; }
+
  private:
   std::vector<Route> routes_;
 };
+
+// The scope check of every route that touches an environment or an app (see authorize_scope):
+// ok, or forbidden when the request's token is scoped elsewhere. Records env and app as the
+// request's audit target. Call it with the resource's own env and app (looked up for ids).
+Status authorize(Request& req, std::string_view env, std::string_view app);
 
 // Parses a Range request header (RFC 9110 section 14) for a representation of `size` bytes. One
 // range of bytes is supported: "bytes=A-B" (B is clamped to the last byte), "bytes=A-" (to the

@@ -37,12 +37,6 @@ constexpr auto kIoTimeout = 60s;    // any single read or write making no progre
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kMaxJsonBody = 1 << 20;
 
-bool caller_allowed(Caller have, Caller need) {
-  if (need == Caller::none) return true;
-  if (need == Caller::agent) return have == Caller::agent || have == Caller::admin;
-  return have == Caller::admin;
-}
-
 http::response<http::string_body> to_beast(const Response& r, unsigned version, bool keep_alive,
                                            bool head) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
@@ -179,6 +173,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     const bool has_body = hp.content_length().value_or(0) > 0 || hp.chunked();
     Response res;
     const Route* route = nullptr;
+    const Route* refused = nullptr;  // matched, but the caller may not use it
     auto target = split_target(hdr.target());
     if (!target) {
       res = Response::error(target.error());
@@ -195,16 +190,33 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
                 : Response::error(err(Errc::not_found,
                                       fmt::format("no such route: {} {}", req.method, req.path)));
         if (path_exists) res.status = 405;
-      } else {
-        req.caller = ctx.authenticate(req.headers["authorization"]);
-        if (!caller_allowed(req.caller, route->min_caller)) {
-          res = Response::error(req.caller == Caller::none
-                                    ? err(Errc::unauthenticated,
-                                          "a valid token is required (Authorization: Bearer TOKEN)")
-                                    : err(Errc::forbidden, "this token may not use this route"));
+      } else if (route->access != Access::public_) {
+        // Role here; scope in the handler (authorize), which knows the resource.
+        auto who = ctx.authenticate(req.headers["authorization"]);
+        if (who) req.principal = std::move(*who);
+        if (!who) {
+          res = Response::error(who.error());
+        } else if (req.principal.kind == Principal::Kind::none) {
+          res = Response::error(err(Errc::unauthenticated,
+                                    "a valid token is required (Authorization: Bearer TOKEN)"));
+        } else if (!access_allowed(req.principal, route->access)) {
+          res = Response::error(
+              err(Errc::forbidden,
+                  req.principal.kind == Principal::Kind::agent
+                      ? std::string("the agent join token may not use this route")
+                      : fmt::format("token '{}' ({}) may not {} {}: it needs the {} role",
+                                    req.principal.name, role_name(req.principal.role), req.method,
+                                    req.path, access_name(route->access))));
+        }
+        if (res.status / 100 != 2) {
+          refused = route;
           route = nullptr;
         }
       }
+    }
+    if (refused) {
+      req.actor = req.principal.name;
+      record_audit(ctx, req, *refused, res);
     }
     if (!route) {
       // Do not read a body we refuse: answer and close.
@@ -218,7 +230,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     auto user = req.headers.find("x-slipway-user");
     req.actor = user != req.headers.end() && !user->second.empty() && user->second.size() < 128
                     ? user->second
-                    : (req.caller == Caller::admin ? "admin" : "agent");
+                    : req.principal.name;
 
     // Beast compares a body limit with Content-Length only while it parses the header, which was
     // parsed without one: refuse an over-long body here, before reading a byte of it.
@@ -226,19 +238,23 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
         route->kind == RouteKind::upload ? ctx.opts.max_artifact_bytes : kMaxJsonBody;
     if (hp.content_length() && *hp.content_length() > body_limit) {
       bool ok = false;
-      co_await write_response(
-          stream,
-          Response::error(
-              err(Errc::too_large,
-                  fmt::format("the {} is larger than the limit of {} bytes",
-                              route->kind == RouteKind::upload ? "artifact" : "request body",
-                              body_limit))),
-          version, false, false, ok);
+      res = Response::error(err(
+          Errc::too_large,
+          fmt::format("the {} is larger than the limit of {} bytes",
+                      route->kind == RouteKind::upload ? "artifact" : "request body", body_limit)));
+      record_audit(ctx, req, *route, res);
+      co_await write_response(stream, res, version, false, false, ok);
       unread_body = true;
       break;
     }
 
     if (route->kind == RouteKind::websocket) {
+      // The handler of a WebSocket route checks what it may (scope) before the upgrade.
+      if (auto pre = co_await route->handler(req); pre.status / 100 != 2) {
+        bool ok = false;
+        co_await write_response(stream, pre, version, false, false, ok);
+        break;
+      }
       if (!websocket::is_upgrade(hdr)) {
         bool ok = false;
         co_await write_response(
@@ -306,6 +322,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       fp.get().body().close();
       req.body_file = tmp.string();
       res = co_await route->handler(req);
+      record_audit(ctx, req, *route, res);
       std::error_code rm;
       std::filesystem::remove(tmp, rm);  // the handler moved it into the store if it kept it
     } else {
@@ -331,6 +348,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
         spdlog::error("{} {}: {}", req.method, req.path, e.what());
         res = Response::error(err(Errc::internal, e.what()));
       }
+      record_audit(ctx, req, *route, res);
     }
 
     bool ok = false;

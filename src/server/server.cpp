@@ -150,16 +150,28 @@ ServerContext::~ServerContext() {
   workers.join();
 }
 
-Caller ServerContext::authenticate(const std::string& authorization) const {
+Result<Principal> ServerContext::authenticate(const std::string& authorization) {
   constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.empty()) return Principal{};
   if (authorization.size() <= kBearer.size() ||
       authorization.compare(0, kBearer.size(), kBearer) != 0) {
-    return Caller::none;
+    return err(Errc::unauthenticated, "the Authorization header must be 'Bearer TOKEN'");
   }
   const std::string_view token = std::string_view(authorization).substr(kBearer.size());
-  if (constant_time_equal(token, admin_token)) return Caller::admin;
-  if (constant_time_equal(token, join_token)) return Caller::agent;
-  return Caller::none;
+  Principal p;
+  if (constant_time_equal(token, admin_token)) {
+    // The bootstrap token from DATA_DIR/admin.token: root, unscoped, never expires.
+    p.kind = Principal::Kind::token;
+    p.role = Role::admin;
+    p.name = "admin";
+    return p;
+  }
+  if (constant_time_equal(token, join_token)) {
+    p.kind = Principal::Kind::agent;
+    p.name = "agent";
+    return p;
+  }
+  return tokens.lookup(token, now_ms());
 }
 
 void ServerContext::save_node(const std::string& name) {
@@ -195,6 +207,10 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
       }
       if (!seen.empty()) {
         ctx.db->post([seen = std::move(seen)](store::Store& s) { (void)s.save_last_seen(seen); });
+      }
+      // When each API token was last used (kept in memory; saved every ten seconds).
+      if (auto used = ctx.tokens.take_used(); !used.empty()) {
+        ctx.db->post([used = std::move(used)](store::Store& s) { (void)s.save_token_use(used); });
       }
       // A large deploy leaves freed memory behind in malloc's free lists; give it back to the
       // system (on a worker: trimming a large heap takes a few milliseconds).
@@ -280,6 +296,7 @@ int run_server(const ServerOptions& opts) {
   std::vector<engine::DesiredRecord> desired;
   std::map<std::string, inventory::Quarantine> quarantines;
   std::vector<engine::PlanId> interrupted_plans;
+  std::vector<store::TokenRecord> tokens;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -312,6 +329,12 @@ int run_server(const ServerOptions& opts) {
     auto failed_plans = s.fail_running_plans(
         "the server stopped while the plan was running (it was restarted)", now_ms());
     if (failed_plans) interrupted_plans = *failed_plans;
+    auto t = s.list_tokens();
+    if (!t) {
+      load_status = t.error();
+      return;
+    }
+    tokens = std::move(*t);
   });
   if (!load_status) {
     spdlog::error("cannot open the database: {}", load_status.error().message);
@@ -327,6 +350,7 @@ int run_server(const ServerOptions& opts) {
     spdlog::warn("plan p{} was running when the server stopped; marked failed", id);
   }
   ctx.inventory.load(std::move(nodes));
+  ctx.tokens.load(std::move(tokens));
   for (auto& [name, q] : quarantines)
     ctx.inventory.set_quarantine(name, std::move(q));
 
@@ -351,9 +375,10 @@ int run_server(const ServerOptions& opts) {
   ctx.plans = std::make_unique<engine::PlanManager>(SystemClock::instance(), *ctx.plan_driver);
   ctx.plans->set_next_id(max_plan_id + 1);
 
-  ctx.router.add("GET", "/healthz", Caller::none, [](Request&) -> asio::awaitable<Response> {
-    co_return Response::json(200, json::object{{"status", "ok"}, {"version", SLIPWAY_VERSION}});
-  });
+  ctx.router.add(
+      "GET", "/healthz", Access::public_, "health", [](Request&) -> asio::awaitable<Response> {
+        co_return Response::json(200, json::object{{"status", "ok"}, {"version", SLIPWAY_VERSION}});
+      });
   register_artifact_routes(ctx);
   register_inventory_routes(ctx);
   register_deploy_routes(ctx);
@@ -362,6 +387,7 @@ int run_server(const ServerOptions& opts) {
   register_lb_routes(ctx);
   register_plan_routes(ctx);
   register_config_routes(ctx);
+  register_token_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

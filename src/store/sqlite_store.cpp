@@ -1,6 +1,11 @@
+#include <algorithm>
+#include <optional>
+
 #include <fmt/format.h>
 
+#include "common/crypto.h"
 #include "common/json.h"
+#include "common/strings.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 
@@ -124,6 +129,26 @@ CREATE TABLE config_versions (
   env TEXT NOT NULL, app TEXT NOT NULL, version INTEGER NOT NULL, changes TEXT NOT NULL,
   actor TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (env, app, version));
 )sql",
+    // 8: API tokens (only the hash of each secret) and the audit log, which SQL itself keeps
+    // append-only: its triggers abort any UPDATE or DELETE. Each row holds the hash of the
+    // previous one and of itself (a chain: an edit made around the triggers shows).
+    R"sql(
+CREATE TABLE tokens (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL, envs TEXT NOT NULL, apps TEXT NOT NULL, created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_by TEXT NOT NULL,
+  revoked_at INTEGER NOT NULL, last_used INTEGER NOT NULL);
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, token TEXT NOT NULL,
+  remote TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, action TEXT NOT NULL,
+  target TEXT NOT NULL, status INTEGER NOT NULL, error_code TEXT NOT NULL, error TEXT NOT NULL,
+  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX audit_at ON audit (at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -175,6 +200,17 @@ std::map<std::string, inventory::NodeApp> apps_from_json(const std::string& text
   }
   return out;
 }
+
+}  // namespace
+
+std::string audit_hash(const AuditRecord& r) {
+  // A JSON array: every field delimited unambiguously, whatever it holds.
+  const json::array fields{r.id,   r.at,     r.actor,  r.token,  r.remote,     r.method,
+                           r.path, r.action, r.target, r.status, r.error_code, r.error};
+  return sha256_hex(r.prev_hash + "\n" + to_json(fields));
+}
+
+namespace {
 
 class SqliteStore final : public Store {
  public:
@@ -902,6 +938,131 @@ class SqliteStore final : public Store {
     return s->bind(1, by).bind(2, at).bind(3, id).run();
   }
 
+  Result<int64_t> insert_token(const TokenRecord& t) override {
+    auto s = db_.prepare(
+        "INSERT INTO tokens (name, hash, role, envs, apps, created_by, created_at, expires_at, "
+        "revoked_by, revoked_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0) "
+        "ON CONFLICT DO NOTHING");
+    if (!s) return s.error();
+    s->bind(1, t.name).bind(2, t.hash).bind(3, t.role).bind(4, join(t.envs, ","));
+    s->bind(5, join(t.apps, ",")).bind(6, t.created_by).bind(7, t.created_at);
+    s->bind(8, t.expires_at);
+    if (auto st = s->run(); !st) return st.error();
+    if (db_.changes() == 0) {
+      return err(Errc::conflict, fmt::format("there is a token named '{}' already (names of "
+                                             "revoked tokens are not reused)",
+                                             t.name));
+    }
+    return db_.last_insert_id();
+  }
+
+  Result<std::vector<TokenRecord>> list_tokens() override {
+    auto s = db_.prepare(
+        "SELECT id, name, hash, role, envs, apps, created_by, created_at, expires_at, "
+        "revoked_by, revoked_at, last_used FROM tokens ORDER BY id");
+    if (!s) return s.error();
+    std::vector<TokenRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      TokenRecord t;
+      t.id = s->i64(0);
+      t.name = s->text(1);
+      t.hash = s->text(2);
+      t.role = s->text(3);
+      t.envs = split(s->text(4), ',');
+      t.apps = split(s->text(5), ',');
+      t.created_by = s->text(6);
+      t.created_at = s->i64(7);
+      t.expires_at = s->i64(8);
+      t.revoked_by = s->text(9);
+      t.revoked_at = s->i64(10);
+      t.last_used = s->i64(11);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  Result<bool> revoke_token(int64_t id, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "UPDATE tokens SET revoked_by = ?, revoked_at = ? WHERE id = ? AND revoked_at = 0");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, by).bind(2, at).bind(3, id).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Status save_token_use(const std::vector<std::pair<int64_t, TimeMs>>& used) override {
+    for (const auto& u : used) {
+      auto s = db_.prepare("UPDATE tokens SET last_used = MAX(last_used, ?) WHERE id = ?");
+      if (!s) return s.error();
+      if (auto st = s->bind(1, u.second).bind(2, u.first).run(); !st) return st;
+    }
+    return {};
+  }
+
+  Result<int64_t> append_audit(const AuditRecord& r) override {
+    if (!last_audit_hash_) {
+      auto s = db_.prepare("SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
+      if (!s) return s.error();
+      auto row = s->step();
+      if (!row) return row.error();
+      last_audit_hash_ = *row ? s->text(0) : std::string();
+    }
+    auto m = db_.prepare("SELECT COALESCE(MAX(id), 0) FROM audit");
+    if (!m) return m.error();
+    auto mrow = m->step();
+    if (!mrow) return mrow.error();
+    AuditRecord a = r;
+    a.id = m->i64(0) + 1;
+    a.prev_hash = *last_audit_hash_;
+    a.hash = audit_hash(a);
+    auto s = db_.prepare(
+        "INSERT INTO audit (id, at, actor, token, remote, method, path, action, target, status, "
+        "error_code, error, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, a.id).bind(2, a.at).bind(3, a.actor).bind(4, a.token).bind(5, a.remote);
+    s->bind(6, a.method).bind(7, a.path).bind(8, a.action).bind(9, a.target);
+    s->bind(10, a.status).bind(11, a.error_code).bind(12, a.error).bind(13, a.prev_hash);
+    s->bind(14, a.hash);
+    if (auto st = s->run(); !st) {
+      last_audit_hash_.reset();
+      return st.error();
+    }
+    last_audit_hash_ = a.hash;
+    return a.id;
+  }
+
+  Result<std::vector<AuditRecord>> list_audit(TimeMs since, int limit) override {
+    auto s = db_.prepare(std::string(kAuditColumns) + " WHERE at >= ? ORDER BY id DESC LIMIT ?");
+    if (!s) return s.error();
+    s->bind(1, since).bind(2, static_cast<int64_t>(limit));
+    std::vector<AuditRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(audit_row(*s));
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+  Result<int64_t> verify_audit() override {
+    auto s = db_.prepare(std::string(kAuditColumns) + " ORDER BY id");
+    if (!s) return s.error();
+    std::string prev;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      const AuditRecord a = audit_row(*s);
+      if (a.prev_hash != prev || audit_hash(a) != a.hash) return a.id;
+      prev = a.hash;
+    }
+    return int64_t{0};
+  }
+
  private:
   Result<engine::ConfigVersion> apply_config(const std::string& env, const std::string& app,
                                              const std::vector<ConfigEdit>& edits,
@@ -972,6 +1133,31 @@ class SqliteStore final : public Store {
     if (auto st = ins->run(); !st) return st.error();
     return cv;
   }
+
+  static constexpr const char* kAuditColumns =
+      "SELECT id, at, actor, token, remote, method, path, action, target, status, error_code, "
+      "error, prev_hash, hash FROM audit";
+
+  static AuditRecord audit_row(const Statement& s) {
+    AuditRecord a;
+    a.id = s.i64(0);
+    a.at = s.i64(1);
+    a.actor = s.text(2);
+    a.token = s.text(3);
+    a.remote = s.text(4);
+    a.method = s.text(5);
+    a.path = s.text(6);
+    a.action = s.text(7);
+    a.target = s.text(8);
+    a.status = static_cast<int>(s.i64(9));
+    a.error_code = s.text(10);
+    a.error = s.text(11);
+    a.prev_hash = s.text(12);
+    a.hash = s.text(13);
+    return a;
+  }
+
+  std::optional<std::string> last_audit_hash_;  // of the newest row, once read
 
   static constexpr const char* kFreezeColumns =
       "SELECT id, env, app, until, reason, created_by, created_at, lifted_by, lifted_at FROM "

@@ -82,6 +82,44 @@ struct ConfigEdit {
   std::optional<std::string> value;
 };
 
+// An API token (schema 8). Only the SHA-256 of the secret is kept.
+struct TokenRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string hash;               // lower-case hex SHA-256 of the secret
+  std::string role;               // admin | deployer | viewer
+  std::vector<std::string> envs;  // empty = every environment
+  std::vector<std::string> apps;  // empty = every app
+  std::string created_by;
+  TimeMs created_at = 0;
+  TimeMs expires_at = 0;  // 0 = never
+  std::string revoked_by;
+  TimeMs revoked_at = 0;  // 0 = not revoked
+  TimeMs last_used = 0;   // 0 = never (saved now and then, not on every request)
+};
+
+// One entry of the audit log (schema 8): append-only, each row chained to the previous one by
+// hash = SHA-256(prev_hash, the row's fields).
+struct AuditRecord {
+  int64_t id = 0;
+  TimeMs at = 0;
+  std::string actor;   // who (as the client said: X-Slipway-User, else the token's name)
+  std::string token;   // the token's name (authenticated), "" for none
+  std::string remote;  // the peer address
+  std::string method;
+  std::string path;
+  std::string action;  // the route's action label: deploy.create
+  std::string target;  // path parameters and the env/app it was authorized for; never bodies
+  int status = 0;      // HTTP status of the answer
+  std::string error_code;
+  std::string error;
+  std::string prev_hash;
+  std::string hash;
+};
+
+// The hash of an audit row: SHA-256 of prev_hash and the row's fields (id included), hex.
+std::string audit_hash(const AuditRecord& r);
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -177,6 +215,22 @@ class Store {
                                                                      const std::string& app,
                                                                      int64_t after,
                                                                      int64_t upto) = 0;
+
+  // API tokens (schema 8). insert_token returns the new id (t.id is ignored); conflict when the
+  // name is taken (also by a revoked token: names are never reused).
+  virtual Result<int64_t> insert_token(const TokenRecord& t) = 0;
+  virtual Result<std::vector<TokenRecord>> list_tokens() = 0;  // oldest first
+  // Marks it revoked; false when there is no such token or it was revoked already.
+  virtual Result<bool> revoke_token(int64_t id, const std::string& by, TimeMs at) = 0;
+  virtual Status save_token_use(const std::vector<std::pair<int64_t, TimeMs>>& used) = 0;
+
+  // The audit log (schema 8): append and read only; the table's triggers refuse UPDATE and
+  // DELETE. append_audit fills in id, prev_hash and hash and returns the id.
+  virtual Result<int64_t> append_audit(const AuditRecord& r) = 0;
+  // The newest `limit` entries at or after `since`, oldest first.
+  virtual Result<std::vector<AuditRecord>> list_audit(TimeMs since, int limit) = 0;
+  // Recomputes the hash chain: 0 when intact, else the id of the first row that does not match.
+  virtual Result<int64_t> verify_audit() = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);

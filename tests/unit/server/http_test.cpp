@@ -114,7 +114,7 @@ class RouterTest : public ::testing::Test {
              {"DELETE", "/api/v1/deploys/{id}"},
              {"GET", "/healthz"}}) {
       const std::string name = method + " " + pattern;
-      router_.add(method, pattern, Caller::admin,
+      router_.add(method, pattern, Access::admin, "test",
                   [name](Request&) -> boost::asio::awaitable<Response> {
                     Response r;
                     r.body = name;

@@ -161,13 +161,14 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables, (std::vector<std::string>{
-                        "artifacts", "config_entries", "config_versions", "deploy_log",
+                        "artifacts", "audit", "config_entries", "config_versions", "deploy_log",
                         "deploy_nodes", "deploy_steps", "deploys", "desired", "freezes", "meta",
-                        "nodes", "plans", "quarantines", "run_nodes", "runs", "sqlite_sequence"}));
+                        "nodes", "plans", "quarantines", "run_nodes", "runs", "sqlite_sequence",
+                        "tokens"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -176,7 +177,7 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
@@ -661,7 +662,7 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");

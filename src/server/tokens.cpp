@@ -1,0 +1,107 @@
+#include "server/tokens.h"
+
+#include <fmt/format.h>
+
+#include "common/crypto.h"
+
+namespace slipway::server {
+
+std::string new_token_secret() {
+  return std::string(kTokenPrefix) + random_hex(32);
+}
+
+std::string token_hash(std::string_view secret) {
+  return sha256_hex(secret);
+}
+
+Principal token_principal(const store::TokenRecord& t) {
+  Principal p;
+  p.kind = Principal::Kind::token;
+  auto role = parse_role(t.role);
+  p.role = role ? *role : Role::viewer;
+  p.envs = t.envs;
+  p.apps = t.apps;
+  p.name = t.name;
+  p.token_id = t.id;
+  return p;
+}
+
+namespace {
+
+json::value time_or_null(TimeMs t) {
+  return t == 0 ? json::value(nullptr) : json::value(format_time(t));
+}
+
+json::array strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v)
+    a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+json::object token_to_json(const store::TokenRecord& t) {
+  return json::object{{"id", t.id},
+                      {"name", t.name},
+                      {"role", t.role},
+                      {"envs", strings(t.envs)},
+                      {"apps", strings(t.apps)},
+                      {"created_at", time_or_null(t.created_at)},
+                      {"created_by", t.created_by},
+                      {"expires_at", time_or_null(t.expires_at)},
+                      {"last_used", time_or_null(t.last_used)},
+                      {"revoked", t.revoked_at != 0},
+                      {"revoked_at", time_or_null(t.revoked_at)},
+                      {"revoked_by", t.revoked_by}};
+}
+
+void TokenCache::load(std::vector<store::TokenRecord> all) {
+  by_hash_.clear();
+  for (auto& t : all)
+    put(std::move(t));
+}
+
+void TokenCache::put(store::TokenRecord t) {
+  std::string h = t.hash;
+  by_hash_[std::move(h)] = std::move(t);
+}
+
+const store::TokenRecord* TokenCache::find_id(int64_t id) const {
+  for (const auto& entry : by_hash_) {
+    if (entry.second.id == id) return &entry.second;
+  }
+  return nullptr;
+}
+
+const store::TokenRecord* TokenCache::find_name(std::string_view name) const {
+  for (const auto& entry : by_hash_) {
+    if (entry.second.name == name) return &entry.second;
+  }
+  return nullptr;
+}
+
+Result<Principal> TokenCache::lookup(std::string_view secret, TimeMs now) {
+  auto it = by_hash_.find(token_hash(secret));
+  if (it == by_hash_.end()) return err(Errc::unauthenticated, "the token is not valid");
+  auto& t = it->second;
+  if (t.revoked_at != 0) {
+    return err(Errc::unauthenticated, fmt::format("token '{}' was revoked at {} UTC by {}", t.name,
+                                                  format_time_short(t.revoked_at), t.revoked_by));
+  }
+  if (t.expires_at != 0 && now >= t.expires_at) {
+    return err(Errc::unauthenticated, fmt::format("token '{}' expired at {} UTC", t.name,
+                                                  format_time_short(t.expires_at)));
+  }
+  t.last_used = now;
+  used_[t.id] = now;
+  return token_principal(t);
+}
+
+std::vector<std::pair<int64_t, TimeMs>> TokenCache::take_used() {
+  std::vector<std::pair<int64_t, TimeMs>> out(used_.begin(), used_.end());
+  used_.clear();
+  return out;
+}
+
+}  // namespace slipway::server
