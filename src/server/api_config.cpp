@@ -235,15 +235,20 @@ Result<json::value> deploy_config_diff(store::Store& s, const engine::Deploy& d)
 void register_config_routes(ServerContext& ctx) {
   using Handler = asio::awaitable<Response> (*)(ServerContext&, const Request&);
   const std::string base = "/api/v1/envs/{env}/apps/{app}";
-  for (auto [method, path, fn] : {
-           std::tuple<const char*, const char*, Handler>{"GET", "/config", get_all},
-           {"PATCH", "/config", patch_config},
-           {"GET", "/secrets", get_secrets},
-           {"PUT", "/secrets/{key}", put_secret},
-           {"DELETE", "/secrets/{key}", delete_secret},
+  // Reading names and plain values is a viewer's; changing them a deployer's; both within the
+  // token's scope. No route returns a secret's value.
+  for (auto [method, path, access, action, fn] : {
+           std::tuple<const char*, const char*, Access, const char*, Handler>{
+               "GET", "/config", Access::viewer, "config.show", get_all},
+           {"PATCH", "/config", Access::deployer, "config.set", patch_config},
+           {"GET", "/secrets", Access::viewer, "secret.list", get_secrets},
+           {"PUT", "/secrets/{key}", Access::deployer, "secret.set", put_secret},
+           {"DELETE", "/secrets/{key}", Access::deployer, "secret.unset", delete_secret},
        }) {
-    ctx.router.add(method, base + path, Caller::admin,
+    ctx.router.add(method, base + path, access, action,
                    [c = &ctx, fn = fn](Request& req) -> asio::awaitable<Response> {
+                     if (auto st = authorize(req, req.param("env"), req.param("app")); !st)
+                       co_return Response::error(st.error());
                      co_return co_await fn(*c, req);
                    });
   }
