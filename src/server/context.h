@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -27,6 +28,10 @@
 #include "server/http.h"
 #include "server/server.h"
 #include "store/db_executor.h"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace slipway::server {
 
@@ -68,7 +73,11 @@ class ServerContext {
   Router router;
   std::string admin_token;
   std::string join_token;
-  std::string url;  // where this server listens, e.g. http://127.0.0.1:7700
+  std::string url;  // where this server listens, e.g. http://127.0.0.1:7700 or https://...
+  // Set when the listener speaks TLS (HTTPS and WSS).
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Open connections per remote address (the listener's bound).
+  std::map<std::string, int> connections_by_address;
   Stats stats;
 
   // Who is calling, from the Authorization header.

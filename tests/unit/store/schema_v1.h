@@ -11,6 +11,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "DROP TABLE run_nodes; DROP TABLE runs; "                              // 4
     "DROP TABLE quarantines; DROP TABLE desired; "                         // 5
     "DROP TABLE plans; "                                                   // 6
+    "DROP TABLE node_credentials; "                                        // 7
     "PRAGMA user_version = 1";
 
 }  // namespace slipway::store
