@@ -129,7 +129,9 @@ TEST_F(DesiredStoreTest, ADatabaseOfSchema4LearnsTheDesiredStateFromItsNewestSuc
   ASSERT_TRUE(store_->save_deploy(
       finished(6, "1.3.0", "name=node-1", DeployState::succeeded, DeployKind::converge)));
   store_.reset();
-  exec("DROP TABLE plans; DROP TABLE quarantines; DROP TABLE desired; PRAGMA user_version = 4");
+  exec(
+      "DROP TABLE node_credentials; DROP TABLE plans; DROP TABLE quarantines; DROP TABLE desired; "
+      "PRAGMA user_version = 4");
   ASSERT_TRUE(reopen());
   auto all = store_->load_desired().value();
   ASSERT_EQ(all.size(), 2u);
