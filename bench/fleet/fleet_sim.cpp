@@ -81,6 +81,7 @@ class SimNode final : public LinkHandler {
     h.address = "127.0.0.1";
     h.agent_version = SLIPWAY_VERSION;
     h.apps = apps_;
+    h.credential = credential_;
     return h;
   }
   void on_welcome(const protocol::Welcome& w) override;
@@ -89,6 +90,7 @@ class SimNode final : public LinkHandler {
   std::vector<protocol::AppState> heartbeat_apps() override { return apps_; }
 
  private:
+  std::string credential_;  // from the enrollment
   struct Job {
     std::string action;
     std::string app;
@@ -173,7 +175,8 @@ SimNode::SimNode(Fleet& fleet, asio::io_context& ioc, const Options& o, int inde
       name_(fmt::format("{}-{}", o.prefix, index)),
       link_(ioc, LinkOptions{.server = o.server, .token = o.token, .quiet = true}, *this) {}
 
-void SimNode::on_welcome(const protocol::Welcome& /*w*/) {
+void SimNode::on_welcome(const protocol::Welcome& w) {
+  if (!w.credential.empty()) credential_ = w.credential;  // presented on every reconnect
   fleet_.welcomed(!ever_welcomed_);
   ever_welcomed_ = true;
 }

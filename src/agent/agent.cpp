@@ -18,7 +18,9 @@
 
 #include "agent/agent_link.h"
 #include "agent/node_runtime.h"
+#include "common/fs.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "net/http_client.h"
 #include "protocol/agent_protocol.h"
 
@@ -31,8 +33,8 @@ namespace {
 // Downloads artifacts from the server, resuming a partial file, retrying a few times.
 class HttpFetcher final : public Fetcher {
  public:
-  HttpFetcher(std::string server, std::string token)
-      : server_(std::move(server)), token_(std::move(token)) {}
+  HttpFetcher(std::string server, std::string token, net::TlsClientConfig tls)
+      : server_(std::move(server)), token_(std::move(token)), tls_(std::move(tls)) {}
 
   Status fetch(const protocol::InstallCommand& cmd, const fs::path& dest) override {
     const std::string url = cmd.url.rfind("http", 0) == 0 ? cmd.url : server_ + cmd.url;
@@ -44,6 +46,7 @@ class HttpFetcher final : public Fetcher {
       if (cmd.size > 0 && have > cmd.size) fs::remove(dest, ec);
       net::HttpOptions o;
       o.timeout = Millis(60'000);
+      o.tls = tls_;
       auto r = net::http_download(url, {{"Authorization", "Bearer " + token_}}, dest, true, o);
       if (r && (r->status == 200 || r->status == 206)) return {};
       if (r && r->status == 416) {
@@ -66,20 +69,48 @@ class HttpFetcher final : public Fetcher {
 
  private:
   std::string server_;
-  std::string token_;
+  std::string token_;  // the join token's secret
+  net::TlsClientConfig tls_;
 };
+
+// What the agent trusts of an https:// server: the CA it kept from its first connection (checked
+// against the join token's fingerprint), else the fingerprint, else --ca-cert, else the system.
+Result<net::TlsClientConfig> agent_tls(const AgentOptions& o, const net::JoinToken& token) {
+  net::TlsClientConfig tls;
+  const fs::path kept = o.root / "server-ca.pem";
+  std::error_code ec;
+  if (!token.ca_pin.empty() && fs::exists(kept, ec)) {
+    auto fp = net::pem_file_fingerprint(kept);
+    if (!fp) return fp.error();
+    if (*fp != token.ca_pin) {
+      return err(Errc::failed_precondition,
+                 fmt::format("the server CA kept in {} ({}) is not the one of the join token ({}): "
+                             "if the server's CA was replaced on purpose, remove {}",
+                             kept.string(), *fp, token.ca_pin, kept.string()));
+    }
+    tls.ca_file = kept.string();
+  } else if (!token.ca_pin.empty()) {
+    tls.ca_pin = token.ca_pin;
+  } else {
+    tls.ca_file = o.ca_cert;
+  }
+  return tls;
+}
 
 class Agent final : public LinkHandler {
  public:
-  explicit Agent(const AgentOptions& opts)
+  Agent(const AgentOptions& opts, const net::JoinToken& token, const net::TlsClientConfig& tls)
       : opts_(opts),
-        fetcher_(opts.server, opts.token),
+        fetcher_(opts.server, token.secret, tls),
         runtime_(NodeIdentity{opts.name, opts.env, opts.address, opts.root}, fetcher_),
         jobs_(static_cast<size_t>(std::max(1, opts.job_threads))),
         exec_jobs_(static_cast<size_t>(std::max(1, opts.exec_threads))),
         link_(ioc_,
-              LinkOptions{
-                  .server = opts.server, .token = opts.token, .max_backoff = opts.max_backoff},
+              LinkOptions{.server = opts.server,
+                          .token = opts.token,
+                          .tls = tls,
+                          .save_ca = (opts.root / "server-ca.pem").string(),
+                          .max_backoff = opts.max_backoff},
               *this) {}
 
   int run() {
@@ -125,13 +156,29 @@ class Agent final : public LinkHandler {
     hello.address = opts_.address;
     hello.agent_version = SLIPWAY_VERSION;
     hello.apps = runtime_.app_states();
+    // The node's own credential, from its enrollment (none before the first welcome).
+    if (auto c = read_file(credential_file(), 256)) {
+      std::string cred(trim(*c));
+      if (protocol::is_node_credential(cred)) hello.credential = std::move(cred);
+    }
     return hello;
   }
 
   void on_welcome(const protocol::Welcome& w) override {
-    (void)w;
+    if (!w.credential.empty()) {
+      // Enrolled: the server keeps only the credential's hash; losing this file means the name
+      // cannot connect again.
+      if (auto st = write_file_atomic(credential_file(), w.credential + "\n", 0600); !st) {
+        spdlog::error("cannot keep this node's credential: {}", st.error().message);
+      } else {
+        spdlog::info("enrolled as node {}; its credential is in {}", opts_.name,
+                     credential_file().string());
+      }
+    }
     spdlog::info("registered with {} as {} (env {})", opts_.server, opts_.name, opts_.env);
   }
+
+  fs::path credential_file() const { return opts_.root / "agent.credential"; }
 
   void on_command(const protocol::ServerMessage& m) override {
     if (const auto* cmd = std::get_if<protocol::InstallCommand>(&m)) {
@@ -282,7 +329,16 @@ Status validate(const AgentOptions& o) {
   if (ec)
     return err(Errc::invalid_argument,
                fmt::format("--address '{}' is not an IP address", o.address));
-  if (auto u = net::parse_url(o.server); !u) return u.error();
+  auto u = net::parse_url(o.server);
+  if (!u) return u.error();
+  auto t = net::parse_join_token(o.token);
+  if (!t) return t.error();
+  if (!t->ca_pin.empty() && u->scheme != "https") {
+    return err(Errc::invalid_argument,
+               fmt::format("the join token carries a CA fingerprint, so its server speaks HTTPS: "
+                           "use an https:// --server, not {}",
+                           o.server));
+  }
   return {};
 }
 
@@ -293,7 +349,21 @@ int run_agent(const AgentOptions& opts) {
     spdlog::error("{}", st.error().message);
     return kExitUsage;
   }
-  Agent agent(opts);
+  auto token = net::parse_join_token(opts.token);
+  if (!token) {
+    spdlog::error("{}", token.error().message);
+    return kExitUsage;
+  }
+  if (auto st = ensure_dir(opts.root, 0755); !st) {
+    spdlog::error("{}", st.error().message);
+    return kExitFailed;
+  }
+  auto tls = agent_tls(opts, *token);
+  if (!tls) {
+    spdlog::error("{}", tls.error().message);
+    return kExitUsage;
+  }
+  Agent agent(opts, *token, *tls);
   return agent.run();
 }
 

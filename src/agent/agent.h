@@ -13,8 +13,9 @@
 namespace slipway::agent {
 
 struct AgentOptions {
-  std::string server;  // http://HOST:PORT
-  std::string token;   // the join token
+  std::string server;   // http://HOST:PORT or https://HOST:PORT
+  std::string token;    // the join token (SECRET or SECRET:sha256:HEX, see net/tls.h)
+  std::string ca_cert;  // CA file for an https:// server when the token has no fingerprint
   std::string name;
   std::string env;
   std::vector<std::string> roles;

@@ -10,10 +10,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/fs.h"
 #include "net/http_client.h"
+#include "net/tls_context.h"
 #include "net/ws_connection.h"
 
 namespace slipway::agent {
@@ -34,7 +38,9 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
   LinkOptions opts;
   LinkHandler& handler;
   net::Url url;
-  asio::steady_timer timer;  // backoff and heartbeats (never both at once)
+  std::string secret;                   // of the join token
+  std::shared_ptr<net::ClientTls> tls;  // for https://
+  asio::steady_timer timer;             // backoff and heartbeats (never both at once)
   std::shared_ptr<net::WsConnection> conn;
   std::atomic<bool> welcomed{false};
   std::atomic<uint64_t> sessions{0};
@@ -86,7 +92,34 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       problem("cannot resolve {}: {}", url.host, rec.message());
       co_return false;
     }
-    net::WsStream ws(ioc);
+    if (url.scheme != "https") {
+      net::WsStream ws(ioc);
+      if (!co_await connect(ws, endpoints)) co_return false;
+      co_return co_await upgrade(ws);
+    }
+    net::WssStream ws(ioc, tls->ctx);
+    if (!co_await connect(ws, endpoints)) co_return false;
+    net::prepare_client_stream(ws.next_layer(), url.host);
+    beast::get_lowest_layer(ws).expires_after(opts.connect_timeout);
+    tls->pin_mismatch = false;
+    auto [tec] = co_await ws.next_layer().async_handshake(asio::ssl::stream_base::client,
+                                                          asio::as_tuple(asio::use_awaitable));
+    if (tec) {
+      if (tls->pin_mismatch) {
+        spdlog::error("refusing to connect to {}: {}", opts.server,
+                      net::describe_tls_failure(*tls, tec.message()));
+      } else {
+        problem("TLS handshake with {} failed: {}", opts.server,
+                net::describe_tls_failure(*tls, tec.message()));
+      }
+      co_return false;
+    }
+    keep_pinned_ca();
+    co_return co_await upgrade(ws);
+  }
+
+  template <class Ws, class Endpoints>
+  asio::awaitable<bool> connect(Ws& ws, const Endpoints& endpoints) {
     beast::get_lowest_layer(ws).expires_after(opts.connect_timeout);
     auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(
         endpoints, asio::as_tuple(asio::use_awaitable));
@@ -97,12 +130,30 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
     // Small messages (steps, results) must not wait for Nagle's algorithm.
     boost::system::error_code nec;
     beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true), nec);
-    ws.set_option(
-        websocket::stream_base::decorator([token = opts.token](websocket::request_type& req) {
-          req.set(beast::http::field::authorization, "Bearer " + token);
-          req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
-        }));
+    co_return true;
+  }
+
+  // The CA found through the join token's fingerprint is kept for the next starts.
+  void keep_pinned_ca() {
+    if (opts.save_ca.empty() || tls->pinned_ca_pem.empty()) return;
+    std::error_code ec;
+    if (std::filesystem::exists(opts.save_ca, ec)) return;
+    if (auto st = write_file_atomic(opts.save_ca, tls->pinned_ca_pem, 0644); !st) {
+      spdlog::warn("cannot keep the server's CA certificate: {}", st.error().message);
+      return;
+    }
+    spdlog::info("trusting the server's CA {} (kept in {})", tls->pin, opts.save_ca);
+  }
+
+  template <class Ws>
+  asio::awaitable<bool> upgrade(Ws& ws) {
+    ws.set_option(websocket::stream_base::decorator([token = secret](websocket::request_type& req) {
+      req.set(beast::http::field::authorization, "Bearer " + token);
+      req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
+    }));
+    ws.read_message_max(net::WsConnection::kMaxMessageBytes);
     websocket::response_type res;
+    beast::get_lowest_layer(ws).expires_after(opts.connect_timeout);
     auto [hec] = co_await ws.async_handshake(res, url.host + ":" + url.port, "/api/v1/agent/ws",
                                              asio::as_tuple(asio::use_awaitable));
     if (hec) {
@@ -114,7 +165,7 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       co_return false;
     }
     beast::get_lowest_layer(ws).expires_never();
-    auto c = std::make_shared<net::WsConnection>(std::move(ws), opts.server, false);
+    auto c = net::make_ws_connection(std::move(ws), opts.server, false);
     conn = c;
     const bool was_welcomed = co_await converse(c);
     welcomed = false;
@@ -192,6 +243,21 @@ Status AgentLink::start() {
   auto url = net::parse_url(impl_->opts.server);
   if (!url) return url.error();
   impl_->url = *url;
+  auto token = net::parse_join_token(impl_->opts.token);
+  if (!token) return token.error();
+  impl_->secret = token->secret;
+  if (url->scheme == "https") {
+    net::TlsClientConfig cfg = impl_->opts.tls;
+    if (cfg.ca_file.empty() && cfg.ca_pin.empty()) cfg.ca_pin = token->ca_pin;
+    auto tls = net::make_client_tls(cfg);
+    if (!tls) return tls.error();
+    impl_->tls = *tls;
+  } else if (!token->ca_pin.empty()) {
+    return err(Errc::invalid_argument,
+               fmt::format("the join token carries a CA fingerprint, so its server speaks HTTPS: "
+                           "use an https:// --server, not {}",
+                           impl_->opts.server));
+  }
   auto impl = impl_;
   asio::co_spawn(
       impl->ioc, [impl] { return impl->connect_loop(); }, asio::detached);

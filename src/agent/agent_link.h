@@ -16,13 +16,21 @@
 
 #include "common/duration.h"
 #include "common/error.h"
+#include "net/tls.h"
 #include "protocol/agent_protocol.h"
 
 namespace slipway::agent {
 
 struct LinkOptions {
-  std::string server;  // http://HOST:PORT
-  std::string token;   // the join token
+  std::string server;  // http://HOST:PORT or https://HOST:PORT
+  // The join token as given: SECRET, or SECRET:sha256:HEX (see net/tls.h); only SECRET is sent.
+  std::string token;
+  // What an https:// server's certificate is checked against. Empty: the join token's CA
+  // fingerprint when it has one, else the system's store.
+  net::TlsClientConfig tls;
+  // Where to keep the CA certificate found through the fingerprint on the first TLS connection
+  // (mode 0644); empty: not kept.
+  std::string save_ca;
   Millis first_backoff{500};
   Millis max_backoff{30'000};
   Millis connect_timeout{10'000};

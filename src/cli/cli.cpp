@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -28,6 +30,9 @@ void client_flags(CLI::App* sub, ClientFlags& f, bool output = true) {
   sub->add_option("--token", f.token,
                   "API token (default: $SLIPWAY_TOKEN; the admin token is in "
                   "DATA_DIR/admin.token)");
+  sub->add_option("--ca-cert", f.ca_cert,
+                  "CA certificate (PEM) that signed an https:// server's certificate (default: "
+                  "$SLIPWAY_CA_CERT, else the system's; a self-made one is DATA_DIR/tls/ca.crt)");
   if (output) {
     sub->add_option("-o,--output", f.output, "Output format")
         ->check(CLI::IsMember({"table", "json"}))
@@ -70,6 +75,7 @@ void fill_client_env(ClientFlags& f) {
   if (f.server.empty()) f.server = env("SLIPWAY_SERVER");
   if (f.server.empty()) f.server = kDefaultServer;
   if (f.token.empty()) f.token = env("SLIPWAY_TOKEN");
+  if (f.ca_cert.empty()) f.ca_cert = env("SLIPWAY_CA_CERT");
 }
 
 Result<Millis> duration_flag(const std::string& name, const std::string& v) {
@@ -108,6 +114,8 @@ int run(int argc, char** argv) {
   // server
   server::ServerOptions so;
   std::string so_data, so_heartbeat = "5s", so_lost = "15s", so_node_timeout = "15m";
+  std::string so_header_timeout = "10s", so_tls_cert, so_tls_key;
+  bool so_tls = false, so_no_tls = false;
   auto* server =
       app.add_subcommand("server", "Run the Slipway server (artifacts, inventory, deploys, API)");
   server->add_option("--data", so_data, "Data directory (database, artifacts, tokens)")->required();
@@ -129,10 +137,57 @@ int run(int argc, char** argv) {
   server->add_option("--keep-releases", so.keep_releases, "Releases each agent keeps on disk")
       ->check(CLI::Range(2, 100))
       ->capture_default_str();
+  server->add_flag("--tls", so_tls,
+                   "Serve HTTPS and WSS even on a loopback address (always so on other addresses)");
+  server->add_flag("--no-tls", so_no_tls,
+                   "Serve plain HTTP (allowed on loopback addresses only, unless --insecure)");
+  server->add_flag("--insecure", so.insecure,
+                   "Serve plain HTTP on any address (warns at every start: tokens and secrets "
+                   "cross the network unencrypted)");
+  server->add_option(
+      "--tls-cert", so_tls_cert,
+      "Certificate chain (PEM) to serve instead of the self-made one in DATA_DIR/tls");
+  server->add_option("--tls-key", so_tls_key, "Private key (PEM) of --tls-cert");
+  server
+      ->add_option("--tls-san", so.tls_sans,
+                   "More names (DNS names or IP addresses) for the self-made server certificate")
+      ->delimiter(',');
+  server
+      ->add_option("--header-timeout", so_header_timeout,
+                   "A request's header must arrive within this time, else the connection is closed")
+      ->capture_default_str();
+  server
+      ->add_option("--max-connections-per-address", so.max_connections_per_address,
+                   "Connections one remote address may hold at once (0: no bound); the next is "
+                   "answered 503")
+      ->check(CLI::Range(0, 1'000'000))
+      ->capture_default_str();
   server->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   server->callback([&] {
     action = [&]() -> int {
       so.data_dir = so_data;
+      if (so_tls && so_no_tls) {
+        return fail(err(Errc::invalid_argument, "--tls and --no-tls cannot go together"));
+      }
+      so.want_tls = so_tls ? 1 : (so_no_tls ? 0 : -1);
+      if (!so_tls_cert.empty() && so.want_tls == -1) so.want_tls = 1;  // a certificate means TLS
+      so.tls_cert = so_tls_cert;
+      so.tls_key = so_tls_key;
+      for (const auto& n : so.tls_sans) {
+        // A DNS name or an IP address (v6 with colons): letters, digits, '.', '-', ':'.
+        const bool ok =
+            !n.empty() && n.size() <= 253 && std::all_of(n.begin(), n.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                     c == ':';
+            });
+        if (!ok) return fail(err(Errc::invalid_argument, "--tls-san: not a host name: " + n));
+      }
+      auto ht = duration_flag("--header-timeout", so_header_timeout);
+      if (!ht) return fail(ht.error());
+      if (ht->count() < 100) {
+        return fail(err(Errc::invalid_argument, "--header-timeout must be at least 100ms"));
+      }
+      so.header_timeout = *ht;
       auto hb = duration_flag("--heartbeat", so_heartbeat);
       auto lost = duration_flag("--lost-after", so_lost);
       auto nt = duration_flag("--node-timeout", so_node_timeout);
@@ -167,6 +222,11 @@ int run(int argc, char** argv) {
   agent->add_option("--root", ao_root, "Root directory for releases and state")->required();
   agent->add_option("--address", ao.address, "The address its apps listen on (SLIPWAY_ADDRESS)")
       ->capture_default_str();
+  agent
+      ->add_option("--ca-cert", ao.ca_cert,
+                   "CA certificate (PEM) of an https:// server whose join token carries no CA "
+                   "fingerprint (default: the system's)")
+      ->envname("SLIPWAY_CA_CERT");
   agent->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   agent->callback([&] {
     action = [&]() -> int {
@@ -207,7 +267,7 @@ int run(int argc, char** argv) {
   auto* nodes =
       app.add_subcommand("nodes", "List the nodes (agents) the server knows, alive and lost");
   nodes->add_option("--env", nodes_env, "Only this environment");
-  nodes->add_option("--state", nodes_state, "Only alive or lost nodes");
+  nodes->add_option("--state", nodes_state, "Only alive, lost or revoked nodes");
   client_flags(nodes, cf);
   std::string release_name;
   auto* release = nodes->add_subcommand(
@@ -216,6 +276,14 @@ int run(int argc, char** argv) {
   release->add_option("name", release_name, "Node name")->required();
   client_flags(release, cf);
   release->callback([&] { action = [&] { return cmd_nodes_release(cf, release_name); }; });
+  std::string revoke_name;
+  auto* revoke = nodes->add_subcommand(
+      "revoke",
+      "Cut a node's agent off for good: disconnected, its credential revoked, its name never "
+      "accepted again (the machine comes back only under a new name)");
+  revoke->add_option("name", revoke_name, "Node name")->required();
+  client_flags(revoke, cf);
+  revoke->callback([&] { action = [&] { return cmd_nodes_revoke(cf, revoke_name); }; });
   nodes->callback([&] {
     if (!action) action = [&] { return cmd_nodes(cf, nodes_env, nodes_state); };
   });

@@ -69,8 +69,8 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
   if (!env.empty()) {
     if (auto st = validate_name(NameKind::env, env); !st) return fail(st.error());
   }
-  if (!state.empty() && state != "alive" && state != "lost") {
-    return fail(err(Errc::invalid_argument, "--state must be alive or lost"));
+  if (!state.empty() && state != "alive" && state != "lost" && state != "revoked") {
+    return fail(err(Errc::invalid_argument, "--state must be alive, lost or revoked"));
   }
   auto c = make_client(f);
   auto r = c.get("/api/v1/nodes" + query({{"env", env}, {"state", state}}));
@@ -113,6 +113,23 @@ int cmd_nodes_release(const ClientFlags& f, const std::string& name) {
       "node {} released from quarantine: it is a target again and converges to its desired "
       "release\n",
       name);
+  return kExitOk;
+}
+
+int cmd_nodes_revoke(const ClientFlags& f, const std::string& name) {
+  if (auto st = validate_name(NameKind::node, name); !st) return fail(st.error());
+  auto c = make_client(f);
+  auto r = c.post("/api/v1/nodes/" + name + "/revoke", json::object{});
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  std::cout << fmt::format(
+      "node {} revoked: its agent is disconnected and the name {} can never connect again.\n"
+      "To bring the machine back, stop its agent, remove ROOT/agent.credential, and start it "
+      "under a new --name.\n",
+      name, name);
   return kExitOk;
 }
 

@@ -17,6 +17,7 @@ namespace slipway::cli {
 struct ClientFlags {
   std::string server = "http://127.0.0.1:7700";
   std::string token;
+  std::string ca_cert;           // CA file for https:// servers; empty: the system's
   std::string output = "table";  // table | json
   bool json() const { return output == "json"; }
 };
@@ -47,6 +48,7 @@ int cmd_versions(const ClientFlags& f, const std::string& app);
 int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& state);
 // Lifts the node's quarantine (it converges again).
 int cmd_nodes_release(const ClientFlags& f, const std::string& name);
+int cmd_nodes_revoke(const ClientFlags& f, const std::string& name);
 int cmd_status(const ClientFlags& f, const std::string& env, const std::string& app);
 
 // Deploys

@@ -12,6 +12,7 @@ client::ApiClient make_client(const ClientFlags& f) {
   client::ClientConfig c;
   c.server = f.server;
   c.token = f.token;
+  c.ca_cert = f.ca_cert;
   c.user = client::default_user();
   return client::ApiClient(c);
 }

@@ -19,7 +19,8 @@ namespace slipway::client {
 struct ClientConfig {
   std::string server;  // http://HOST:PORT
   std::string token;
-  std::string user;  // sent as X-Slipway-User, recorded as who did it
+  std::string ca_cert;  // CA file for https://; empty: the system's store
+  std::string user;     // sent as X-Slipway-User, recorded as who did it
   Millis timeout{60'000};
 };
 

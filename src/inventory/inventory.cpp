@@ -25,14 +25,22 @@ Node& Inventory::register_node(Node reported, TimeMs now) {
 }
 
 void Inventory::touch(const std::string& name, TimeMs now) {
-  if (auto it = nodes_.find(name); it != nodes_.end()) {
+  if (auto it = nodes_.find(name); it != nodes_.end() && it->second.state != NodeState::revoked) {
     it->second.last_seen = now;
     it->second.state = NodeState::alive;
   }
 }
 
 void Inventory::mark_lost(const std::string& name, TimeMs now) {
-  if (auto it = nodes_.find(name); it != nodes_.end()) it->second.state = NodeState::lost;
+  if (auto it = nodes_.find(name); it != nodes_.end() && it->second.state != NodeState::revoked)
+    it->second.state = NodeState::lost;
+}
+
+bool Inventory::mark_revoked(const std::string& name) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return false;
+  it->second.state = NodeState::revoked;
+  return true;
 }
 
 void Inventory::set_apps(const std::string& name, const std::map<std::string, NodeApp>& apps,

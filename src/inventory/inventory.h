@@ -28,6 +28,8 @@ class Inventory {
   Node& register_node(Node reported, TimeMs now);
   void touch(const std::string& name, TimeMs now);
   void mark_lost(const std::string& name, TimeMs now);
+  // A revoked node stays revoked: touch and mark_lost leave it so. False for an unknown node.
+  bool mark_revoked(const std::string& name);
   // Replaces what the node reported about its apps (apps it no longer reports are dropped).
   void set_apps(const std::string& name, const std::map<std::string, NodeApp>& apps, TimeMs now);
   void set_app(const std::string& name, const std::string& app, const NodeApp& state, TimeMs now);

@@ -12,7 +12,8 @@
 
 namespace slipway::inventory {
 
-enum class NodeState { alive, lost };
+// revoked: `slipway nodes revoke`; its agent is cut off for good and never targeted.
+enum class NodeState { alive, lost, revoked };
 std::string_view node_state_name(NodeState s);
 
 // One app as a node last reported it.

@@ -10,7 +10,15 @@
 namespace slipway::inventory {
 
 std::string_view node_state_name(NodeState s) {
-  return s == NodeState::alive ? "alive" : "lost";
+  switch (s) {
+    case NodeState::alive:
+      return "alive";
+    case NodeState::lost:
+      return "lost";
+    case NodeState::revoked:
+      return "revoked";
+  }
+  return "lost";
 }
 
 bool Node::has_role(std::string_view role) const {

@@ -646,6 +646,7 @@ Status Lab::start_server_process() {
   if (!opts_.log_level.empty()) {
     args.insert(args.end(), {"--log-level", opts_.log_level});
   }
+  args.insert(args.end(), opts_.server_args.begin(), opts_.server_args.end());
   auto pid = spawn(args, data / "server.log", info_.detached);
   if (!pid) return pid.error();
   info_.server_pid = *pid;
@@ -695,6 +696,7 @@ Status Lab::wait_for_server_url() {
   while (!url.empty() && url.back() == '/')
     url.pop_back();
   info_.server_url = url;
+  info_.ca_cert = url.starts_with("https://") ? (data / "tls" / "ca.crt").string() : "";
 
   auto admin = read_token(data / "admin.token");
   if (!admin) return admin.error();
@@ -707,7 +709,9 @@ Status Lab::wait_for_server_url() {
   std::string last;
   for (;;) {
     if (auto e = died()) return *e;
-    auto r = net::http_request("GET", url + "/healthz", {}, "", {.timeout = kHttpTimeout});
+    auto r = net::http_request(
+        "GET", url + "/healthz", {}, "",
+        {.timeout = kHttpTimeout, .tls = {.ca_file = info_.ca_cert, .ca_pin = ""}});
     if (r && r->status == 200) break;
     last = r ? fmt::format("status {}", r->status) : r.error().message;
     if (SteadyClock::now() >= deadline) {
@@ -763,9 +767,10 @@ Status Lab::wait_alive(const std::vector<std::string>& names) {
       }
     }
 
-    auto r = net::http_request("GET", info_.server_url + "/api/v1/nodes",
-                               {{"Authorization", "Bearer " + info_.admin_token}}, "",
-                               {.timeout = kHttpTimeout});
+    auto r = net::http_request(
+        "GET", info_.server_url + "/api/v1/nodes",
+        {{"Authorization", "Bearer " + info_.admin_token}}, "",
+        {.timeout = kHttpTimeout, .tls = {.ca_file = info_.ca_cert, .ca_pin = ""}});
     if (!r) {
       last_problem = r.error().message;
     } else if (r->status != 200) {

@@ -71,6 +71,9 @@ struct LabOptions {
   fs::path slipway_bin;  // empty: this executable (/proc/self/exe)
   std::string listen = "127.0.0.1:0";
   std::string log_level = "info";
+  // More `slipway server` flags (e.g. --tls: the lab then speaks HTTPS, its agents enroll with
+  // the join token's CA fingerprint, and LabInfo::ca_cert is the server's CA).
+  std::vector<std::string> server_args;
   std::vector<NodeSpec> nodes;
   bool detach = false;
   Millis start_timeout{30'000};  // for the server to listen, and again for all agents to be alive
@@ -89,6 +92,7 @@ struct NodeInfo {
 
 struct LabInfo {
   std::string server_url;  // "http://127.0.0.1:34567"
+  std::string ca_cert;     // an https:// server's CA certificate (DIR/server/tls/ca.crt)
   std::string admin_token;
   std::string join_token;
   fs::path dir;

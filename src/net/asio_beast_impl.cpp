@@ -3,3 +3,4 @@
 // them compile only their declarations.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>

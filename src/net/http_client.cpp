@@ -14,11 +14,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "net/tls_context.h"
 
 namespace slipway::net {
 
@@ -34,11 +37,13 @@ Result<Url> parse_url(std::string_view text) {
                                                    text.substr(0, 200), r.error().message()));
   }
   Url u;
-  if (r->scheme_id() != boost::urls::scheme::http) {  // the scheme is case-insensitive
-    return err(Errc::invalid_argument,
-               fmt::format("'{}': only http:// URLs are supported", text.substr(0, 200)));
+  // The scheme is case-insensitive.
+  if (r->scheme_id() != boost::urls::scheme::http && r->scheme_id() != boost::urls::scheme::https) {
+    return err(
+        Errc::invalid_argument,
+        fmt::format("'{}': only http:// and https:// URLs are supported", text.substr(0, 200)));
   }
-  u.scheme = "http";
+  u.scheme = r->scheme_id() == boost::urls::scheme::https ? "https" : "http";
   u.host = std::string(r->encoded_host());
   if (u.host.size() > 2 && u.host.front() == '[' && u.host.back() == ']') {
     u.host = u.host.substr(1, u.host.size() - 2);
@@ -46,7 +51,7 @@ Result<Url> parse_url(std::string_view text) {
   if (u.host.empty()) {
     return err(Errc::invalid_argument, fmt::format("'{}' has no host", text.substr(0, 200)));
   }
-  u.port = "80";
+  u.port = u.scheme == "https" ? "443" : "80";
   if (r->has_port() && !r->port().empty()) {  // "http://host:/" is the default port
     // port_number() is 0 for anything that is not 1..65535.
     if (r->port_number() == 0 || r->port().size() > 5) {
@@ -98,16 +103,47 @@ Result<T> run_sync(F&& body) {
   return std::move(*out);
 }
 
-asio::awaitable<Result<beast::tcp_stream*>> connect(beast::tcp_stream& stream, const Url& u,
-                                                    Millis timeout) {
-  tcp::resolver resolver(co_await asio::this_coro::executor);
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Connects to u (TLS for https) and runs `use(stream)` on the connection.
+template <class T, class F>
+asio::awaitable<Result<T>> with_connection(const Url& u, const HttpOptions& opts, F& use) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
   auto [rec, endpoints] =
       co_await resolver.async_resolve(u.host, u.port, asio::as_tuple(asio::use_awaitable));
   if (rec) co_return net_error(rec, "resolving", u);
-  stream.expires_after(timeout);
-  auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+  if (u.scheme != "https") {
+    beast::tcp_stream stream(ex);
+    stream.expires_after(opts.timeout);
+    auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+    if (cec) co_return net_error(cec, "connecting to", u);
+    co_return co_await use(stream);
+  }
+  auto tls = make_client_tls(opts.tls);
+  if (!tls) co_return tls.error();
+  TlsStream stream(ex, (*tls)->ctx);
+  auto& low = beast::get_lowest_layer(stream);
+  low.expires_after(opts.timeout);
+  auto [cec, ep] = co_await low.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
   if (cec) co_return net_error(cec, "connecting to", u);
-  co_return &stream;
+  prepare_client_stream(stream, u.host);
+  auto [hec] = co_await stream.async_handshake(boost::asio::ssl::stream_base::client,
+                                               asio::as_tuple(asio::use_awaitable));
+  if (hec) {
+    co_return err(Errc::unavailable, fmt::format("{}:{}: {}", u.host, u.port,
+                                                 describe_tls_failure(**tls, hec.message())));
+  }
+  co_return co_await use(stream);
+}
+
+void close_stream(beast::tcp_stream& s) {
+  beast::error_code ignored;
+  s.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+void close_stream(TlsStream& s) {
+  beast::error_code ignored;
+  beast::get_lowest_layer(s).socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 template <class Body>
@@ -124,12 +160,10 @@ void set_common(http::request<Body>& req, std::string_view method, const Url& u,
     req.set(k, v);
 }
 
-template <class Req>
-asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpOptions& opts) {
-  beast::tcp_stream stream(co_await asio::this_coro::executor);
-  auto c = co_await connect(stream, u, opts.timeout);
-  if (!c) co_return c.error();
-  stream.expires_after(opts.timeout);
+template <class Req, class Stream>
+asio::awaitable<Result<HttpResult>> exchange_on(Stream& stream, const Url& u, Req& req,
+                                                const HttpOptions& opts) {
+  beast::get_lowest_layer(stream).expires_after(opts.timeout);
   auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
   if (wec) co_return net_error(wec, "sending to", u);
   beast::flat_buffer buf;
@@ -152,9 +186,14 @@ asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpO
     out.headers[name] = std::string(f.value());
   }
   out.body = std::move(res.body());
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  close_stream(stream);
   co_return out;
+}
+
+template <class Req>
+asio::awaitable<Result<HttpResult>> exchange(const Url& u, Req& req, const HttpOptions& opts) {
+  auto use = [&](auto& stream) { return exchange_on(stream, u, req, opts); };
+  co_return co_await with_connection<HttpResult>(u, opts, use);
 }
 
 }  // namespace
@@ -196,6 +235,86 @@ Result<HttpResult> http_upload_file(std::string_view method, std::string_view ur
   });
 }
 
+namespace {
+
+template <class Stream>
+asio::awaitable<Result<DownloadResult>> download_on(Stream& stream, const Url& u,
+                                                    const Headers& headers,
+                                                    const std::filesystem::path& dest,
+                                                    uint64_t have, const HttpOptions& opts) {
+  http::request<http::empty_body> req;
+  set_common(req, "GET", u, headers);
+  if (have > 0) req.set(http::field::range, fmt::format("bytes={}-", have));
+  beast::get_lowest_layer(stream).expires_after(opts.timeout);
+  auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+  if (wec) co_return net_error(wec, "sending to", u);
+
+  beast::flat_buffer buf;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  auto [hec, hn] =
+      co_await http::async_read_header(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+  if (hec) co_return net_error(hec, "reading from", u);
+  DownloadResult out;
+  out.status = static_cast<int>(parser.get().result_int());
+  const bool ok = out.status == 200 || out.status == 206;
+  out.resumed = out.status == 206;
+  int fd = -1;
+  if (ok) {
+    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed ? O_APPEND : O_TRUNC);
+    fd = ::open(dest.c_str(), flags, 0600);
+    if (fd < 0) {
+      co_return err(Errc::io,
+                    fmt::format("cannot open {}: {}", dest.string(), std::strerror(errno)));
+    }
+  }
+  std::vector<char> chunk(1 << 16);
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    beast::get_lowest_layer(stream).expires_after(opts.timeout);
+    auto [rec, rn] =
+        co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
+    if (rec == http::error::need_buffer) rec = {};
+    const size_t got = chunk.size() - parser.get().body().size;
+    if (got > 0) {
+      if (ok) {
+        size_t off = 0;
+        while (off < got) {
+          const ssize_t n = ::write(fd, chunk.data() + off, got - off);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            const int e = errno;
+            ::close(fd);
+            co_return err(Errc::io,
+                          fmt::format("cannot write {}: {}", dest.string(), std::strerror(e)));
+          }
+          off += static_cast<size_t>(n);
+        }
+        out.bytes_received += got;
+      } else if (out.error_body.size() < 64 * 1024) {
+        out.error_body.append(chunk.data(), got);
+      }
+    }
+    if (rec) {
+      if (fd >= 0) ::close(fd);
+      co_return net_error(rec, "downloading from", u);
+    }
+  }
+  if (fd >= 0) {
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+      co_return err(Errc::io,
+                    fmt::format("cannot flush {}: {}", dest.string(), std::strerror(errno)));
+    }
+    struct stat st {};
+    if (::stat(dest.c_str(), &st) == 0) out.file_size = static_cast<uint64_t>(st.st_size);
+  }
+  close_stream(stream);
+  co_return out;
+}
+
+}  // namespace
+
 Result<DownloadResult> http_download(std::string_view url, const Headers& headers,
                                      const std::filesystem::path& dest, bool resume,
                                      const HttpOptions& opts) {
@@ -209,80 +328,8 @@ Result<DownloadResult> http_download(std::string_view url, const Headers& header
   }
   return run_sync<DownloadResult>(
       [&](asio::io_context&) -> asio::awaitable<Result<DownloadResult>> {
-        beast::tcp_stream stream(co_await asio::this_coro::executor);
-        auto c = co_await connect(stream, *u, opts.timeout);
-        if (!c) co_return c.error();
-        http::request<http::empty_body> req;
-        set_common(req, "GET", *u, headers);
-        if (have > 0) req.set(http::field::range, fmt::format("bytes={}-", have));
-        stream.expires_after(opts.timeout);
-        auto [wec, wn] =
-            co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
-        if (wec) co_return net_error(wec, "sending to", *u);
-
-        beast::flat_buffer buf;
-        http::response_parser<http::buffer_body> parser;
-        parser.body_limit(boost::none);
-        auto [hec, hn] = co_await http::async_read_header(stream, buf, parser,
-                                                          asio::as_tuple(asio::use_awaitable));
-        if (hec) co_return net_error(hec, "reading from", *u);
-        DownloadResult out;
-        out.status = static_cast<int>(parser.get().result_int());
-        const bool ok = out.status == 200 || out.status == 206;
-        out.resumed = out.status == 206;
-        int fd = -1;
-        if (ok) {
-          const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (out.resumed ? O_APPEND : O_TRUNC);
-          fd = ::open(dest.c_str(), flags, 0600);
-          if (fd < 0) {
-            co_return err(Errc::io,
-                          fmt::format("cannot open {}: {}", dest.string(), std::strerror(errno)));
-          }
-        }
-        std::vector<char> chunk(1 << 16);
-        while (!parser.is_done()) {
-          parser.get().body().data = chunk.data();
-          parser.get().body().size = chunk.size();
-          stream.expires_after(opts.timeout);
-          auto [rec, rn] =
-              co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
-          if (rec == http::error::need_buffer) rec = {};
-          const size_t got = chunk.size() - parser.get().body().size;
-          if (got > 0) {
-            if (ok) {
-              size_t off = 0;
-              while (off < got) {
-                const ssize_t n = ::write(fd, chunk.data() + off, got - off);
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) {
-                  const int e = errno;
-                  ::close(fd);
-                  co_return err(Errc::io, fmt::format("cannot write {}: {}", dest.string(),
-                                                      std::strerror(e)));
-                }
-                off += static_cast<size_t>(n);
-              }
-              out.bytes_received += got;
-            } else if (out.error_body.size() < 64 * 1024) {
-              out.error_body.append(chunk.data(), got);
-            }
-          }
-          if (rec) {
-            if (fd >= 0) ::close(fd);
-            co_return net_error(rec, "downloading from", *u);
-          }
-        }
-        if (fd >= 0) {
-          if (::fsync(fd) != 0 || ::close(fd) != 0) {
-            co_return err(Errc::io,
-                          fmt::format("cannot flush {}: {}", dest.string(), std::strerror(errno)));
-          }
-          struct stat st {};
-          if (::stat(dest.c_str(), &st) == 0) out.file_size = static_cast<uint64_t>(st.st_size);
-        }
-        beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        co_return out;
+        auto use = [&](auto& stream) { return download_on(stream, *u, headers, dest, have, opts); };
+        co_return co_await with_connection<DownloadResult>(*u, opts, use);
       });
 }
 

@@ -1,5 +1,6 @@
 // A small blocking HTTP/1.1 client (Beast underneath), for the CLI, the agent's downloads and
-// health checks. Each call opens its own connection. Only http:// for now.
+// health checks. Each call opens its own connection. http:// and https:// (the server's
+// certificate verified against HttpOptions::tls).
 //
 // Errors: a connection that cannot be made is Errc::unavailable; running out of time is
 // Errc::timeout; a malformed URL is Errc::invalid_argument. HTTP error statuses are NOT errors
@@ -15,13 +16,14 @@
 
 #include "common/duration.h"
 #include "common/error.h"
+#include "net/tls.h"
 
 namespace slipway::net {
 
 struct Url {
-  std::string scheme;  // "http"
+  std::string scheme;  // "http" or "https"
   std::string host;
-  std::string port;    // "80" when not given
+  std::string port;    // "80" or "443" when not given
   std::string target;  // path and query, "/" when empty
 };
 Result<Url> parse_url(std::string_view url);
@@ -31,6 +33,7 @@ using Headers = std::map<std::string, std::string>;  // lower-case names in resp
 struct HttpOptions {
   Millis timeout{30'000};         // for the whole exchange
   size_t max_body = 64ULL << 20;  // responses read into memory
+  TlsClientConfig tls;            // for https://
 };
 
 struct HttpResult {

@@ -1,5 +1,6 @@
 #include "protocol/agent_protocol.h"
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 
@@ -165,6 +166,17 @@ Result<AppState> app_state_from_json(const json::value& v) {
   return s;
 }
 
+bool is_node_credential(std::string_view s) {
+  constexpr std::string_view kPrefix = "slwc_";
+  if (s.size() != kPrefix.size() + 64 || s.substr(0, kPrefix.size()) != kPrefix) return false;
+  return std::all_of(s.begin() + static_cast<std::ptrdiff_t>(kPrefix.size()), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::string new_node_credential() {
+  return "slwc_" + random_hex(32);
+}
+
 std::string encode(const AgentMessage& m) {
   json::object o;
   std::visit(
@@ -180,6 +192,7 @@ std::string encode(const AgentMessage& m) {
                {"address", msg.address},
                {"agent_version", msg.agent_version},
                {"apps", apps_array(msg.apps)}};
+          if (!msg.credential.empty()) o["credential"] = msg.credential;
         } else if constexpr (std::is_same_v<T, Heartbeat>) {
           o = {{"type", "heartbeat"}};
           if (msg.apps) o["apps"] = apps_array(*msg.apps);
@@ -223,6 +236,7 @@ std::string encode(const ServerMessage& m) {
                {"node", msg.node},
                {"heartbeat_ms", msg.heartbeat_ms},
                {"server_version", msg.server_version}};
+          if (!msg.credential.empty()) o["credential"] = msg.credential;
         } else if constexpr (std::is_same_v<T, InstallCommand>) {
           o = {{"type", "install"},          {"action", msg.action},
                {"deploy", msg.deploy},       {"app", msg.app},
@@ -268,6 +282,7 @@ Result<AgentMessage> decode_agent_message(std::string_view text) {
     h.tags = r.str_map("tags");
     h.address = r.str_or("address", "");
     h.agent_version = r.str_or("agent_version", "");
+    h.credential = r.str_or("credential", "");
     auto apps = apps_from(r.opt_array("apps"));
     if (auto st = r.finish(); !st) return st.error();
     if (!apps) return apps.error();
@@ -288,6 +303,9 @@ Result<AgentMessage> decode_agent_message(std::string_view text) {
     }
     if (h.address.size() > 64 || h.agent_version.size() > 64) {
       return err(Errc::invalid_argument, "hello: address or agent_version too long");
+    }
+    if (!h.credential.empty() && !is_node_credential(h.credential)) {
+      return err(Errc::invalid_argument, "hello: malformed credential");
     }
     return AgentMessage{std::move(h)};
   }
@@ -389,7 +407,11 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
     w.node = r.str("node");
     w.heartbeat_ms = r.i64_or("heartbeat_ms", 5000);
     w.server_version = r.str_or("server_version", "");
+    w.credential = r.str_or("credential", "");
     if (auto st = r.finish(true); !st) return st.error();  // newer servers may add fields
+    if (!w.credential.empty() && !is_node_credential(w.credential)) {
+      return err(Errc::invalid_argument, "welcome: malformed credential");
+    }
     if (w.heartbeat_ms < 100 || w.heartbeat_ms > 3'600'000) {
       return err(Errc::invalid_argument, "welcome: heartbeat_ms out of range");
     }

@@ -1,8 +1,11 @@
 // The agent protocol: JSON text messages over one WebSocket per agent (GET /api/v1/agent/ws).
 //
 // Agent -> server
-//   hello      {type, name, env, roles[], zone, tags{}, address, agent_version, apps[AppState]}
-//              first message on every connection; the server answers welcome or closes.
+//   hello      {type, name, env, roles[], zone, tags{}, address, agent_version, apps[AppState],
+//               credential?}
+//              first message on every connection; the server answers welcome or closes (with
+//              the reason). credential: the node's own credential from its enrollment (absent on
+//              the first connection of a name); a name that has one is refused without it.
 //   heartbeat  {type, apps[AppState]?}     every heartbeat_ms; apps only when something changed
 //   step       {type, action, step, status, output, started_at, duration_ms}
 //   result     {type, action, ok, app, version, healthy, reason, reverted_to, downloaded, apps[]}
@@ -11,7 +14,10 @@
 //              when the command could not be started (output says why); output is the last
 //              64 KiB of standard output and error, interleaved
 // Server -> agent
-//   welcome    {type, node, heartbeat_ms, server_version}
+//   welcome    {type, node, heartbeat_ms, server_version, credential?}
+//              credential: only on enrollment (the first hello of a name), the node's own
+//              credential ("slwc_" and 64 hex digits); the agent keeps it and presents it in every
+//              later hello. The server keeps only its SHA-256.
 //   install    {type, action, deploy, app, version, sha256, size, url, env{}, keep_releases}
 //              (the agent reads the manifest from the release itself: slipway.yaml); env is
 //              the app's config and secrets for the node's environment, given to the app
@@ -61,13 +67,19 @@ struct Hello {
   std::string address;
   std::string agent_version;
   std::vector<AppState> apps;
+  std::string credential;  // empty when the agent has none yet
 };
 
 struct Welcome {
   std::string node;
   int64_t heartbeat_ms = 5000;
   std::string server_version;
+  std::string credential;  // set on enrollment only
 };
+
+// A node credential: "slwc_" and 64 lower-case hex digits.
+bool is_node_credential(std::string_view s);
+std::string new_node_credential();
 
 struct Heartbeat {
   std::optional<std::vector<AppState>> apps;

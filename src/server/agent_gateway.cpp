@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crypto.h"
 #include "net/ws_connection.h"
 #include "server/context.h"
 #include "server/convergence.h"
@@ -32,6 +33,60 @@ std::map<std::string, inventory::NodeApp> to_node_apps(
 
 AgentGateway::AgentGateway(ServerContext& ctx) : ctx_(ctx) {}
 
+asio::awaitable<Result<std::string>> AgentGateway::admit(const protocol::Hello& hello) {
+  const std::string name = hello.name;
+  if (revoked_.contains(name)) {
+    co_return err(Errc::forbidden, fmt::format("node {} is revoked", name));
+  }
+  auto lookup = [name](store::Store& s) { return s.get_node_credential(name); };
+  auto rec = co_await ctx_.db_call(lookup);
+  if (!rec) co_return err(Errc::internal, "cannot check the node's credential");
+  if (*rec && (*rec)->revoked_at != 0) {
+    revoked_.insert(name);
+    co_return err(Errc::forbidden, fmt::format("node {} is revoked", name));
+  }
+  if (*rec) {
+    if (hello.credential.empty() ||
+        !constant_time_equal(sha256_hex(hello.credential), (*rec)->hash)) {
+      co_return err(Errc::unauthenticated,
+                    fmt::format("node {} is enrolled with another credential", name));
+    }
+    co_return std::string();
+  }
+  // A new name: the first agent to say hello with it enrolls it. (An agent that presents a
+  // credential the server has no record of, as after the database was lost, enrolls again.)
+  std::string issued = protocol::new_node_credential();
+  auto enroll = [name, hash = sha256_hex(issued), at = now_ms()](store::Store& s) {
+    return s.enroll_node(name, hash, at);
+  };
+  auto enrolled = co_await ctx_.db_call(enroll);
+  if (!enrolled) co_return err(Errc::internal, "cannot record the node's credential");
+  if (!*enrolled) {
+    co_return err(Errc::unauthenticated,
+                  fmt::format("node {} is enrolled with another credential", name));
+  }
+  co_return issued;
+}
+
+void AgentGateway::revoke(const std::string& node) {
+  revoked_.insert(node);
+  ctx_.inventory.mark_revoked(node);
+  if (auto it = sessions_.find(node); it != sessions_.end()) {
+    auto conn = it->second;
+    sessions_.erase(it);
+    conn->close(fmt::format("node {} is revoked", node));
+    commands_lost(node);
+  }
+  spdlog::warn("node {} revoked: its agent is cut off and the name cannot connect again", node);
+}
+
+void AgentGateway::load_revoked(const std::vector<std::string>& nodes) {
+  for (const auto& n : nodes) {
+    revoked_.insert(n);
+    ctx_.inventory.mark_revoked(n);
+  }
+}
+
 asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   // The first message must be hello.
   auto first = co_await conn->read();
@@ -45,11 +100,23 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   }
   auto hello = std::get<protocol::Hello>(std::move(*msg));
   const std::string name = hello.name;
+  auto admitted = co_await admit(hello);
+  // Revoked while the database answered: refused all the same.
+  if (admitted && revoked_.contains(name)) {
+    admitted = err(Errc::forbidden, fmt::format("node {} is revoked", name));
+  }
+  if (!admitted) {
+    spdlog::warn("agent from {} refused as node {}: {}", conn->remote(), name,
+                 admitted.error().message);
+    conn->close(admitted.error().message);
+    co_return;
+  }
+  if (!admitted->empty()) spdlog::info("node {} enrolled from {}", name, conn->remote());
   const TimeMs now = now_ms();
 
   if (auto it = sessions_.find(name); it != sessions_.end()) {
-    // The same agent reconnecting before its old connection was noticed dead, or another process
-    // with the same name: the newest connection wins (per-agent credentials come with TLS).
+    // The same agent reconnecting before its old connection was noticed dead (it presented the
+    // node's credential): the newest connection wins.
     spdlog::warn("node {} connected again from {}; closing its previous connection", name,
                  conn->remote());
     auto old = it->second;
@@ -79,6 +146,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   w.node = name;
   w.heartbeat_ms = ctx_.opts.heartbeat.count();
   w.server_version = SLIPWAY_VERSION;
+  w.credential = std::move(*admitted);
   conn->send(protocol::encode(protocol::ServerMessage{w}));
   ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
 

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,12 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
   size_t connected() const { return sessions_.size(); }
   void close_all();
 
+  // Cuts a node off for good (slipway nodes revoke): closes its connection, and its name is
+  // refused from now on. The caller has recorded the revocation in the store.
+  void revoke(const std::string& node);
+  // Names revoked before this process started.
+  void load_revoked(const std::vector<std::string>& nodes);
+
  private:
   void on_lost(const std::string& node, const std::string& why);
   // False when the node has no open connection.
@@ -56,10 +63,15 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
   // Tells the engine and the exec handlers that whatever the node was doing has failed.
   void commands_lost(const std::string& node);
   void on_exec_result(const std::string& node, const protocol::ExecResult& r);
+  // Checks the hello's credential against the node's enrollment, or enrolls a new name.
+  // Returns the credential to send in the welcome (a new enrollment) or "" (an enrolled node);
+  // an error (the reason to close with) when the agent is refused.
+  boost::asio::awaitable<Result<std::string>> admit(const protocol::Hello& hello);
 
   ServerContext& ctx_;
   std::map<std::string, std::shared_ptr<WsConnection>> sessions_;
   std::vector<std::pair<std::string, engine::ExecResultHandler*>> exec_handlers_;
+  std::set<std::string> revoked_;
   uint64_t ignored_exec_results_ = 0;
 };
 

@@ -97,8 +97,9 @@ void register_inventory_routes(ServerContext& ctx) {
         auto sel = selector_from_query(req);
         if (!sel) co_return Response::error(sel.error());
         const std::string state = req.query_or("state");
-        if (!state.empty() && state != "alive" && state != "lost") {
-          co_return Response::error(err(Errc::invalid_argument, "state must be alive or lost"));
+        if (!state.empty() && state != "alive" && state != "lost" && state != "revoked") {
+          co_return Response::error(
+              err(Errc::invalid_argument, "state must be alive, lost or revoked"));
         }
         if (auto st = authorize(req, req.query_or("env"), ""); !st)
           co_return Response::error(st.error());
@@ -145,6 +146,36 @@ void register_inventory_routes(ServerContext& ctx) {
                      co_return Response::error(st.error());
                    const auto* n = c->inventory.find(name);
                    co_return Response::json(200, node_json(*n, "", c->convergence->desired()));
+                 });
+
+  // Cuts a node's agent off for good: its credential is revoked, its connection closed, and its
+  // name can never connect again (the machine comes back under a new name).
+  ctx.router.add("POST", "/api/v1/nodes/{name}/revoke", Access::admin, "node.revoke",
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   const std::string name = req.param("name");
+                   if (auto st = validate_name(NameKind::node, name); !st)
+                     co_return Response::error(st.error());
+                   if (!req.body.empty()) {
+                     auto v = parse_json(req.body, "request body");
+                     if (!v) co_return Response::error(v.error());
+                     JsonReader r(*v, "revoke request");
+                     if (auto st = r.finish(); !st) co_return Response::error(st.error());
+                   }
+                   if (const auto* known = c->inventory.find(name)) {
+                     if (auto st = authorize(req, known->env, kAll); !st)
+                       co_return Response::error(st.error());
+                   }
+                   auto job = [name, by = req.actor, at = now_ms()](store::Store& s) {
+                     return s.revoke_node(name, by, at);
+                   };
+                   if (auto st = co_await c->db_call(job); !st)
+                     co_return Response::error(st.error());
+                   c->gateway->revoke(name);
+                   const auto* n = c->inventory.find(name);
+                   json::value body =
+                       n ? node_json(*n, "", c->convergence->desired())
+                         : json::value(json::object{{"name", name}, {"state", "revoked"}});
+                   co_return Response::json(200, body);
                  });
 
   // The "what is deployed where" matrix: every node with its apps (optionally one app).

@@ -32,6 +32,10 @@
 #include "server/tokens.h"
 #include "store/db_executor.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace slipway::server {
 
 namespace asio = boost::asio;
@@ -74,7 +78,11 @@ class ServerContext {
   std::optional<SecretKey> secret_key;
   std::string admin_token;
   std::string join_token;
-  std::string url;  // where this server listens, e.g. http://127.0.0.1:7700
+  std::string url;  // where this server listens, e.g. http://127.0.0.1:7700 or https://...
+  // Set when the listener speaks TLS (HTTPS and WSS).
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Open connections per remote address (the listener's bound).
+  std::map<std::string, int> connections_by_address;
   Stats stats;
 
   // API tokens by hash (loaded at start, kept up to date by the token routes).

@@ -6,15 +6,20 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include "net/tls.h"
+#include "net/tls_context.h"
 #include "net/ws_connection.h"
 #include "server/agent_gateway.h"
 #include "server/context.h"
@@ -26,14 +31,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using asio::ip::tcp;
-using net::WsConnection;
-using net::WsStream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto kIdleTimeout = 60s;  // waiting for the next request on a kept-alive connection
-constexpr auto kIoTimeout = 60s;    // any single read or write making no progress
+constexpr auto kIdleTimeout = 60s;        // waiting for the next request on a kept-alive connection
+constexpr size_t kFileChunk = 64 * 1024;  // a file sent over TLS goes by chunks this large
+constexpr auto kIoTimeout = 60s;          // any single read or write making no progress
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kMaxJsonBody = 1 << 20;
 
@@ -96,10 +101,49 @@ asio::awaitable<bool> send_file_range(ServerContext& ctx, beast::tcp_stream& str
   co_return ok;
 }
 
-asio::awaitable<void> write_response(beast::tcp_stream& stream, const Response& r, unsigned version,
+// Over TLS the bytes must pass through OpenSSL: read and send by chunks.
+asio::awaitable<bool> send_file_range(ServerContext& ctx, TlsStream& stream,
+                                      const std::string& path, uint64_t offset, uint64_t length) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) co_return false;
+  std::vector<char> chunk(kFileChunk);
+  off_t off = static_cast<off_t>(offset);
+  uint64_t remaining = length;
+  bool ok = true;
+  while (remaining > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, chunk.size()));
+    const ssize_t n = ::pread(fd, chunk.data(), want, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = false;  // the file shrank, or cannot be read
+      break;
+    }
+    beast::get_lowest_layer(stream).expires_after(kIoTimeout);
+    auto [ec, wn] =
+        co_await asio::async_write(stream, asio::buffer(chunk.data(), static_cast<size_t>(n)),
+                                   asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      ok = false;
+      break;
+    }
+    off += n;
+    remaining -= static_cast<uint64_t>(n);
+    ctx.stats.bytes_served += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  co_return ok;
+}
+
+template <class Stream>
+void expires_after(Stream& stream, std::chrono::steady_clock::duration d) {
+  beast::get_lowest_layer(stream).expires_after(d);
+}
+
+template <class Stream>
+asio::awaitable<void> write_response(Stream& stream, const Response& r, unsigned version,
                                      bool keep_alive, bool head, bool& ok) {
   auto res = to_beast(r, version, keep_alive, head);
-  stream.expires_after(kIoTimeout);
+  expires_after(stream, kIoTimeout);
   if (head) {
     http::response_serializer<http::string_body> sr(res);
     auto [ec, n] =
@@ -114,11 +158,12 @@ asio::awaitable<void> write_response(beast::tcp_stream& stream, const Response& 
 // Reads and throws away what the peer still sends, for a little while, before the connection is
 // closed: closing a socket with unread data resets the connection, and a client still sending a
 // body the server refused (too large, no token) would lose the answer it was sent.
-asio::awaitable<void> drain_before_close(beast::tcp_stream& stream, beast::flat_buffer& buf) {
+template <class Stream>
+asio::awaitable<void> drain_before_close(Stream& stream, beast::flat_buffer& buf) {
   constexpr size_t kMaxDrain = 64 << 20;
   buf.clear();
   size_t total = 0;
-  stream.expires_after(5s);
+  expires_after(stream, 5s);
   while (total < kMaxDrain) {
     auto [ec, n] = co_await stream.async_read_some(buf.prepare(64 * 1024),
                                                    asio::as_tuple(asio::use_awaitable));
@@ -127,24 +172,59 @@ asio::awaitable<void> drain_before_close(beast::tcp_stream& stream, beast::flat_
   }
 }
 
-asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  std::string remote;
-  {
-    boost::system::error_code ec;
-    auto ep = stream.socket().remote_endpoint(ec);
-    if (!ec) remote = ep.address().to_string();
-  }
+// Accepts the WebSocket upgrade of `hdr` on the stream; null when the handshake fails.
+template <class Stream>
+asio::awaitable<std::shared_ptr<net::WsConnection>> accept_ws(
+    Stream& stream, const http::request<http::empty_body>& hdr, const std::string& remote) {
+  websocket::stream<Stream> ws(std::move(stream));
+  ws.read_message_max(net::WsConnection::kMaxMessageBytes);
+  auto [aec] = co_await ws.async_accept(hdr, asio::as_tuple(asio::use_awaitable));
+  if (aec) co_return nullptr;
+  co_return net::make_ws_connection(std::move(ws), remote);
+}
+
+// Serves HTTP requests on a connection (plain or TLS) until it closes.
+template <class Stream>
+asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std::string& remote,
+                                   bool over_limit) {
   beast::flat_buffer buf;
   bool unread_body = false;  // the loop ends with a request body not (wholly) read
+  if (over_limit) {
+    bool ok = false;
+    Response r = Response::error(
+        err(Errc::unavailable, fmt::format("too many connections from {} (at most {} at once)",
+                                           remote, ctx.opts.max_connections_per_address)));
+    r.status = 503;
+    r.headers["Retry-After"] = "1";
+    co_await write_response(stream, r, 11, false, false, ok);
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    co_await drain_before_close(stream, buf);
+    co_return;
+  }
+  bool first = true;
   for (;;) {
     http::request_parser<http::empty_body> hp;
     hp.header_limit(kMaxHeaderBytes);
     hp.body_limit(boost::none);
-    stream.expires_after(kIdleTimeout);
+    // A kept-alive connection may wait idle for its next request; once a request starts (and
+    // from the start on a new connection) its whole header must arrive within the header
+    // timeout, so that a client trickling bytes cannot hold the connection.
+    if (!first && buf.size() == 0) {
+      expires_after(stream, kIdleTimeout);
+      auto [iec, in] = co_await stream.async_read_some(buf.prepare(kMaxHeaderBytes),
+                                                       asio::as_tuple(asio::use_awaitable));
+      if (iec) break;
+      buf.commit(in);
+    }
+    first = false;
+    expires_after(stream, ctx.opts.header_timeout);
     auto [ec, n] =
         co_await http::async_read_header(stream, buf, hp, asio::as_tuple(asio::use_awaitable));
     if (ec) {
+      if (ec == beast::error::timeout) {
+        spdlog::debug("{}: the request header did not arrive in time; connection closed", remote);
+      }
       if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
           ec != asio::error::connection_reset && ec != asio::error::eof) {
         // A malformed request: say so, then close.
@@ -263,11 +343,9 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
             version, false, false, ok);
         break;
       }
-      stream.expires_never();
-      WsStream ws(std::move(stream));
-      auto [aec] = co_await ws.async_accept(hdr, asio::as_tuple(asio::use_awaitable));
-      if (aec) co_return;
-      auto conn = std::make_shared<WsConnection>(std::move(ws), remote);
+      beast::get_lowest_layer(stream).expires_never();
+      auto conn = co_await accept_ws(stream, hdr, remote);
+      if (!conn) co_return;
       if (req.path == "/api/v1/agent/ws") {
         co_await ctx.gateway->serve(conn);
       } else {
@@ -294,10 +372,9 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
             version, false, false, ok);
         break;
       }
-      stream.expires_after(kIoTimeout);
       bool failed = false;
       while (!fp.is_done()) {
-        stream.expires_after(kIoTimeout);
+        expires_after(stream, kIoTimeout);
         auto [rec, rn] =
             co_await http::async_read_some(stream, buf, fp, asio::as_tuple(asio::use_awaitable));
         if (rec) {
@@ -328,7 +405,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     } else {
       http::request_parser<http::string_body> sp(std::move(hp));
       sp.body_limit(kMaxJsonBody);
-      stream.expires_after(kIoTimeout);
+      expires_after(stream, kIoTimeout);
       auto [rec, rn] =
           co_await http::async_read(stream, buf, sp, asio::as_tuple(asio::use_awaitable));
       if (rec) {
@@ -363,7 +440,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
       fres.content_length(length);
       fres.keep_alive(keep_alive);
       http::response_serializer<http::empty_body> sr(fres);
-      stream.expires_after(kIoTimeout);
+      expires_after(stream, kIoTimeout);
       auto [wec, wn] =
           co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
       ok = !wec;
@@ -377,8 +454,55 @@ asio::awaitable<void> http_session(ServerContext& ctx, tcp::socket socket) {
     if (!ok || !keep_alive) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ignored);
   if (unread_body) co_await drain_before_close(stream, buf);
+}
+
+// Counts a connection against its remote address while it lives.
+class AddressSlot {
+ public:
+  AddressSlot(ServerContext& ctx, std::string remote) : ctx_(ctx), remote_(std::move(remote)) {
+    count_ = ++ctx_.connections_by_address[remote_];
+  }
+  ~AddressSlot() {
+    auto it = ctx_.connections_by_address.find(remote_);
+    if (it != ctx_.connections_by_address.end() && --it->second <= 0)
+      ctx_.connections_by_address.erase(it);
+  }
+  AddressSlot(const AddressSlot&) = delete;
+  AddressSlot& operator=(const AddressSlot&) = delete;
+  bool over(int limit) const { return limit > 0 && count_ > limit; }
+
+ private:
+  ServerContext& ctx_;
+  std::string remote_;
+  int count_ = 0;
+};
+
+asio::awaitable<void> connection(ServerContext& ctx, tcp::socket socket) {
+  std::string remote;
+  {
+    boost::system::error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+  }
+  AddressSlot slot(ctx, remote);
+  const bool over_limit = slot.over(ctx.opts.max_connections_per_address);
+  if (over_limit) spdlog::warn("too many connections from {}: answered 503", remote);
+  if (!ctx.tls) {
+    beast::tcp_stream stream(std::move(socket));
+    co_await http_session(ctx, stream, remote, over_limit);
+    co_return;
+  }
+  TlsStream stream(std::move(socket), *ctx.tls);
+  beast::get_lowest_layer(stream).expires_after(ctx.opts.tls_handshake_timeout);
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                               asio::as_tuple(asio::use_awaitable));
+  if (hec) {
+    spdlog::debug("TLS handshake with {} failed: {}", remote, hec.message());
+    co_return;
+  }
+  co_await http_session(ctx, stream, remote, over_limit);
 }
 
 }  // namespace
@@ -412,7 +536,7 @@ Result<std::shared_ptr<tcp::acceptor>> bind_listener(ServerContext& ctx,
   auto local = acceptor->local_endpoint();
   const std::string addr = local.address().is_v6() ? "[" + local.address().to_string() + "]"
                                                    : local.address().to_string();
-  ctx.url = fmt::format("http://{}:{}", addr, local.port());
+  ctx.url = fmt::format("{}://{}:{}", ctx.tls ? "https" : "http", addr, local.port());
   return acceptor;
 }
 
@@ -429,7 +553,7 @@ asio::awaitable<void> accept_loop(ServerContext& ctx, std::shared_ptr<tcp::accep
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(ctx.ioc, http_session(ctx, std::move(socket)), asio::detached);
+    asio::co_spawn(ctx.ioc, connection(ctx, std::move(socket)), asio::detached);
   }
 }
 

@@ -15,6 +15,8 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/strings.h"
+#include "net/tls.h"
+#include "net/tls_context.h"
 #include "server/agent_gateway.h"
 #include "server/context.h"
 #include "server/convergence.h"
@@ -238,12 +240,77 @@ void raise_open_files_limit() {
   }
 }
 
+// The host part of a --listen HOST:PORT ("[::1]:80" -> "::1"); empty when malformed.
+std::string listen_host(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return {};
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// The TLS identity: the given certificate, or the self-made CA and server certificate in
+// DATA_DIR/tls. Returns the context and the fingerprint the join token carries.
+Result<std::pair<std::shared_ptr<asio::ssl::context>, std::string>> setup_tls(
+    const ServerOptions& opts, const std::string& host) {
+  net::ServerTlsFiles files;
+  if (!opts.tls_cert.empty()) {
+    files.chain = opts.tls_cert;
+    files.key = opts.tls_key;
+  } else {
+    std::vector<std::string> sans;
+    auto add = [&sans](const std::string& n) {
+      if (!n.empty() && std::find(sans.begin(), sans.end(), n) == sans.end()) sans.push_back(n);
+    };
+    if (host != "0.0.0.0" && host != "::") add(host);
+    add("localhost");
+    add("127.0.0.1");
+    char hostname[256] = {0};
+    if (::gethostname(hostname, sizeof hostname - 1) == 0) add(hostname);
+    for (const auto& n : opts.tls_sans)
+      add(n);
+    auto made = net::ensure_server_certificate(opts.data_dir / "tls", sans);
+    if (!made) return made.error();
+    files = *made;
+    if (files.created) {
+      spdlog::info("made the TLS certificate {} (names: {}) signed by the server's CA {}",
+                   files.chain.string(), join(sans, ", "), files.ca.string());
+    }
+  }
+  auto ctx = net::make_server_tls_context(files);
+  if (!ctx) return ctx.error();
+  auto pin = net::chain_anchor_fingerprint(files.chain);
+  if (!pin) return pin.error();
+  return std::make_pair(*ctx, *pin);
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& opts) {
   if (opts.data_dir.empty()) {
     spdlog::error("--data is required");
     return kExitUsage;
+  }
+  // The transport is decided before anything is written or bound.
+  const std::string host = listen_host(opts.listen);
+  const auto transport = net::decide_tls(host, opts.want_tls, opts.insecure);
+  if (transport.refused) {
+    spdlog::error(
+        "refusing to serve plain HTTP on {}: it is not a loopback address. Serve HTTPS (drop "
+        "--no-tls), or give --insecure to send tokens and secrets unencrypted anyway",
+        opts.listen);
+    return kExitUsage;
+  }
+  if (opts.tls_cert.empty() != opts.tls_key.empty()) {
+    spdlog::error("--tls-cert and --tls-key go together");
+    return kExitUsage;
+  }
+  if (transport.warn_insecure) {
+    spdlog::warn(
+        "--insecure: serving plain HTTP on {}: tokens, secrets and artifacts cross the network "
+        "unencrypted and unauthenticated",
+        opts.listen);
   }
   if (auto st = ensure_dir(opts.data_dir, 0700); !st) {
     spdlog::error("{}", st.error().message);
@@ -266,10 +333,33 @@ int run_server(const ServerOptions& opts) {
     spdlog::error("{}", join.error().message);
     return kExitFailed;
   }
+  auto join_token = net::parse_join_token(*join);
+  if (!join_token) {
+    spdlog::error("{}: {}", (opts.data_dir / "join.token").string(), join_token.error().message);
+    return kExitFailed;
+  }
+  join_token->ca_pin.clear();
+  if (transport.tls) {
+    auto tls = setup_tls(opts, host);
+    if (!tls) {
+      spdlog::error("TLS: {}", tls.error().message);
+      return kExitFailed;
+    }
+    ctx.tls = tls->first;
+    join_token->ca_pin = tls->second;
+  }
+  // The file holds what agents are given: the secret, and the CA's fingerprint under TLS.
+  if (const auto full = net::format_join_token(*join_token); full != *join) {
+    if (auto st = write_file_atomic(opts.data_dir / "join.token", full + "\n", 0600); !st) {
+      spdlog::error("{}", st.error().message);
+      return kExitFailed;
+    }
+    created = true;
+  }
   if (created)
     spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
   ctx.admin_token = *admin;
-  ctx.join_token = *join;
+  ctx.join_token = join_token->secret;
   auto secret_key = SecretKey::load_or_create(opts.data_dir / "secrets.key");
   if (!secret_key) {
     spdlog::error("{}", secret_key.error().message);
@@ -297,6 +387,7 @@ int run_server(const ServerOptions& opts) {
   std::map<std::string, inventory::Quarantine> quarantines;
   std::vector<engine::PlanId> interrupted_plans;
   std::vector<store::TokenRecord> tokens;
+  std::vector<std::string> revoked;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -335,6 +426,13 @@ int run_server(const ServerOptions& opts) {
       return;
     }
     tokens = std::move(*t);
+    auto rv = s.revoked_nodes();
+    if (!rv) {
+      load_status = rv.error();
+      return;
+    }
+    for (const auto& c : *rv)
+      revoked.push_back(c.node);
   });
   if (!load_status) {
     spdlog::error("cannot open the database: {}", load_status.error().message);
@@ -355,6 +453,7 @@ int run_server(const ServerOptions& opts) {
     ctx.inventory.set_quarantine(name, std::move(q));
 
   ctx.gateway = std::make_unique<AgentGateway>(ctx);
+  ctx.gateway->load_revoked(revoked);
   ctx.watchers = std::make_unique<Watchers>(ctx);
   ctx.convergence = std::make_unique<Convergence>(ctx, *ctx.watchers);
   ctx.convergence->load(desired);

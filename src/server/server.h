@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/duration.h"
 
@@ -19,6 +20,18 @@ struct ServerOptions {
   uint64_t max_artifact_bytes = 4ULL << 30;
   int keep_releases = 5;
   int worker_threads = 2;  // hashing and archive inspection
+  // Transport (see net::decide_tls): --tls 1, --no-tls 0, neither -1.
+  int want_tls = -1;
+  bool insecure = false;              // plain HTTP off loopback, with a warning
+  std::filesystem::path tls_cert;     // given certificate chain (PEM); else DATA_DIR/tls
+  std::filesystem::path tls_key;      // its private key
+  std::vector<std::string> tls_sans;  // more names for the self-made server certificate
+  Millis tls_handshake_timeout{10'000};
+  // Limits: the request header must arrive within header_timeout (a slow client cannot hold a
+  // connection by trickling it); at most max_connections_per_address connections from one
+  // remote address at once (0: no bound), the next answered 503 and closed.
+  Millis header_timeout{10'000};
+  int max_connections_per_address = 256;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code.

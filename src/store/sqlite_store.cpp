@@ -149,6 +149,13 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql",
+    // 9: node credentials. Each enrolled node's credential, as its SHA-256 only; a revoked node
+    // keeps its row (hash '', revoked_at set) so that its name can never enroll again.
+    R"sql(
+CREATE TABLE node_credentials (
+  node TEXT PRIMARY KEY, hash TEXT NOT NULL, enrolled_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL, revoked_by TEXT NOT NULL);
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -742,6 +749,52 @@ class SqliteStore final : public Store {
       if (!row) return row.error();
       if (!*row) break;
       out[s->text(0)] = inventory::Quarantine{s->text(3), s->text(1), s->i64(2), s->i64(4)};
+    }
+    return out;
+  }
+
+  Result<std::optional<NodeCredential>> get_node_credential(const std::string& node) override {
+    auto s = db_.prepare(
+        "SELECT node, hash, enrolled_at, revoked_at, revoked_by FROM node_credentials WHERE node "
+        "= ?");
+    if (!s) return s.error();
+    s->bind(1, node);
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<NodeCredential>();
+    return std::optional<NodeCredential>(
+        NodeCredential{s->text(0), s->text(1), s->i64(2), s->i64(3), s->text(4)});
+  }
+
+  Result<bool> enroll_node(const std::string& node, const std::string& hash, TimeMs at) override {
+    auto s = db_.prepare(
+        "INSERT INTO node_credentials (node, hash, enrolled_at, revoked_at, revoked_by) VALUES "
+        "(?, ?, ?, 0, '') ON CONFLICT (node) DO NOTHING");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, node).bind(2, hash).bind(3, at).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Status revoke_node(const std::string& node, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "INSERT INTO node_credentials (node, hash, enrolled_at, revoked_at, revoked_by) VALUES "
+        "(?1, '', 0, ?2, ?3) ON CONFLICT (node) DO UPDATE SET hash = '', revoked_at = ?2, "
+        "revoked_by = ?3 WHERE revoked_at = 0");
+    if (!s) return s.error();
+    return s->bind(1, node).bind(2, at).bind(3, by).run();
+  }
+
+  Result<std::vector<NodeCredential>> revoked_nodes() override {
+    auto s = db_.prepare(
+        "SELECT node, hash, enrolled_at, revoked_at, revoked_by FROM node_credentials WHERE "
+        "revoked_at != 0 ORDER BY node");
+    if (!s) return s.error();
+    std::vector<NodeCredential> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(NodeCredential{s->text(0), s->text(1), s->i64(2), s->i64(3), s->text(4)});
     }
     return out;
   }

@@ -36,6 +36,16 @@ struct ArtifactRecord {
   TimeMs created_at = 0;
 };
 
+// A node's enrollment (schema 7): the SHA-256 (hex) of the credential the server gave its agent.
+// A revoked node has an empty hash and revoked_at set; its name never enrolls again.
+struct NodeCredential {
+  std::string node;
+  std::string hash;
+  TimeMs enrolled_at = 0;
+  TimeMs revoked_at = 0;
+  std::string revoked_by;
+};
+
 struct DeployFilter {
   std::string app;  // "" = any
   std::string env;  // "" = any
@@ -188,6 +198,13 @@ class Store {
   // Marks every running run failed, and its unfinished nodes with `reason`; returns the ids.
   virtual Result<std::vector<engine::RunId>> fail_running_runs(const std::string& reason,
                                                                TimeMs now) = 0;
+  // Node credentials (schema 7). enroll_node records a node's first credential: false when the
+  // name has a record already (enrolled or revoked). revoke_node revokes a name for good, enrolled
+  // or not (a second revoke keeps the first's time and author).
+  virtual Result<std::optional<NodeCredential>> get_node_credential(const std::string& node) = 0;
+  virtual Result<bool> enroll_node(const std::string& node, const std::string& hash, TimeMs at) = 0;
+  virtual Status revoke_node(const std::string& node, const std::string& by, TimeMs at) = 0;
+  virtual Result<std::vector<NodeCredential>> revoked_nodes() = 0;
   // Deploy plans (ordered stages): the whole record (insert or update).
   virtual Status save_plan(const engine::DeployPlan& p) = 0;
   virtual Result<std::optional<engine::DeployPlan>> get_plan(engine::PlanId id) = 0;

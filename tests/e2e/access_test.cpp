@@ -161,6 +161,8 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
        {"/api/v1/nodes/node-1", "", "/api/v1/nodes/prod-1", "", AppScope::none}},
       {"POST /api/v1/nodes/{name}/release",
        {"/api/v1/nodes/node-1/release", "", "/api/v1/nodes/prod-1/release", "", AppScope::all}},
+      {"POST /api/v1/nodes/{name}/revoke",
+       {"/api/v1/nodes/no-such-node/revoke", "{\"x\":1}", "", "", AppScope::all}},
       {"GET /api/v1/status",
        {"/api/v1/status?env=staging&app=web", "", "/api/v1/status?env=production&app=web", "",
         AppScope::web}},

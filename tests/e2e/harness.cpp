@@ -386,6 +386,7 @@ void E2eTest::start_lab(int nodes, const std::string& env) {
   o.dir = dir_ / "lab";
   o.slipway_bin = SLIPWAY_BIN;
   o.nodes = std::move(*specs);
+  o.server_args = server_args_;
   o.progress = [this](const std::string& line) { lab_events_.push_back(line); };
   lab_started_ = true;
   auto info = lab_.up(o);
@@ -445,9 +446,10 @@ ProcResult E2eTest::cli_env(const std::vector<std::string>& args,
 }
 
 ProcResult E2eTest::cli(const std::vector<std::string>& args, Millis timeout) {
-  return cli_env(args,
-                 {{"SLIPWAY_SERVER", info().server_url}, {"SLIPWAY_TOKEN", info().admin_token}},
-                 timeout);
+  std::map<std::string, std::string> env = {{"SLIPWAY_SERVER", info().server_url},
+                                            {"SLIPWAY_TOKEN", info().admin_token}};
+  if (!info().ca_cert.empty()) env["SLIPWAY_CA_CERT"] = info().ca_cert;
+  return cli_env(args, env, timeout);
 }
 
 json::value E2eTest::cli_json(std::vector<std::string> args) {
@@ -471,8 +473,9 @@ net::HttpResult E2eTest::http(const std::string& method, const std::string& targ
   if (!t.empty()) headers["Authorization"] = "Bearer " + t;
   if (!body.empty() && !headers.contains("Content-Type"))
     headers["Content-Type"] = "application/json";
-  auto r = net::http_request(method, info().server_url + target, headers, body,
-                             {.timeout = Millis(30'000)});
+  auto r = net::http_request(
+      method, info().server_url + target, headers, body,
+      {.timeout = Millis(30'000), .tls = {.ca_file = info().ca_cert, .ca_pin = ""}});
   if (!r) fail(fmt::format("{} {}: {}", method, target, r.error().message));
   return *r;
 }

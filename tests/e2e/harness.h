@@ -137,6 +137,9 @@ class E2eTest : public ::testing::Test {
 
   lab::Lab lab_;
   bool lab_started_ = false;
+  // More `slipway server` flags for start_lab (--tls: the lab over HTTPS; cli() and http() then
+  // trust its CA).
+  std::vector<std::string> server_args_;
   // What the lab reported ("stopped agent node-1 (exited with code 0)", ...).
   std::vector<std::string> lab_events_;
   fs::path dir_;

@@ -96,9 +96,14 @@ TEST(ParseUrl, MissingHost) {
   url_error("http://:8080/");
 }
 
-TEST(ParseUrl, OnlyHttp) {
-  EXPECT_NE(url_error("https://example.com/").find("only http://"), std::string::npos);
-  url_error("ftp://example.com/");
+TEST(ParseUrl, OnlyHttpAndHttps) {
+  auto u = url("HTTPS://example.com/x");
+  EXPECT_EQ(u.scheme, "https");
+  EXPECT_EQ(u.port, "443");
+  EXPECT_EQ(url("https://example.com:8443/").port, "8443");
+  EXPECT_EQ(url("http://example.com/").port, "80");
+  EXPECT_NE(url_error("ftp://example.com/").find("only http:// and https://"), std::string::npos);
+  url_error("wss://example.com/");
   url_error("ws://example.com/");
   url_error("file:///etc/passwd");
   url_error("mailto:x@example.com");
@@ -439,7 +444,7 @@ TEST(HttpRequest, ASilentServerTimesOut) {
 }
 
 TEST(HttpRequest, BadUrlsAreInvalidArguments) {
-  auto r = http_request("GET", "https://example.com/", {}, "");
+  auto r = http_request("GET", "ftp://example.com/", {}, "");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::invalid_argument);
   testing::TempDir dir;

@@ -572,3 +572,51 @@ TEST(AgentProtocol, InvalidUtf8InFreeTextIsMadeValidWhenEncoding) {
 
 }  // namespace
 }  // namespace slipway::protocol
+
+namespace slipway::protocol {
+namespace {
+
+TEST(AgentProtocol, CredentialsInHelloAndWelcome) {
+  const std::string cred = new_node_credential();
+  EXPECT_TRUE(is_node_credential(cred));
+  EXPECT_NE(new_node_credential(), cred);
+  Hello h;
+  h.name = "web-1";
+  h.env = "production";
+  h.credential = cred;
+  auto a = decode_agent_message(encode(AgentMessage{h}));
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(std::get<Hello>(*a).credential, cred);
+  // Absent when there is none.
+  h.credential.clear();
+  EXPECT_EQ(encode(AgentMessage{h}).find("credential"), std::string::npos);
+
+  Welcome w;
+  w.node = "web-1";
+  w.credential = cred;
+  auto s = decode_server_message(encode(ServerMessage{w}));
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(std::get<Welcome>(*s).credential, cred);
+
+  // Malformed credentials are refused, in both directions.
+  const std::string hex(64, 'a');
+  for (const std::string bad :
+       {std::string("slwc_") + hex.substr(1), std::string("slwc_") + hex + "a", "slwx_" + hex,
+        std::string("slwc_") + std::string(63, 'a') + "G", std::string("x"),
+        std::string("slwc_") + std::string(63, 'a') + "\n"}) {
+    EXPECT_FALSE(is_node_credential(bad)) << bad;
+    json::object o{
+        {"type", "hello"},        {"name", "n"},      {"env", "e"}, {"roles", json::array{}},
+        {"tags", json::object{}}, {"credential", bad}};
+    EXPECT_FALSE(decode_agent_message(to_json(o))) << bad;
+    json::object wo{{"type", "welcome"}, {"node", "n"}, {"credential", bad}};
+    EXPECT_FALSE(decode_server_message(to_json(wo))) << bad;
+  }
+  json::object wrong_type{
+      {"type", "hello"},        {"name", "n"},    {"env", "e"}, {"roles", json::array{}},
+      {"tags", json::object{}}, {"credential", 5}};
+  EXPECT_FALSE(decode_agent_message(to_json(wrong_type)));
+}
+
+}  // namespace
+}  // namespace slipway::protocol

@@ -13,6 +13,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "DROP TABLE plans; "                                                   // 6
     "DROP TABLE config_versions; DROP TABLE config_entries; "              // 7
     "DROP TABLE audit; DROP TABLE tokens; "                                // 8
+    "DROP TABLE node_credentials; "                                        // 9
     "PRAGMA user_version = 1";
 
 }  // namespace slipway::store

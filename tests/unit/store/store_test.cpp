@@ -161,13 +161,14 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables, (std::vector<std::string>{
                         "artifacts", "audit", "config_entries", "config_versions", "deploy_log",
                         "deploy_nodes", "deploy_steps", "deploys", "desired", "freezes", "meta",
-                        "nodes", "plans", "quarantines", "run_nodes", "runs", "sqlite_sequence",
+                        "node_credentials", "nodes", "plans", "quarantines", "run_nodes", "runs",
+                        "sqlite_sequence",
                         "tokens"}));
 }
 
@@ -177,14 +178,14 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "9");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
   store_.reset();
   {
     RawDb raw(path());
-    raw.exec("PRAGMA user_version = 8");
+    raw.exec("PRAGMA user_version = 9");
   }
   auto s = make_sqlite_store(path());
   auto st = s->open();
@@ -197,7 +198,7 @@ TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
   EXPECT_NE(m.find(path()), std::string::npos) << m;
   // Nothing was changed in the file.
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "9");
 }
 
 TEST(StoreOpen, AFileThatIsNotADatabaseIsAnError) {
@@ -662,7 +663,7 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "9");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");
@@ -741,6 +742,41 @@ TEST_F(StoreTest, ADeployForcedThroughAFreezeKeepsTheRecord) {
   auto back = engine::deploy_from_json(engine::to_json(list[1], true));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->forced_freeze, d.forced_freeze);
+}
+
+}  // namespace
+}  // namespace slipway::store
+
+namespace slipway::store {
+namespace {
+
+TEST_F(StoreTest, NodeCredentialsEnrollOnceAndRevokeForGood) {
+  EXPECT_FALSE(store_->get_node_credential("web-1").value().has_value());
+  EXPECT_TRUE(store_->enroll_node("web-1", std::string(64, 'a'), 10).value());
+  // A second enrollment of the name does not replace the first credential.
+  EXPECT_FALSE(store_->enroll_node("web-1", std::string(64, 'b'), 11).value());
+  auto c = store_->get_node_credential("web-1").value();
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->hash, std::string(64, 'a'));
+  EXPECT_EQ(c->enrolled_at, 10);
+  EXPECT_EQ(c->revoked_at, 0);
+
+  ASSERT_TRUE(store_->revoke_node("web-1", "alice", 20));
+  ASSERT_TRUE(store_->revoke_node("web-1", "bob", 30));  // the first revoke stays
+  c = store_->get_node_credential("web-1").value();
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->hash, "");
+  EXPECT_EQ(c->revoked_at, 20);
+  EXPECT_EQ(c->revoked_by, "alice");
+  EXPECT_FALSE(store_->enroll_node("web-1", std::string(64, 'c'), 40).value());
+
+  // A name never enrolled can be revoked too, and then never enrolls.
+  ASSERT_TRUE(store_->revoke_node("web-9", "alice", 50));
+  EXPECT_FALSE(store_->enroll_node("web-9", std::string(64, 'd'), 60).value());
+  const auto revoked = store_->revoked_nodes().value();
+  ASSERT_EQ(revoked.size(), 2u);
+  EXPECT_EQ(revoked[0].node, "web-1");
+  EXPECT_EQ(revoked[1].node, "web-9");
 }
 
 }  // namespace
