@@ -33,6 +33,15 @@ const fs::path& scratch() {
     if (mkdtemp(tmpl.data()) == nullptr) std::abort();
     return fs::path(tmpl);
   }();
+  static const bool cleanup = [] {
+    // libFuzzer ends a timed run with exit(): leave no scratch directory behind.
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    });
+    return true;
+  }();
+  (void)cleanup;
   return dir;
 }
 
