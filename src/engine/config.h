@@ -21,6 +21,9 @@ namespace slipway::engine {
 inline constexpr size_t kMaxConfigKey = 128;
 inline constexpr size_t kMaxConfigValue = 16 * 1024;
 inline constexpr size_t kMaxConfigEntries = 200;
+// All keys and values of an (env, app) together, as stored (a secret sealed takes about twice its
+// size): they travel in one install message, which the agent reads up to 1 MiB.
+inline constexpr size_t kMaxConfigBytes = 512 * 1024;
 
 Status validate_config_key(std::string_view key);
 Status validate_config_value(std::string_view key, std::string_view value);

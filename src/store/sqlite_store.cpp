@@ -1173,6 +1173,15 @@ class SqliteStore final : public Store {
       now[ed.key] = ConfigEntry{ed.key, ed.secret, *ed.value, actor, at};
     }
     if (cv.changes.empty()) return cv;
+    size_t bytes = 0;
+    for (const auto& [k, e] : now)
+      bytes += k.size() + e.value.size();
+    if (bytes > engine::kMaxConfigBytes) {
+      return err(Errc::too_large,
+                 fmt::format("the config of {} in {} would take {} bytes; at most {} (keys and "
+                             "values together, a secret counting about twice)",
+                             app, env, bytes, engine::kMaxConfigBytes));
+    }
     ++cv.version;
     auto ins = db_.prepare(
         "INSERT INTO config_versions (env, app, version, changes, actor, at) VALUES (?, ?, ?, ?, "

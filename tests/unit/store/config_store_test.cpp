@@ -89,6 +89,23 @@ TEST_F(ConfigStoreTest, TheNumberOfKeysIsBounded) {
   EXPECT_TRUE(store_->change_config("prod", "web", {{"K0", false, "changed"}}, "a", 3));
 }
 
+// Every key and value travels in one install message, which the agent reads up to 1 MiB.
+TEST_F(ConfigStoreTest, TheTotalSizeIsBoundedAndARefusedChangeLeavesNothing) {
+  const std::string big(engine::kMaxConfigValue, 'x');
+  std::vector<ConfigEdit> edits;
+  for (size_t i = 0; i * big.size() < engine::kMaxConfigBytes - big.size(); ++i)
+    edits.push_back({"K" + std::to_string(i), false, big});
+  ASSERT_TRUE(store_->change_config("prod", "web", edits, "a", 1));
+  const auto before = store_->get_config("prod", "web").value();
+  auto more = store_->change_config("prod", "web", {{"ONE", false, big}, {"TWO", false, big}}, "a",
+                                    2);
+  ASSERT_FALSE(more);
+  EXPECT_EQ(more.error().code, Errc::too_large);
+  const auto after = store_->get_config("prod", "web").value();
+  EXPECT_EQ(after.version, before.version);
+  EXPECT_EQ(after.entries.size(), before.entries.size());
+}
+
 TEST_F(ConfigStoreTest, ADeployKeepsItsConfigVersion) {
   engine::Deploy d;
   d.id = 5;
