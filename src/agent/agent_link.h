@@ -27,10 +27,10 @@ struct LinkOptions {
   std::string token;
   // What an https:// server's certificate is checked against. Empty: the join token's CA
   // fingerprint when it has one, else the system's store.
-  net::TlsClientConfig tls;
+  net::TlsClientConfig tls{};
   // Where to keep the CA certificate found through the fingerprint on the first TLS connection
   // (mode 0644); empty: not kept.
-  std::string save_ca;
+  std::string save_ca{};
   Millis first_backoff{500};
   Millis max_backoff{30'000};
   Millis connect_timeout{10'000};

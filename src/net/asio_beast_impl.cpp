@@ -2,5 +2,5 @@
 // BOOST_BEAST_SEPARATE_COMPILATION are defined for the whole build), so that the files that use
 // them compile only their declarations.
 #include <boost/asio/impl/src.hpp>
-#include <boost/beast/src.hpp>
 #include <boost/asio/ssl/impl/src.hpp>
+#include <boost/beast/src.hpp>

@@ -33,7 +33,7 @@ using Headers = std::map<std::string, std::string>;  // lower-case names in resp
 struct HttpOptions {
   Millis timeout{30'000};         // for the whole exchange
   size_t max_body = 64ULL << 20;  // responses read into memory
-  TlsClientConfig tls;            // for https://
+  TlsClientConfig tls{};          // for https://
 };
 
 struct HttpResult {

@@ -67,14 +67,14 @@ struct Hello {
   std::string address;
   std::string agent_version;
   std::vector<AppState> apps;
-  std::string credential;  // empty when the agent has none yet
+  std::string credential{};  // empty when the agent has none yet
 };
 
 struct Welcome {
   std::string node;
   int64_t heartbeat_ms = 5000;
   std::string server_version;
-  std::string credential;  // set on enrollment only
+  std::string credential{};  // set on enrollment only
 };
 
 // A node credential: "slwc_" and 64 lower-case hex digits.

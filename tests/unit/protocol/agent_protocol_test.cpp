@@ -600,7 +600,7 @@ TEST(AgentProtocol, CredentialsInHelloAndWelcome) {
 
   // Malformed credentials are refused, in both directions.
   const std::string hex(64, 'a');
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string("slwc_") + hex.substr(1), std::string("slwc_") + hex + "a", "slwx_" + hex,
         std::string("slwc_") + std::string(63, 'a') + "G", std::string("x"),
         std::string("slwc_") + std::string(63, 'a') + "\n"}) {

@@ -97,8 +97,8 @@ TEST_F(ConfigStoreTest, TheTotalSizeIsBoundedAndARefusedChangeLeavesNothing) {
     edits.push_back({"K" + std::to_string(i), false, big});
   ASSERT_TRUE(store_->change_config("prod", "web", edits, "a", 1));
   const auto before = store_->get_config("prod", "web").value();
-  auto more = store_->change_config("prod", "web", {{"ONE", false, big}, {"TWO", false, big}}, "a",
-                                    2);
+  auto more =
+      store_->change_config("prod", "web", {{"ONE", false, big}, {"TWO", false, big}}, "a", 2);
   ASSERT_FALSE(more);
   EXPECT_EQ(more.error().code, Errc::too_large);
   const auto after = store_->get_config("prod", "web").value();

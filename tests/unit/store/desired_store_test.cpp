@@ -130,7 +130,8 @@ TEST_F(DesiredStoreTest, ADatabaseOfSchema4LearnsTheDesiredStateFromItsNewestSuc
       finished(6, "1.3.0", "name=node-1", DeployState::succeeded, DeployKind::converge)));
   store_.reset();
   exec(
-      "DROP TABLE node_credentials; DROP TABLE audit; DROP TABLE tokens; DROP TABLE config_versions; DROP TABLE config_entries; "
+      "DROP TABLE node_credentials; DROP TABLE audit; DROP TABLE tokens; DROP TABLE "
+      "config_versions; DROP TABLE config_entries; "
       "DROP TABLE plans; DROP TABLE quarantines; DROP TABLE desired; PRAGMA user_version = 4");
   ASSERT_TRUE(reopen());
   auto all = store_->load_desired().value();

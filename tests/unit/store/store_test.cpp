@@ -168,8 +168,7 @@ TEST_F(StoreTest, FreshFileGetsTheSchema) {
                         "artifacts", "audit", "config_entries", "config_versions", "deploy_log",
                         "deploy_nodes", "deploy_steps", "deploys", "desired", "freezes", "meta",
                         "node_credentials", "nodes", "plans", "quarantines", "run_nodes", "runs",
-                        "sqlite_sequence",
-                        "tokens"}));
+                        "sqlite_sequence", "tokens"}));
 }
 
 TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
@@ -185,20 +184,20 @@ TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
   store_.reset();
   {
     RawDb raw(path());
-    raw.exec("PRAGMA user_version = 9");
+    raw.exec("PRAGMA user_version = 10");
   }
   auto s = make_sqlite_store(path());
   auto st = s->open();
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::failed_precondition);
   const auto& m = st.error().message;
-  EXPECT_NE(m.find("schema version 8"), std::string::npos) << m;
+  EXPECT_NE(m.find("schema version 10"), std::string::npos) << m;
   EXPECT_NE(m.find("newer"), std::string::npos) << m;
   EXPECT_NE(m.find("upgrade slipway"), std::string::npos) << m;
   EXPECT_NE(m.find(path()), std::string::npos) << m;
   // Nothing was changed in the file.
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "10");
 }
 
 TEST(StoreOpen, AFileThatIsNotADatabaseIsAnError) {
