@@ -95,16 +95,6 @@ Result<Key> read_key_file(const fs::path& file) {
   return k;
 }
 
-std::string fingerprint_of(X509* x) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (X509_digest(x, EVP_sha256(), md, &len) != 1) return {};
-  std::string out = "sha256:";
-  for (unsigned i = 0; i < len; ++i)
-    out += fmt::format("{:02x}", md[i]);
-  return out;
-}
-
 bool add_ext(X509* x, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX v3;
   X509V3_set_ctx(&v3, issuer, x, nullptr, nullptr, 0);
@@ -190,10 +180,20 @@ Status write_pem(const fs::path& file, const std::string& pem, unsigned mode) {
 
 }  // namespace
 
+std::string certificate_fingerprint(X509* x) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(x, EVP_sha256(), md, &len) != 1) return {};
+  std::string out = "sha256:";
+  for (unsigned i = 0; i < len; ++i)
+    out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
 Result<std::string> pem_fingerprint(std::string_view pem) {
   auto x = read_cert_pem(pem);
   if (!x) return x.error();
-  auto f = fingerprint_of(x->get());
+  auto f = certificate_fingerprint(x->get());
   if (f.empty()) return ssl_error("hashing a certificate");
   return f;
 }
@@ -214,7 +214,7 @@ Result<std::string> chain_anchor_fingerprint(const fs::path& file) {
   while (b) {
     Cert x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
     if (!x) break;
-    last = fingerprint_of(x.get());
+    last = certificate_fingerprint(x.get());
   }
   if (last.empty()) {
     return err(Errc::invalid_argument, fmt::format("{}: no PEM certificate", file.string()));

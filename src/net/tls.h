@@ -16,6 +16,8 @@
 
 #include "common/error.h"
 
+struct x509_st;  // OpenSSL's X509
+
 namespace slipway::net {
 
 // What a TLS client trusts.
@@ -41,6 +43,9 @@ struct ServerTlsFiles {
 // again with the same CA. Keys are written mode 0600.
 Result<ServerTlsFiles> ensure_server_certificate(const std::filesystem::path& dir,
                                                  const std::vector<std::string>& sans);
+
+// "sha256:HEX" of a certificate's DER ("" when OpenSSL cannot digest it).
+std::string certificate_fingerprint(x509_st* cert);
 
 // "sha256:HEX" of the first certificate in a PEM text / file.
 Result<std::string> pem_fingerprint(std::string_view pem);

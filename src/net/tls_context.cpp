@@ -16,16 +16,6 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
-std::string fingerprint_of(X509* x) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (X509_digest(x, EVP_sha256(), md, &len) != 1) return {};
-  std::string out = "sha256:";
-  for (unsigned i = 0; i < len; ++i)
-    out += fmt::format("{:02x}", md[i]);
-  return out;
-}
-
 // Verification of a pinned CA: the chain the server sent must hold a certificate with the pinned
 // fingerprint; that certificate becomes the only trust anchor, and the chain is verified against
 // it (with the hostname check and every usual rule).
@@ -35,7 +25,7 @@ int verify_pinned(X509_STORE_CTX* sctx, void* arg) {
   X509* anchor = nullptr;
   for (int i = 0; presented && i < sk_X509_num(presented); ++i) {
     X509* x = sk_X509_value(presented, i);
-    if (fingerprint_of(x) == tls->pin) anchor = x;
+    if (certificate_fingerprint(x) == tls->pin) anchor = x;
   }
   if (!anchor) {
     tls->pin_mismatch = true;
