@@ -56,9 +56,20 @@ const Router& router() {
         {"POST", "/api/v1/rollbacks"},
         {"POST", "/api/v1/runs"},
         {"PUT", "/api/v1/envs/{env}/lb"},
+        {"POST", "/api/v1/nodes/{name}/revoke"},
+        {"GET", "/api/v1/envs/{env}/apps/{app}/config"},
+        {"PATCH", "/api/v1/envs/{env}/apps/{app}/config"},
+        {"GET", "/api/v1/envs/{env}/apps/{app}/secrets"},
+        {"PUT", "/api/v1/envs/{env}/apps/{app}/secrets/{key}"},
+        {"DELETE", "/api/v1/envs/{env}/apps/{app}/secrets/{key}"},
+        {"POST", "/api/v1/tokens"},
+        {"GET", "/api/v1/tokens"},
+        {"DELETE", "/api/v1/tokens/{ref}"},
+        {"GET", "/api/v1/audit"},
+        {"GET", "/api/v1/routes"},
     };
     for (const auto& rt : routes)
-      r.add(rt[0], rt[1], Caller::admin, Handler{});
+      r.add(rt[0], rt[1], Access::admin, "fuzz", Handler{});
     return r;
   }();
   return r;
