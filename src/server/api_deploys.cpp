@@ -568,12 +568,8 @@ void register_deploy_routes(ServerContext& ctx) {
                      if (!id) co_return Response::error(id.error());
                      if (auto st = co_await authorize_deploy(*c, req, *id); !st)
                        co_return Response::error(st.error());
-                     if (!req.body.empty()) {
-                       auto v = parse_json(req.body, "request body");
-                       if (!v) co_return Response::error(v.error());
-                       JsonReader r(*v, "request");
-                       if (auto st = r.finish(); !st) co_return Response::error(st.error());
-                     }
+                     if (auto st = expect_empty_body(req, "request"); !st)
+                       co_return Response::error(st.error());
                      if (auto st = ((*c->engine).*fn)(*id, req.actor); !st) {
                        co_return co_await not_running_error(*c, *id, st.error());
                      }

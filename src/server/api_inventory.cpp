@@ -10,15 +10,6 @@ namespace slipway::server {
 
 namespace {
 
-// A body that may be empty or an object with no field ({}): what the node actions take.
-Status no_fields(const std::string& body, const char* what) {
-  if (body.empty()) return {};
-  auto v = parse_json(body, "request body");
-  if (!v) return v.error();
-  JsonReader r(*v, what);
-  return r.finish();
-}
-
 // A node with its quarantine, and with what it should run: per app `desired` (the version, "" when
 // nothing is desired) and `drift` (it runs something else), and the same for the node as a whole
 // (`desired`: app -> version, also for apps it does not run; `drift`: any app drifts).
@@ -140,7 +131,7 @@ void register_inventory_routes(ServerContext& ctx) {
                    const std::string name = req.param("name");
                    if (auto st = validate_name(NameKind::node, name); !st)
                      co_return Response::error(st.error());
-                   if (auto st = no_fields(req.body, "release request"); !st)
+                   if (auto st = expect_empty_body(req, "release request"); !st)
                      co_return Response::error(st.error());
                    // Every app of the node converges again: an app-scoped token may not.
                    if (const auto* known = c->inventory.find(name)) {
@@ -160,7 +151,7 @@ void register_inventory_routes(ServerContext& ctx) {
                    const std::string name = req.param("name");
                    if (auto st = validate_name(NameKind::node, name); !st)
                      co_return Response::error(st.error());
-                   if (auto st = no_fields(req.body, "revoke request"); !st)
+                   if (auto st = expect_empty_body(req, "revoke request"); !st)
                      co_return Response::error(st.error());
                    if (const auto* known = c->inventory.find(name)) {
                      if (auto st = authorize(req, known->env, kAll); !st)

@@ -312,15 +312,6 @@ asio::awaitable<Status> authorize_plan(ServerContext& ctx, Request& req, engine:
   co_return Status{};
 }
 
-// A control request's body: nothing, or an empty object.
-Status empty_body(const Request& req) {
-  if (req.body.empty()) return {};
-  auto v = parse_json(req.body, "request body");
-  if (!v) return v.error();
-  JsonReader r(*v, "request");
-  return r.finish();
-}
-
 // The error of a control (promote, abort) on a plan that is not running: 404 when there is no
 // such plan at all.
 asio::awaitable<Response> control_error(ServerContext& ctx, engine::PlanId id, Error e) {
@@ -406,7 +397,8 @@ void register_plan_routes(ServerContext& ctx) {
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = engine::parse_plan_ref(req.param("id"));
                    if (!id) co_return Response::error(id.error());
-                   if (auto st = empty_body(req); !st) co_return Response::error(st.error());
+                   if (auto st = expect_empty_body(req, "request"); !st)
+                     co_return Response::error(st.error());
                    if (auto st = co_await authorize_plan(*c, req, *id); !st)
                      co_return Response::error(st.error());
                    auto st = c->plans->promote(*id, req.actor);
@@ -422,7 +414,8 @@ void register_plan_routes(ServerContext& ctx) {
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = engine::parse_plan_ref(req.param("id"));
                    if (!id) co_return Response::error(id.error());
-                   if (auto st = empty_body(req); !st) co_return Response::error(st.error());
+                   if (auto st = expect_empty_body(req, "request"); !st)
+                     co_return Response::error(st.error());
                    if (auto st = co_await authorize_plan(*c, req, *id); !st)
                      co_return Response::error(st.error());
                    if (auto st = c->plans->abort(*id, req.actor); !st) {

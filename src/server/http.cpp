@@ -75,6 +75,14 @@ const Route* Router::match(const std::string& method, const std::string& path,
   return nullptr;
 }
 
+Status expect_empty_body(const Request& req, const char* what) {
+  if (req.body.empty()) return {};
+  auto v = parse_json(req.body, "request body");
+  if (!v) return v.error();
+  JsonReader r(*v, what);
+  return r.finish();
+}
+
 Status authorize(Request& req, std::string_view env, std::string_view app) {
   std::string target;
   if (!env.empty()) target = fmt::format("env={}", env);

@@ -106,6 +106,10 @@ Status authorize(Request& req, std::string_view env, std::string_view app);
 bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64_t& end,
                  bool& unsatisfiable);
 
+// A body that may be absent or an object with no field ({}): what control routes (promote, abort,
+// release, revoke) take. `what` names it in errors ("revoke request").
+Status expect_empty_body(const Request& req, const char* what);
+
 // A positive id from a path segment ("42"); invalid_argument "'x' is not a WHAT id" otherwise.
 Result<int64_t> parse_path_id(std::string_view text, std::string_view what);
 
