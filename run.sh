@@ -20,7 +20,9 @@ BENCH_PACKAGES="nginx-light openssh-server openssh-client ansible capistrano"
 # enabled through its admin socket with socat (tests/support/haproxy.h). The tests start their own
 # HAProxy on loopback; Debian's haproxy service is never started (policy-rc.d below).
 # The fuzz targets (fuzz/) are built with Debian's clang and its libFuzzer runtime.
-TEST_PACKAGES="haproxy socat clang libclang-rt-14-dev"
+# E-mail notifications are tested against a real SMTP server on loopback: aiosmtpd
+# (tests/e2e/notify_test.cpp starts its own).
+TEST_PACKAGES="haproxy socat clang libclang-rt-14-dev python3-aiosmtpd"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -67,6 +67,11 @@ const Router& router() {
         {"DELETE", "/api/v1/tokens/{ref}"},
         {"GET", "/api/v1/audit"},
         {"GET", "/api/v1/routes"},
+        {"POST", "/api/v1/notify/hooks"},
+        {"GET", "/api/v1/notify/hooks"},
+        {"DELETE", "/api/v1/notify/hooks/{name}"},
+        {"POST", "/api/v1/notify/hooks/{name}/test"},
+        {"GET", "/api/v1/notify/deliveries"},
     };
     for (const auto& rt : routes)
       r.add(rt[0], rt[1], Access::admin, "fuzz", Handler{});

@@ -10,9 +10,11 @@
 #include <fmt/format.h>
 
 #include "agent/agent.h"
+#include "cli/cmd_notify.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "server/notifier.h"
 #include "server/server.h"
 
 namespace slipway::cli {
@@ -114,7 +116,7 @@ int run(int argc, char** argv) {
   // server
   server::ServerOptions so;
   std::string so_data, so_heartbeat = "5s", so_lost = "15s", so_node_timeout = "15m";
-  std::string so_header_timeout = "10s", so_tls_cert, so_tls_key;
+  std::string so_header_timeout = "10s", so_tls_cert, so_tls_key, so_notify_retry_base = "1s";
   bool so_tls = false, so_no_tls = false;
   auto* server =
       app.add_subcommand("server", "Run the Slipway server (artifacts, inventory, deploys, API)");
@@ -162,6 +164,16 @@ int run(int argc, char** argv) {
                    "answered 503")
       ->check(CLI::Range(0, 1'000'000))
       ->capture_default_str();
+  server
+      ->add_option("--notify-retry-base", so_notify_retry_base,
+                   "Wait before a failed notification's first retry; doubled for each next one "
+                   "(five attempts)")
+      ->capture_default_str();
+  server->add_option("--smtp-relay", so.smtp_relay,
+                     "SMTP relay for e-mail notifications: smtp://HOST:PORT or smtps://HOST:PORT "
+                     "(a user as smtp://USER@HOST; the password from $SLIPWAY_SMTP_PASSWORD)");
+  server->add_option("--smtp-from", so.smtp_from,
+                     "Sender address of e-mail notifications (default slipway@localhost)");
   server->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   server->callback([&] {
     action = [&]() -> int {
@@ -188,6 +200,20 @@ int run(int argc, char** argv) {
         return fail(err(Errc::invalid_argument, "--header-timeout must be at least 100ms"));
       }
       so.header_timeout = *ht;
+      auto rb = duration_flag("--notify-retry-base", so_notify_retry_base);
+      if (!rb) return fail(rb.error());
+      if (rb->count() < 10 || rb->count() > 3'600'000) {
+        return fail(err(Errc::invalid_argument, "--notify-retry-base must be from 10ms to 1h"));
+      }
+      so.notify_retry_base = *rb;
+      if (!so.smtp_relay.empty()) {
+        if (auto st = server::notify::validate_smtp_relay(so.smtp_relay); !st) {
+          return fail(err(Errc::invalid_argument, "--smtp-relay: " + st.error().message));
+        }
+      }
+      if (!so.smtp_from.empty() && !server::notify::is_email_address(so.smtp_from)) {
+        return fail(err(Errc::invalid_argument, "--smtp-from: not an e-mail address"));
+      }
       auto hb = duration_flag("--heartbeat", so_heartbeat);
       auto lost = duration_flag("--lost-after", so_lost);
       auto nt = duration_flag("--node-timeout", so_node_timeout);
@@ -513,6 +539,8 @@ int run(int argc, char** argv) {
   token_revoke->add_option("token", revoke_ref, "Its name or id")->required();
   client_flags(token_revoke, cf);
   token_revoke->callback([&] { action = [&] { return cmd_token_revoke(cf, revoke_ref); }; });
+
+  add_notify_commands(app, cf, action, [](CLI::App* sub, ClientFlags& f) { client_flags(sub, f); });
 
   // audit
   std::string audit_since;

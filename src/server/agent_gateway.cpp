@@ -8,6 +8,7 @@
 #include "net/ws_connection.h"
 #include "server/context.h"
 #include "server/convergence.h"
+#include "server/notify_events.h"
 
 namespace slipway::server {
 
@@ -210,6 +211,7 @@ void AgentGateway::on_lost(const std::string& node, const std::string& why) {
   ctx_.inventory.mark_lost(node, now_ms());
   ctx_.save_node(node);
   commands_lost(node);
+  notify_node_lost(ctx_, node, why);
 }
 
 void AgentGateway::commands_lost(const std::string& node) {
@@ -267,6 +269,7 @@ void AgentGateway::check_liveness() {
     ctx_.save_node(name);
     spdlog::info("node {} lost: no heartbeat for {}", name, format_duration(ctx_.opts.lost_after));
     commands_lost(name);
+    notify_node_lost(ctx_, name, "no heartbeat for " + format_duration(ctx_.opts.lost_after));
   }
 }
 

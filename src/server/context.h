@@ -43,6 +43,9 @@ namespace asio = boost::asio;
 class AgentGateway;
 class Convergence;
 class Watchers;
+namespace notify {
+class Notifier;
+}
 
 struct Stats {
   std::atomic<uint64_t> artifact_downloads{0};  // blob GETs that sent bytes
@@ -84,6 +87,8 @@ class ServerContext {
   // Open connections per remote address (the listener's bound).
   std::map<std::string, int> connections_by_address;
   Stats stats;
+  // Webhooks, Slack and e-mail (server/notifier.h); set by start_notifications.
+  std::unique_ptr<notify::Notifier> notifier;
 
   // API tokens by hash (loaded at start, kept up to date by the token routes).
   TokenCache tokens;

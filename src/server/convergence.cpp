@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/context.h"
+#include "server/notify_events.h"
 
 namespace slipway::server {
 
@@ -129,6 +130,7 @@ asio::awaitable<void> Convergence::converge(std::string node, std::string env, s
       "node {} runs {} of {} instead of {} (desired since deploy #{} by {}): converging it with "
       "deploy #{}",
       node, version_or_none(running), app, want->version, want->deploy, want->actor, *id);
+  notify_drift(ctx_, node, app, running, want->version);
 }
 
 void Convergence::on_app_unhealthy(const std::string& node, const std::string& app,
@@ -155,6 +157,7 @@ void Convergence::quarantine(const std::string& node, inventory::Quarantine q) {
       "node {} quarantined: {}; it is left out of deploys until `slipway nodes release {}`", node,
       q.reason, node);
   announce(node, "quarantined: " + q.reason);
+  notify_node_quarantined(ctx_, node, q.app, q.reason);
   ctx_.db->post([node, q](store::Store& s) {
     if (auto st = s.quarantine_node(node, q); !st) {
       spdlog::error("cannot record the quarantine of node {}: {}", node, st.error().message);
@@ -185,7 +188,7 @@ Status Convergence::release(const std::string& node, const std::string& actor) {
 }
 
 void Convergence::announce(const std::string& node, const std::string& what) {
-  // Notifications (webhooks, Slack, e-mail) are a later issue; they hook in here.
+  // The quarantine's notification goes out from quarantine() (server/notify_events.h).
   spdlog::debug("node {}: {}", node, what);
 }
 

@@ -64,7 +64,7 @@ class Convergence final : public engine::EventSink {
   void consider(const inventory::Node& n);
   boost::asio::awaitable<void> converge(std::string node, std::string env, std::string app);
   void quarantine(const std::string& node, inventory::Quarantine q);
-  // Where notifications (a later issue) hook in: every quarantine and release passes here.
+  // Logs every quarantine and release (quarantines are also notified: notify_events.h).
   void announce(const std::string& node, const std::string& what);
 
   ServerContext& ctx_;

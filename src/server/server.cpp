@@ -21,6 +21,8 @@
 #include "server/context.h"
 #include "server/convergence.h"
 #include "server/listener.h"
+#include "server/notifier.h"
+#include "server/notify_events.h"
 #include "server/watchers.h"
 
 namespace slipway::server {
@@ -118,6 +120,7 @@ class ServerEvents final : public engine::EventSink {
   void on_event(const engine::DeployEvent& e, const engine::Deploy& d) override {
     ctx_.convergence->on_event(e, d);  // which passes every event on to the watchers
     if (e.kind == "deploy.finished" && ctx_.plans) ctx_.plans->on_deploy_finished(d);
+    notify_deploy_event(ctx_, e, d);
   }
 
  private:
@@ -487,6 +490,11 @@ int run_server(const ServerOptions& opts) {
   register_plan_routes(ctx);
   register_config_routes(ctx);
   register_token_routes(ctx);
+  if (auto st = start_notifications(ctx); !st) {
+    spdlog::error("cannot start notifications: {}", st.error().message);
+    return kExitFailed;
+  }
+  register_notify_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
   if (!acceptor) {

@@ -32,6 +32,11 @@ struct ServerOptions {
   // remote address at once (0: no bound), the next answered 503 and closed.
   Millis header_timeout{10'000};
   int max_connections_per_address = 256;
+  // Notifications: the first retry's wait (then doubled), and the SMTP relay e-mail goes through
+  // (smtp://HOST:PORT or smtps://; "" = no e-mail) with the sender's address.
+  Millis notify_retry_base{1'000};
+  std::string smtp_relay;
+  std::string smtp_from;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code.

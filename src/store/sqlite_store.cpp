@@ -156,6 +156,23 @@ CREATE TABLE node_credentials (
   node TEXT PRIMARY KEY, hash TEXT NOT NULL, enrolled_at INTEGER NOT NULL,
   revoked_at INTEGER NOT NULL, revoked_by TEXT NOT NULL);
 )sql",
+    // 10: notification hooks (their credential sealed) and the append-only log of every delivery
+    // attempt.
+    R"sql(
+CREATE TABLE notify_hooks (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, target TEXT NOT NULL,
+  events TEXT NOT NULL, env TEXT NOT NULL, app TEXT NOT NULL, secret TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE notify_deliveries (
+  id INTEGER PRIMARY KEY, hook TEXT NOT NULL, delivery TEXT NOT NULL, event TEXT NOT NULL,
+  attempt INTEGER NOT NULL, ok INTEGER NOT NULL, status_code INTEGER NOT NULL,
+  error TEXT NOT NULL, duration_ms INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX notify_deliveries_by_hook ON notify_deliveries (hook, id);
+CREATE TRIGGER notify_deliveries_no_update BEFORE UPDATE ON notify_deliveries
+  BEGIN SELECT RAISE(ABORT, 'the delivery log is append-only'); END;
+CREATE TRIGGER notify_deliveries_no_delete BEFORE DELETE ON notify_deliveries
+  BEGIN SELECT RAISE(ABORT, 'the delivery log is append-only'); END;
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -1052,6 +1069,95 @@ class SqliteStore final : public Store {
       if (auto st = s->bind(1, u.second).bind(2, u.first).run(); !st) return st;
     }
     return {};
+  }
+
+  Result<int64_t> insert_notify_hook(const NotifyHookRecord& h) override {
+    auto s = db_.prepare(
+        "INSERT INTO notify_hooks (name, kind, target, events, env, app, secret, created_by, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+    if (!s) return s.error();
+    s->bind(1, h.name).bind(2, h.kind).bind(3, h.target).bind(4, join(h.events, ","));
+    s->bind(5, h.env).bind(6, h.app).bind(7, h.secret).bind(8, h.created_by);
+    s->bind(9, h.created_at);
+    if (auto st = s->run(); !st) return st.error();
+    if (db_.changes() == 0) {
+      return err(Errc::conflict, fmt::format("there is a notification hook named '{}' already "
+                                             "(remove it first)",
+                                             h.name));
+    }
+    return db_.last_insert_id();
+  }
+
+  Result<std::vector<NotifyHookRecord>> list_notify_hooks() override {
+    auto s = db_.prepare(
+        "SELECT id, name, kind, target, events, env, app, secret, created_by, created_at "
+        "FROM notify_hooks ORDER BY name");
+    if (!s) return s.error();
+    std::vector<NotifyHookRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      NotifyHookRecord h;
+      h.id = s->i64(0);
+      h.name = s->text(1);
+      h.kind = s->text(2);
+      h.target = s->text(3);
+      h.events = split(s->text(4), ',');
+      h.env = s->text(5);
+      h.app = s->text(6);
+      h.secret = s->text(7);
+      h.created_by = s->text(8);
+      h.created_at = s->i64(9);
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  Result<bool> delete_notify_hook(const std::string& name) override {
+    auto s = db_.prepare("DELETE FROM notify_hooks WHERE name = ?");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, name).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Status append_notify_delivery(const NotifyDeliveryRecord& r) override {
+    auto s = db_.prepare(
+        "INSERT INTO notify_deliveries (hook, delivery, event, attempt, ok, status_code, error, "
+        "duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!s) return s.error();
+    s->bind(1, r.hook).bind(2, r.delivery).bind(3, r.event).bind(4, int64_t{r.attempt});
+    s->bind(5, int64_t{r.ok ? 1 : 0}).bind(6, int64_t{r.status_code}).bind(7, r.error);
+    s->bind(8, r.duration_ms).bind(9, r.at);
+    return s->run();
+  }
+
+  Result<std::vector<NotifyDeliveryRecord>> list_notify_deliveries(const std::string& hook,
+                                                                   int limit) override {
+    auto s = db_.prepare(
+        "SELECT id, hook, delivery, event, attempt, ok, status_code, error, duration_ms, at "
+        "FROM notify_deliveries WHERE ? = '' OR hook = ? ORDER BY id DESC LIMIT ?");
+    if (!s) return s.error();
+    s->bind(1, hook).bind(2, hook).bind(3, int64_t{limit});
+    std::vector<NotifyDeliveryRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      NotifyDeliveryRecord r;
+      r.id = s->i64(0);
+      r.hook = s->text(1);
+      r.delivery = s->text(2);
+      r.event = s->text(3);
+      r.attempt = static_cast<int>(s->i64(4));
+      r.ok = s->i64(5) != 0;
+      r.status_code = static_cast<int>(s->i64(6));
+      r.error = s->text(7);
+      r.duration_ms = s->i64(8);
+      r.at = s->i64(9);
+      out.push_back(std::move(r));
+    }
+    return out;
   }
 
   Result<int64_t> append_audit(const AuditRecord& r) override {

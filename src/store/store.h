@@ -127,6 +127,36 @@ struct AuditRecord {
   std::string hash;
 };
 
+// A notification hook (schema 10). `secret` is the hook's credential sealed with the server's
+// secret key (common/secret_box.h): a webhook's signing secret, a Slack hook's URL (which is
+// itself a credential); "" for e-mail. The store never sees it in clear.
+struct NotifyHookRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string kind;    // webhook | slack | email
+  std::string target;  // webhook: the URL; slack: the URL without path; email: the address
+  std::vector<std::string> events;  // deploy.started, ..., drift
+  std::string env;                  // "" = every environment
+  std::string app;                  // "" = every app
+  std::string secret;               // sealed
+  std::string created_by;
+  TimeMs created_at = 0;
+};
+
+// One delivery attempt of a notification (schema 10): the log is append-only.
+struct NotifyDeliveryRecord {
+  int64_t id = 0;
+  std::string hook;
+  std::string delivery;  // the delivery's id (the same for each attempt of one notification)
+  std::string event;
+  int attempt = 1;
+  bool ok = false;
+  int status_code = 0;  // HTTP status (SMTP reply code for e-mail); 0 when none came
+  std::string error;    // the transport's error ("" when a status came)
+  int64_t duration_ms = 0;
+  TimeMs at = 0;
+};
+
 // The hash of an audit row: SHA-256 of prev_hash and the row's fields (id included), hex.
 std::string audit_hash(const AuditRecord& r);
 
@@ -248,6 +278,16 @@ class Store {
   virtual Result<std::vector<AuditRecord>> list_audit(TimeMs since, int limit) = 0;
   // Recomputes the hash chain: 0 when intact, else the id of the first row that does not match.
   virtual Result<int64_t> verify_audit() = 0;
+
+  // Notification hooks and their delivery log (schema 10). insert_notify_hook returns the new id;
+  // conflict when the name is taken. delete_notify_hook: false when there is no such hook.
+  virtual Result<int64_t> insert_notify_hook(const NotifyHookRecord& h) = 0;
+  virtual Result<std::vector<NotifyHookRecord>> list_notify_hooks() = 0;  // by name
+  virtual Result<bool> delete_notify_hook(const std::string& name) = 0;
+  virtual Status append_notify_delivery(const NotifyDeliveryRecord& r) = 0;
+  // The newest `limit` attempts (of `hook`, or of every hook for ""), newest first.
+  virtual Result<std::vector<NotifyDeliveryRecord>> list_notify_deliveries(const std::string& hook,
+                                                                           int limit) = 0;
 };
 
 std::unique_ptr<Store> make_sqlite_store(std::string path);

@@ -214,6 +214,14 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
       {"DELETE /api/v1/tokens/{ref}", {"/api/v1/tokens/nobody", "", "", "", AppScope::none}},
       {"GET /api/v1/audit", {"/api/v1/audit?limit=1", "", "", "", AppScope::none}},
       {"GET /api/v1/routes", {"/api/v1/routes", "", "", "", AppScope::none}},
+      {"POST /api/v1/notify/hooks", {"/api/v1/notify/hooks", "{}", "", "", AppScope::none}},
+      {"GET /api/v1/notify/hooks", {"/api/v1/notify/hooks", "", "", "", AppScope::none}},
+      {"DELETE /api/v1/notify/hooks/{name}",
+       {"/api/v1/notify/hooks/nobody", "", "", "", AppScope::none}},
+      {"POST /api/v1/notify/hooks/{name}/test",
+       {"/api/v1/notify/hooks/nobody/test", "", "", "", AppScope::none}},
+      {"GET /api/v1/notify/deliveries",
+       {"/api/v1/notify/deliveries?limit=1", "", "", "", AppScope::none}},
   };
 
   const std::string expiring = create_token(R"({"role":"admin","name":"soon-gone","ttl":"1s"})");

@@ -14,6 +14,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "DROP TABLE config_versions; DROP TABLE config_entries; "              // 7
     "DROP TABLE audit; DROP TABLE tokens; "                                // 8
     "DROP TABLE node_credentials; "                                        // 9
+    "DROP TABLE notify_deliveries; DROP TABLE notify_hooks; "              // 10
     "PRAGMA user_version = 1";
 
 }  // namespace slipway::store

@@ -1,0 +1,394 @@
+// Notifications end to end, with real receivers on loopback: a webhook receiver that checks every
+// request's HMAC signature and timestamp gets deploy.started, deploy.succeeded, deploy.rolled_back
+// and deploy.failed from real deploys and node.lost when an agent is killed, through failures and
+// retries that `notify log` shows; the hook survives a restart (its secret sealed in the store);
+// a receiver that never answers does not hold a deploy up; Slack hooks get Slack's format, e-mail
+// reaches a real SMTP server (aiosmtpd); every route and flag refuses malformed and hostile input.
+#include <csignal>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "e2e/harness.h"
+#include "support/child_process.h"
+#include "support/webhook_receiver.h"
+
+namespace slipway::e2e {
+namespace {
+
+using testing::ReceivedRequest;
+using testing::WebhookReceiver;
+
+constexpr auto kWait = std::chrono::milliseconds(60'000);
+const char* const kAllEvents =
+    "deploy.started,deploy.succeeded,deploy.failed,deploy.rolled_back,node.lost,node.quarantined,"
+    "drift";
+
+json::value body_of(const ReceivedRequest& r) {
+  return parse(r.body, "webhook body");
+}
+
+// Whether a request answered 200 carries `event` (for deploy `id`, when > 0).
+bool has_event(const std::vector<ReceivedRequest>& rs, const std::string& event, int64_t id = 0) {
+  for (const auto& r : rs) {
+    if (r.answered != 200) continue;
+    auto it = r.headers.find("x-slipway-event");
+    if (it == r.headers.end() || it->second != event) continue;
+    if (id == 0) return true;
+    const auto b = body_of(r);
+    const auto* d = obj(b).if_contains("deploy");
+    if (d && i64(*d, "id") == id) return true;
+  }
+  return false;
+}
+
+const ReceivedRequest* find_event(const std::vector<ReceivedRequest>& rs,
+                                  const std::string& event) {
+  for (const auto& r : rs) {
+    auto it = r.headers.find("x-slipway-event");
+    if (r.answered == 200 && it != r.headers.end() && it->second == event) return &r;
+  }
+  return nullptr;
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class NotifyTest : public E2eTest {
+ protected:
+  // Adds a webhook to `url` for every event; returns the signing secret it printed.
+  std::string add_webhook(const std::string& name, const std::string& url) {
+    auto added =
+        cli_json({"notify", "add", "--name", name, "webhook", url, "--events", kAllEvents});
+    const std::string secret = str(added, "secret");
+    if (secret.size() < 16) throw std::runtime_error("no secret: " + to_json(added));
+    return secret;
+  }
+};
+
+TEST_F(NotifyTest, WebhookGetsSignedDeployAndNodeEventsWithRetries) {
+  WebhookReceiver receiver;
+  server_args_ = {"--notify-retry-base", "100ms"};
+  ASSERT_NO_THROW(start_lab(2));
+  const std::string secret = add_webhook("ops", receiver.url());
+  receiver.set_secret(secret);
+
+  // The listing never shows the secret.
+  auto list = cli({"notify", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.describe();
+  EXPECT_NE(list.out.find("ops"), std::string::npos) << list.describe();
+  EXPECT_EQ(list.out.find(secret), std::string::npos) << list.describe();
+  auto list_json = cli_json({"notify", "list"});
+  EXPECT_EQ(to_json(list_json).find(secret), std::string::npos);
+  ASSERT_EQ(arr(list_json, "hooks").size(), 1u);
+  EXPECT_FALSE(obj(arr(list_json, "hooks")[0]).contains("secret"));
+
+  ASSERT_EQ(push(release("1.0.0"), "web", "1.0.0").exit_code, 0);
+  ASSERT_EQ(
+      push(release("1.1.0", {.healthy = false, .health_timeout = Millis(2'000)}), "web", "1.1.0")
+          .exit_code,
+      0);
+
+  // The first two attempts fail (500): retried with backoff until delivered.
+  receiver.fail_next(2);
+  auto r = cli({"deploy", "web", "1.0.0", "--env", "staging"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const int64_t ok_id = i64(latest_deploy(), "id");
+  ASSERT_TRUE(receiver.wait_for(
+      [&](const auto& rs) {
+        return has_event(rs, "deploy.started", ok_id) && has_event(rs, "deploy.succeeded", ok_id);
+      },
+      kWait));
+
+  // A failing deploy is rolled back; with room for every failure, it fails without a rollback.
+  r = cli({"deploy", "web", "1.1.0", "--env", "staging", "--batch", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const int64_t rolled_id = i64(latest_deploy(), "id");
+  r = cli({"deploy", "web", "1.1.0", "--env", "staging", "--batch", "2", "--max-failures", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  const auto failed = latest_deploy();
+  EXPECT_EQ(str(failed, "state"), "failed") << to_json(failed);
+  ASSERT_TRUE(receiver.wait_for(
+      [&](const auto& rs) {
+        return has_event(rs, "deploy.rolled_back", rolled_id) &&
+               has_event(rs, "deploy.failed", i64(failed, "id"));
+      },
+      kWait));
+
+  // An agent killed: node.lost.
+  ASSERT_TRUE(lab_.stop_node("node-2", SIGKILL));
+  ASSERT_TRUE(receiver.wait_for([](const auto& rs) { return has_event(rs, "node.lost"); }, kWait));
+
+  const auto all = receiver.requests();
+  for (const auto& q : all) {
+    EXPECT_EQ(q.signature_error, "") << q.body;
+    EXPECT_EQ(q.method, "POST");
+    EXPECT_EQ(q.headers.at("content-type"), "application/json");
+    EXPECT_FALSE(q.headers.at("x-slipway-delivery").empty());
+    EXPECT_EQ(str(body_of(q), "event"), q.headers.at("x-slipway-event"));
+  }
+  // The payloads carry what the contract says.
+  const auto* succeeded = find_event(all, "deploy.succeeded");
+  ASSERT_NE(succeeded, nullptr);
+  const auto sb = body_of(*succeeded);
+  EXPECT_EQ(str(sb, "env"), "staging");
+  EXPECT_EQ(str(sb, "app"), "web");
+  EXPECT_FALSE(str(sb, "at").empty());
+  EXPECT_NE(str(sb, "text").find("succeeded"), std::string::npos) << succeeded->body;
+  const auto& d = obj(sb).at("deploy");
+  EXPECT_EQ(str(d, "version"), "1.0.0");
+  EXPECT_EQ(str(d, "state"), "succeeded");
+  EXPECT_EQ(i64(d, "node_count"), 2);
+  EXPECT_EQ(i64(d, "healthy_count"), 2);
+  EXPECT_EQ(i64(d, "failed_count"), 0);
+  EXPECT_FALSE(str(d, "actor").empty());
+  const auto* rolled = find_event(all, "deploy.rolled_back");
+  ASSERT_NE(rolled, nullptr);
+  EXPECT_FALSE(str(obj(body_of(*rolled)).at("deploy"), "reason").empty()) << rolled->body;
+  const auto* lost = find_event(all, "node.lost");
+  ASSERT_NE(lost, nullptr);
+  EXPECT_EQ(str(obj(body_of(*lost)).at("node"), "name"), "node-2") << lost->body;
+
+  // The delivery log shows the failed attempts and the retries that got through.
+  auto log = cli_json({"notify", "log", "ops", "--limit", "200"});
+  bool failed_attempt = false;
+  bool retried_ok = false;
+  for (const auto& e : arr(log, "deliveries")) {
+    EXPECT_EQ(str(e, "hook"), "ops");
+    if (!boolean(e, "ok") && i64(e, "status_code") == 500) failed_attempt = true;
+    if (boolean(e, "ok") && i64(e, "attempt") >= 2) retried_ok = true;
+  }
+  EXPECT_TRUE(failed_attempt) << to_json(log);
+  EXPECT_TRUE(retried_ok) << to_json(log);
+  auto table = cli({"notify", "log"});
+  EXPECT_EQ(table.exit_code, 0) << table.describe();
+  EXPECT_NE(table.out.find("deploy.succeeded"), std::string::npos) << table.describe();
+
+  // The secret is sealed in the store, and opens again after a restart.
+  EXPECT_EQ(read_all(info().dir / "server" / "slipway.db").find(secret), std::string::npos);
+  ASSERT_TRUE(lab_.stop_server());
+  ASSERT_TRUE(lab_.start_server());
+  const size_t before = receiver.requests().size();
+  auto t = cli({"notify", "test", "ops"});
+  EXPECT_EQ(t.exit_code, 0) << t.describe();
+  const auto after = receiver.requests();
+  ASSERT_GT(after.size(), before);
+  EXPECT_EQ(after.back().headers.at("x-slipway-event"), "test");
+  EXPECT_EQ(after.back().signature_error, "");
+
+  // Removed: nothing more is sent to it.
+  EXPECT_EQ(cli({"notify", "remove", "ops"}).exit_code, 0);
+  EXPECT_TRUE(arr(cli_json({"notify", "list"}), "hooks").empty());
+  EXPECT_EQ(cli({"notify", "test", "ops"}).exit_code, 2);
+}
+
+TEST_F(NotifyTest, AReceiverThatNeverAnswersDoesNotHoldDeploysUp) {
+  WebhookReceiver silent;
+  silent.set_silent(true);
+  server_args_ = {"--notify-retry-base", "100ms"};
+  ASSERT_NO_THROW(start_lab(1));
+  add_webhook("blackhole", silent.url());
+  for (const std::string v : {"1.0.0", "1.0.1", "1.0.2"})
+    ASSERT_EQ(push(release(v), "web", v).exit_code, 0);
+  for (const std::string v : {"1.0.0", "1.0.1", "1.0.2"}) {
+    auto r = cli({"deploy", "web", v, "--env", "staging"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+  }
+  EXPECT_EQ(str(latest_deploy(), "state"), "succeeded");
+  // It was sent to (and it held the connection without answering).
+  EXPECT_TRUE(silent.wait_for([](const auto& rs) { return !rs.empty(); }, kWait));
+  // The server answers while its notifier waits.
+  EXPECT_EQ(http("GET", "/api/v1/notify/hooks").status, 200);
+}
+
+TEST_F(NotifyTest, SlackFormatAndEmailThroughARealSmtpServer) {
+  const std::string smtp_host = unique_first_address(1);
+  const fs::path maildir = dir() / "maildir";
+  testing::ChildProcess smtpd;
+  testing::ChildOptions so;
+  so.argv = {"/usr/bin/python3",
+             "-m",
+             "aiosmtpd",
+             "-n",
+             "-l",
+             smtp_host + ":2525",
+             "-c",
+             "aiosmtpd.handlers.Mailbox",
+             maildir.string()};
+  so.stdout_path = dir() / "smtpd.out";
+  so.stderr_path = dir() / "smtpd.err";
+  smtpd.start(so);
+  ASSERT_TRUE(wait_until(
+      [&] { return raw_exchange(smtp_host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0; },
+      Millis(30'000)))
+      << read_all(dir() / "smtpd.err");
+
+  WebhookReceiver slack;
+  server_args_ = {"--notify-retry-base",           "100ms",       "--smtp-relay",
+                  "smtp://" + smtp_host + ":2525", "--smtp-from", "slipway@example.com"};
+  ASSERT_NO_THROW(start_lab(1));
+  auto s = cli_json({"notify", "add", "--name", "chat", "slack", slack.url("/services/T0/B0/XYZ"),
+                     "--events", "deploy.succeeded", "--env", "staging", "--app", "web"});
+  EXPECT_FALSE(obj(s).contains("secret"));
+  // A Slack URL is a credential: listings show its host only.
+  EXPECT_EQ(to_json(cli_json({"notify", "list"})).find("XYZ"), std::string::npos);
+  auto m = cli({"notify", "add", "--name", "mail", "email", "ops@example.com", "--events",
+                "deploy.succeeded,deploy.failed"});
+  ASSERT_EQ(m.exit_code, 0) << m.describe();
+  // Filtered out: another environment.
+  ASSERT_EQ(cli({"notify", "add", "--name", "prod-only", "webhook", slack.url("/prod"), "--events",
+                 kAllEvents, "--env", "production"})
+                .exit_code,
+            0);
+
+  ASSERT_EQ(push(release("1.0.0"), "web", "1.0.0").exit_code, 0);
+  auto r = cli({"deploy", "web", "1.0.0", "--env", "staging"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  ASSERT_TRUE(slack.wait_for([](const auto& rs) { return !rs.empty(); }, kWait));
+  const auto req = slack.requests().front();
+  EXPECT_EQ(req.target, "/services/T0/B0/XYZ");
+  EXPECT_EQ(req.headers.count("x-slipway-signature"), 0u);
+  const auto b = parse(req.body, "slack body");
+  EXPECT_NE(str(b, "text").find("succeeded"), std::string::npos) << req.body;
+  ASSERT_FALSE(arr(b, "blocks").empty()) << req.body;
+  EXPECT_EQ(str(arr(b, "blocks")[0], "type"), "section");
+
+  // The e-mail, as the SMTP server stored it.
+  std::string mail;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (!fs::exists(maildir / "new")) return false;
+        for (const auto& e : fs::directory_iterator(maildir / "new")) {
+          mail = read_all(e.path());
+          if (!mail.empty()) return true;
+        }
+        return false;
+      },
+      Millis(60'000)))
+      << read_all(dir() / "smtpd.err");
+  for (const char* want :
+       {"From: slipway@example.com", "To: ops@example.com", "Subject: [slipway] web 1.0.0",
+        "Message-ID: <", "Date: ", "X-MailFrom: slipway@example.com", "X-RcptTo: ops@example.com",
+        "deploy #"}) {
+    EXPECT_NE(mail.find(want), std::string::npos) << want << " in:\n" << mail;
+  }
+  auto t = cli({"notify", "test", "mail"});
+  EXPECT_EQ(t.exit_code, 0) << t.describe();
+  // The production-only hook got nothing but what went to the Slack receiver's other path.
+  for (const auto& q : slack.requests())
+    EXPECT_NE(q.target, "/prod");
+}
+
+TEST_F(NotifyTest, MalformedAndHostileInputIsRefused) {
+  WebhookReceiver receiver;
+  ASSERT_NO_THROW(start_lab(1));
+  const std::string url = receiver.url();
+  const std::vector<std::pair<std::string, int>> bodies = {
+      {"", 400},
+      {"not json", 400},
+      {"[]", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":["drift"],"extra":1})", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":"drift"})", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":[]})", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":["deploy.exploded"]})", 400},
+      {R"({"name":"a","kind":"pager","target":"URL","events":["drift"]})", 400},
+      {R"({"name":"../x","kind":"webhook","target":"URL","events":["drift"]})", 400},
+      {R"({"name":")" + std::string(200, 'a') +
+           R"(","kind":"webhook","target":"URL","events":["drift"]})",
+       400},
+      {R"({"name":"a","kind":"webhook","target":"file:///etc/passwd","events":["drift"]})", 400},
+      {R"({"name":"a","kind":"webhook","target":"ftp://127.0.0.1/","events":["drift"]})", 400},
+      {R"({"name":"a","kind":"webhook","target":"http://","events":["drift"]})", 400},
+      {R"({"name":"a","kind":"webhook","target":"http://x/a\r\nHost: evil","events":["drift"]})",
+       400},
+      {R"({"name":"a","kind":"slack","target":"gopher://x/","events":["drift"]})", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":["drift"],"secret":"short"})", 400},
+      {R"({"name":"a","kind":"slack","target":"URL","events":["drift"],"secret":"0123456789abcdefg"})",
+       400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":["drift"],"env":"../etc"})", 400},
+      {R"({"name":"a","kind":"webhook","target":"URL","events":["drift"],"app":"a/b"})", 400},
+      {R"({"name":"a","kind":"email","target":"not-an-address","events":["drift"]})", 400},
+      {R"({"name":"a","kind":"email","target":"ops@example.com\r\nBcc: x@y","events":["drift"]})",
+       400},
+      // No SMTP relay on this server.
+      {R"({"name":"a","kind":"email","target":"ops@example.com","events":["drift"]})", 412},
+  };
+  for (const auto& [raw, want] : bodies) {
+    std::string b = raw;
+    for (size_t at = b.find("URL"); at != std::string::npos; at = b.find("URL"))
+      b.replace(at, 3, url);
+    auto res = http("POST", "/api/v1/notify/hooks", b);
+    EXPECT_EQ(res.status, want) << b << " -> " << res.body;
+  }
+  const std::string good =
+      fmt::format(R"({{"name":"good","kind":"webhook","target":"{}","events":["drift"],)"
+                  R"("secret":"0123456789abcdef0123"}})",
+                  url);
+  auto created = http("POST", "/api/v1/notify/hooks", good);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.body.find("0123456789abcdef0123"), std::string::npos) << created.body;
+  EXPECT_EQ(http("POST", "/api/v1/notify/hooks", good).status, 409);
+
+  for (const auto& [target, want] : std::vector<std::pair<std::string, int>>{
+           {"/api/v1/notify/deliveries?limit=0", 400},
+           {"/api/v1/notify/deliveries?limit=abc", 400},
+           {"/api/v1/notify/deliveries?limit=100000", 400},
+           {"/api/v1/notify/deliveries?hook=..%2Fx", 400},
+           {"/api/v1/notify/deliveries?hook=good&limit=5", 200}}) {
+    EXPECT_EQ(http("GET", target).status, want) << target;
+  }
+  EXPECT_EQ(http("DELETE", "/api/v1/notify/hooks/nope").status, 404);
+  EXPECT_EQ(http("DELETE", "/api/v1/notify/hooks/" + std::string(100, 'x')).status, 400);
+  EXPECT_EQ(http("POST", "/api/v1/notify/hooks/nope/test").status, 404);
+  EXPECT_EQ(http("POST", "/api/v1/notify/hooks/good/test", R"({"x":1})").status, 400);
+
+  // A viewer lists, never adds, tests or removes.
+  auto v = http("POST", "/api/v1/tokens", R"({"role":"viewer","name":"watcher"})");
+  ASSERT_EQ(v.status, 201);
+  const std::string viewer = str(parse(v.body, "token"), "token");
+  EXPECT_EQ(http("GET", "/api/v1/notify/hooks", "", {}, viewer).status, 200);
+  EXPECT_EQ(http("GET", "/api/v1/notify/deliveries", "", {}, viewer).status, 200);
+  EXPECT_EQ(http("POST", "/api/v1/notify/hooks", good, {}, viewer).status, 403);
+  EXPECT_EQ(http("POST", "/api/v1/notify/hooks/good/test", "", {}, viewer).status, 403);
+  EXPECT_EQ(http("DELETE", "/api/v1/notify/hooks/good", "", {}, viewer).status, 403);
+
+  // The CLI refuses bad flags before asking the server (usage: exit 2).
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"notify", "add", "--name", "x", "pager", url, "--events", "drift"},
+           {"notify", "add", "--name", "x", "webhook", url},
+           {"notify", "add", "--name", "../x", "webhook", url, "--events", "drift"},
+           {"notify", "add", "--name", "x", "webhook", "ftp://x/", "--events", "drift"},
+           {"notify", "add", "--name", "x", "webhook", url, "--events", "drift,bogus"},
+           {"notify", "add", "--name", "x", "webhook", url, "--events", "drift", "--env", "a/b"},
+           {"notify", "add", "--name", "x", "webhook", url, "--events", "drift", "--secret-stdin"},
+           {"notify", "add", "--name", "x", "slack", url, "--events", "drift", "--secret-stdin"},
+           {"notify", "log", "--limit", "0"},
+           {"notify", "log", "../x"},
+           {"notify", "test", "nope"},
+           {"notify", "remove", "nope"},
+           {"notify", "list", "-o", "yaml"}}) {
+    auto res = cli(args);
+    EXPECT_EQ(res.exit_code, 2) << res.describe();
+  }
+  // A test to a receiver that is up succeeds; to a port nobody listens on, it fails (exit 1).
+  receiver.set_secret("0123456789abcdef0123");
+  auto t = cli({"notify", "test", "good"});
+  EXPECT_EQ(t.exit_code, 0) << t.describe();
+  ASSERT_EQ(cli({"notify", "add", "--name", "nowhere", "webhook", "http://127.0.0.1:1/x",
+                 "--events", "drift"})
+                .exit_code,
+            0);
+  auto t2 = cli({"notify", "test", "nowhere"});
+  EXPECT_EQ(t2.exit_code, 1) << t2.describe();
+  EXPECT_EQ(http("GET", "/api/v1/stats").status, 200);
+}
+
+}  // namespace
+}  // namespace slipway::e2e
