@@ -1,9 +1,10 @@
 // Notifications end to end, with real receivers on loopback: a webhook receiver that checks every
 // request's HMAC signature and timestamp gets deploy.started, deploy.succeeded, deploy.rolled_back
-// and deploy.failed from real deploys and node.lost when an agent is killed, through failures and
-// retries that `notify log` shows; the hook survives a restart (its secret sealed in the store);
-// a receiver that never answers does not hold a deploy up; Slack hooks get Slack's format, e-mail
-// reaches a real SMTP server (aiosmtpd); every route and flag refuses malformed and hostile input.
+// and deploy.failed from real deploys, node.lost when an agent is killed and drift when it comes
+// back behind, through failures and retries that `notify log` shows; the hook survives a restart
+// (its secret sealed in the store); a receiver that never answers does not hold a deploy up; Slack
+// hooks get Slack's format, e-mail reaches a real SMTP server (aiosmtpd); every route and flag
+// refuses malformed and hostile input.
 #include <csignal>
 #include <fstream>
 #include <set>
@@ -66,7 +67,7 @@ class NotifyTest : public E2eTest {
   std::string add_webhook(const std::string& name, const std::string& url) {
     auto added =
         cli_json({"notify", "add", "--name", name, "webhook", url, "--events", kAllEvents});
-    const std::string secret = str(added, "secret");
+    std::string secret = str(added, "secret");
     if (secret.size() < 16) throw std::runtime_error("no secret: " + to_json(added));
     return secret;
   }
@@ -124,6 +125,12 @@ TEST_F(NotifyTest, WebhookGetsSignedDeployAndNodeEventsWithRetries) {
   // An agent killed: node.lost.
   ASSERT_TRUE(lab_.stop_node("node-2", SIGKILL));
   ASSERT_TRUE(receiver.wait_for([](const auto& rs) { return has_event(rs, "node.lost"); }, kWait));
+  // A deploy while it is down; back, it runs the old release: drift (and it converges).
+  ASSERT_EQ(push(release("1.2.0"), "web", "1.2.0").exit_code, 0);
+  r = cli({"deploy", "web", "1.2.0", "--env", "staging"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_TRUE(lab_.start_node("node-2"));
+  ASSERT_TRUE(receiver.wait_for([](const auto& rs) { return has_event(rs, "drift"); }, kWait));
 
   const auto all = receiver.requests();
   for (const auto& q : all) {
@@ -154,6 +161,13 @@ TEST_F(NotifyTest, WebhookGetsSignedDeployAndNodeEventsWithRetries) {
   const auto* lost = find_event(all, "node.lost");
   ASSERT_NE(lost, nullptr);
   EXPECT_EQ(str(obj(body_of(*lost)).at("node"), "name"), "node-2") << lost->body;
+  const auto* drift = find_event(all, "drift");
+  ASSERT_NE(drift, nullptr);
+  const auto drift_body = body_of(*drift);
+  const auto& dn = obj(drift_body).at("node");
+  EXPECT_EQ(str(dn, "name"), "node-2") << drift->body;
+  EXPECT_EQ(str(dn, "running"), "1.0.0") << drift->body;
+  EXPECT_EQ(str(dn, "desired"), "1.2.0") << drift->body;
 
   // The delivery log shows the failed attempts and the retries that got through.
   auto log = cli_json({"notify", "log", "ops", "--limit", "200"});
