@@ -37,6 +37,9 @@ struct ServerOptions {
   Millis notify_retry_base{1'000};
   std::string smtp_relay;
   std::string smtp_from;
+  // The web console's built files, served at / (empty: none; the CLI's default is
+  // default_console_dir()).
+  std::filesystem::path console_dir;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code.
