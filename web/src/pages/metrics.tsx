@@ -1,0 +1,107 @@
+// Delivery metrics per app and environment, from the history: deploy frequency, lead time from push
+// to production, change failure rate, time to restore (the four DORA metrics), as small charts.
+import { useState } from "preact/hooks";
+import { Delivery, get, Node, qs } from "../api";
+import { BarChart, LineChart } from "../charts";
+import { ErrorBox, fmtSeconds, Route, setQuery, useLoad } from "../util";
+
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`);
+const short = (s: number) => fmtSeconds(Math.round(s));
+
+export function Metrics({ route }: { route: Route }) {
+  const [f, setF] = useState({
+    app: route.query.get("app") || "",
+    env: route.query.get("env") || "",
+    days: route.query.get("days") || "30",
+  });
+  const query = qs(f);
+  const m = useLoad(`delivery${query}`, () => get<Delivery>(`/api/v1/metrics/delivery${query}`));
+  const apps = useLoad("artifacts", () => get<{ apps: { app: string }[] }>("/api/v1/artifacts"));
+  const nodes = useLoad("nodes-all", () => get<{ nodes: Node[] }>("/api/v1/nodes"));
+  const envs = [...new Set((nodes.data?.nodes || []).map((n) => n.env))].sort();
+  const set = (k: string, v: string) => {
+    const next = { ...f, [k]: v };
+    setF(next);
+    setQuery("/metrics", next);
+  };
+  const s = m.data?.summary;
+  const series = m.data?.series || [];
+  return (
+    <section>
+      <div class="page-head">
+        <h1>Delivery metrics</h1>
+        <button onClick={m.reload}>Refresh</button>
+      </div>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          app
+          <select name="app" value={f.app} onChange={(e) => set("app", (e.target as HTMLSelectElement).value)}>
+            <option value="">every app</option>
+            {(apps.data?.apps || []).map((a) => (
+              <option value={a.app}>{a.app}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          environment
+          <select name="env" value={f.env} onChange={(e) => set("env", (e.target as HTMLSelectElement).value)}>
+            <option value="">every environment</option>
+            {envs.map((e) => (
+              <option value={e}>{e}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          period
+          <select name="days" value={f.days} onChange={(e) => set("days", (e.target as HTMLSelectElement).value)}>
+            {["7", "30", "90", "365"].map((d) => (
+              <option value={d}>{d} days</option>
+            ))}
+          </select>
+        </label>
+      </form>
+      <ErrorBox error={m.error} />
+      {m.data && (
+        <>
+          <p class="muted">
+            From {m.data.from} to {m.data.to}: {s?.deploys ?? 0} deploy(s).
+          </p>
+          <div class="metrics">
+            <div class="metric card">
+              <h3>Deploy frequency</h3>
+              <div class="metric-value">{s?.deploy_frequency_per_day === null || s?.deploy_frequency_per_day === undefined ? "—" : `${s.deploy_frequency_per_day.toFixed(2)} / day`}</div>
+              <BarChart
+                title="deploys per day"
+                fmt={(v) => String(Math.round(v * 10) / 10)}
+                points={series.map((p) => ({ label: p.day, value: p.deploys, part: p.failures }))}
+              />
+              <p class="muted">Deploys per day; failed ones in red.</p>
+            </div>
+            <div class="metric card">
+              <h3>Lead time for changes</h3>
+              <div class="metric-value">{fmtSeconds(s?.lead_time_seconds_median)}</div>
+              <LineChart title="lead time, median per day" fmt={short} points={series.map((p) => ({ label: p.day, value: p.lead_time_seconds_median }))} />
+              <p class="muted">Median time from the push of a version to its successful deploy.</p>
+            </div>
+            <div class="metric card">
+              <h3>Change failure rate</h3>
+              <div class="metric-value">{pct(s?.change_failure_rate)}</div>
+              <LineChart
+                title="change failure rate per day"
+                fmt={(v) => pct(v)}
+                points={series.map((p) => ({ label: p.day, value: p.deploys > 0 ? p.failures / p.deploys : null }))}
+              />
+              <p class="muted">Share of deploys that failed or were rolled back.</p>
+            </div>
+            <div class="metric card">
+              <h3>Time to restore</h3>
+              <div class="metric-value">{fmtSeconds(s?.time_to_restore_seconds_median)}</div>
+              <LineChart title="time to restore, median per day" fmt={short} points={series.map((p) => ({ label: p.day, value: p.time_to_restore_seconds_median }))} />
+              <p class="muted">Median time from a failed deploy to the next healthy release there.</p>
+            </div>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
