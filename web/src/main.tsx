@@ -11,6 +11,16 @@ import { History } from "./pages/history";
 import { Metrics } from "./pages/metrics";
 import "./style.css";
 
+function Logo() {
+  return (
+    <svg class="logo" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+      <path d="M12 2 L12 16 L4 16 Z" fill="#7fa7ff" />
+      <path d="M13 5 L13 16 L19 16 Z" fill="#cfd9f5" />
+      <path d="M2 18 H22 L19 22 H5 Z" fill="#e9eef9" />
+    </svg>
+  );
+}
+
 function SignIn({ onSignedIn, why }: { onSignedIn: (me: Whoami) => void; why: string }) {
   const [token, setToken] = useState("");
   const [error, setError] = useState<ApiError | null>(null);
@@ -34,7 +44,7 @@ function SignIn({ onSignedIn, why }: { onSignedIn: (me: Whoami) => void; why: st
     <main class="signin">
       <form onSubmit={submit} class="card">
         <h1>
-          <span class="logo">⛵</span> Slipway
+          <Logo /> Slipway
         </h1>
         <p class="muted">Sign in with an API token (<code>slipway token create</code>) or the server's admin token.</p>
         {why && <p class="notice">{why}</p>}
@@ -127,7 +137,7 @@ function App() {
     <Me.Provider value={me}>
       <header class="top">
         <a class="brand" href="#/overview">
-          <span class="logo">⛵</span> Slipway
+          <Logo /> Slipway
         </a>
         <nav>
           {pages.map(([p, label]) => (

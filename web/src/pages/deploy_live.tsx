@@ -97,7 +97,7 @@ function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
           {n.canary && <span class="flag flag-canary">canary</span>}
         </td>
         <td>{n.zone}</td>
-        <td>{n.batch}</td>
+        <td>{n.batch + 1}</td>
         <td>{n.from_version || "—"}</td>
         <td>
           <StateBadge state={n.status} />
@@ -114,7 +114,7 @@ function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
         <tr class="steps-row">
           <td colSpan={8}>
             {steps.length === 0 ? (
-              <p class="muted">No step recorded yet.</p>
+              <p class="muted">{n.status === "skipped" ? "Skipped: the deploy stopped before this node." : "No step recorded yet."}</p>
             ) : (
               <table class="steps">
                 <tbody>
@@ -317,7 +317,7 @@ export function DeployLive({ id }: { id: number }) {
         </dd>
         <dt>batch</dt>
         <dd>
-          {d.current_batch} of {d.batches}
+          {Math.min(d.current_batch + 1, d.batches)} of {d.batches}
         </dd>
         <dt>by</dt>
         <dd>{d.actor}</dd>
@@ -336,7 +336,7 @@ export function DeployLive({ id }: { id: number }) {
       <p class="muted">Click a node for its steps and their output.</p>
       {batches.map((b) => (
         <div class={`batch ${b === d.current_batch && live(d) ? "batch-current" : ""}`}>
-          <h3>Batch {b}</h3>
+          <h3>Batch {b + 1}</h3>
           <table class="list deploy-nodes">
             <thead>
               <tr>

@@ -1,6 +1,7 @@
 // Overview: environment x app -> version (per role where the nodes differ), drift, quarantined
 // and lost nodes flagged, and the deploys running now with their progress.
-import { Deploy, get, Node } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { Deploy, get, Node, watchDeploy } from "../api";
 import { ago, canDeploy, ErrorBox, Progress, StateBadge, useLoad, useMe } from "../util";
 
 interface Cell {
@@ -129,7 +130,7 @@ export function RunningDeploys({ running }: { running: Deploy[] }) {
               <StateBadge state={d.state} /> {d.waiting && <span class="muted">{d.waiting}</span>}
             </td>
             <td>
-              {d.current_batch}/{d.batches}
+              {Math.min(d.current_batch + 1, d.batches)}/{d.batches}
             </td>
             <td class="wide">
               <Progress total={d.node_count} ok={d.healthy_count} failed={d.failed_count} />
@@ -144,6 +145,28 @@ export function RunningDeploys({ running }: { running: Deploy[] }) {
 
 export function Overview() {
   const status = useLoad("status", () => get<{ nodes: Node[]; running: Deploy[] }>("/api/v1/status"));
+  // The running deploys' progress, pushed by the server (a watch WebSocket each, no polling); when
+  // one ends, the matrix is loaded again.
+  const [progress, setProgress] = useState<Record<number, Partial<Deploy>>>({});
+  const runningIds = (status.data?.running || []).map((d) => d.id).join(",");
+  useEffect(() => {
+    setProgress({});
+    const stops = (status.data?.running || []).map((d) =>
+      watchDeploy(
+        d.id,
+        (ev, carried) => {
+          if (carried && Object.keys(carried).length > 1) {
+            const { nodes: _n, ...summary } = carried;
+            setProgress((p) => ({ ...p, [d.id]: { ...p[d.id], ...summary } }));
+          }
+          if (ev.kind === "deploy.finished") status.reload();
+        },
+        () => {},
+      ),
+    );
+    return () => stops.forEach((stop) => stop());
+  }, [runningIds]);
+  const running = (status.data?.running || []).map((d) => ({ ...d, ...progress[d.id] }) as Deploy);
   const nodes = status.data?.nodes || [];
   const matrix = buildMatrix(nodes);
   const apps = [...new Set([...matrix.values()].flatMap((row) => [...row.keys()]))].sort();
@@ -174,7 +197,7 @@ export function Overview() {
         </div>
       </div>
       <h2>Running deploys</h2>
-      {status.data && <RunningDeploys running={status.data.running} />}
+      {status.data && <RunningDeploys running={running} />}
       <h2>What runs where</h2>
       {status.data && envs.length === 0 && <p class="muted">No node runs an app yet.</p>}
       {envs.length > 0 && (
