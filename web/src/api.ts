@@ -125,13 +125,20 @@ export interface Whoami {
 }
 
 export interface Preview {
+  kind?: string;
   app: string;
-  version: string;
+  version: string | null;
   env: string;
+  selector?: string;
   count: number;
-  nodes: { name: string; zone: string; roles: string[]; from_version: string }[];
+  nodes: { name: string; zone: string; roles: string[]; batch?: number; canary?: boolean; from_version: string }[];
   batches: number;
-  freezes: { id: number; env: string; app: string; until: string; reason: string; created_by: string }[];
+  strategy?: string;
+  how?: string; // the plan in words
+  forced_freeze?: string; // the freezes a forced deploy would go through
+  freezes?: { id: number; env: string; app: string; until: string; reason: string; created_by: string }[];
+  lost_nodes_left_out?: unknown;
+  quarantined_nodes_left_out?: unknown;
   blocked: string | null;
 }
 

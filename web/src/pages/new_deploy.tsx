@@ -41,6 +41,17 @@ function requestBody(f: Form): Record<string, unknown> {
   return b;
 }
 
+// The nodes a deploy leaves out (names, or node objects).
+function LeftOut({ what, v }: { what: string; v: unknown }) {
+  if (!Array.isArray(v) || v.length === 0) return null;
+  const names = v.map((x) => (typeof x === "string" ? x : (x as { name?: string; node?: string }).name || (x as { node?: string }).node || JSON.stringify(x)));
+  return (
+    <p class="notice">
+      Left out, {what}: {names.join(", ")}
+    </p>
+  );
+}
+
 export function NewDeploy({ route }: { route: Route }) {
   const me = useMe();
   const q = route.query;
@@ -219,7 +230,7 @@ export function NewDeploy({ route }: { route: Route }) {
             </label>
           </>
         )}
-        {f.mode === "deploy" && (preview?.freezes.length || f.force) ? (
+        {f.mode === "deploy" && (preview?.freezes?.length || /freez/i.test(preview?.blocked || error?.message || "") || f.force) ? (
           <label class="check">
             <input type="checkbox" name="force" checked={f.force} onChange={(e) => set("force", (e.target as HTMLInputElement).checked)} />
             force through the freeze (recorded)
@@ -237,17 +248,18 @@ export function NewDeploy({ route }: { route: Route }) {
       {preview && (
         <div class="card preview" data-count={preview.count}>
           <h2>
-            {word} {preview.app} {preview.version} in {preview.env}:{" "}
+            {word} {preview.app} {preview.version ?? ""} in {preview.env}:{" "}
             <span class="count">
               {preview.count} node{preview.count === 1 ? "" : "s"}
             </span>
             , {preview.batches} batch{preview.batches === 1 ? "" : "es"}
           </h2>
-          {preview.freezes.length > 0 && (
+          {preview.how && <p class="muted how">{preview.how}</p>}
+          {(preview.freezes?.length ?? 0) > 0 && (
             <div class="notice">
               Frozen:
               <ul>
-                {preview.freezes.map((fr) => (
+                {preview.freezes!.map((fr) => (
                   <li>
                     {fr.app ? `${fr.app} in ${fr.env}` : `all of ${fr.env}`} until {fr.until} by {fr.created_by}: {fr.reason}
                   </li>
@@ -255,6 +267,9 @@ export function NewDeploy({ route }: { route: Route }) {
               </ul>
             </div>
           )}
+          {preview.forced_freeze && <div class="notice">Forced through: {preview.forced_freeze}</div>}
+          <LeftOut what="lost" v={preview.lost_nodes_left_out} />
+          <LeftOut what="quarantined" v={preview.quarantined_nodes_left_out} />
           {preview.blocked && (
             <div class="error" role="alert">
               It would be refused: {preview.blocked}
@@ -264,6 +279,7 @@ export function NewDeploy({ route }: { route: Route }) {
             <thead>
               <tr>
                 <th>node</th>
+                <th>batch</th>
                 <th>zone</th>
                 <th>roles</th>
                 <th>now runs</th>
@@ -272,7 +288,11 @@ export function NewDeploy({ route }: { route: Route }) {
             <tbody>
               {preview.nodes.map((n) => (
                 <tr>
-                  <td>{n.name}</td>
+                  <td>
+                    {n.name}
+                    {n.canary && <span class="flag flag-canary">canary</span>}
+                  </td>
+                  <td>{n.batch === undefined ? "" : n.batch + 1}</td>
                   <td>{n.zone}</td>
                   <td>{n.roles.join(", ")}</td>
                   <td>{n.from_version || "—"}</td>
@@ -283,7 +303,7 @@ export function NewDeploy({ route }: { route: Route }) {
           {allowed && !preview.blocked && preview.count > 0 && (
             <div class="form-actions">
               <button class={f.mode === "deploy" ? "primary" : "danger"} disabled={busy} onClick={doIt}>
-                {word} {preview.count} node{preview.count === 1 ? "" : "s"} to {preview.version}
+                {word} {preview.count} node{preview.count === 1 ? "" : "s"} to {preview.version ?? ""}
               </button>
               <button onClick={() => setPreview(null)}>Cancel</button>
             </div>
