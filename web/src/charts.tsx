@@ -54,9 +54,21 @@ export function BarChart({ points, fmt, title }: { points: Point[]; fmt: (v: num
         p.value === null || p.value === 0 ? null : (
           <g>
             <title>{`${p.label}: ${fmt(p.value)}${p.part ? ` (${p.part} failed)` : ""}`}</title>
-            <rect class="bar" x={PAD.left + i * bw + bw * 0.15} width={bw * 0.7} y={H - PAD.bottom - h(p.value)} height={h(p.value)} />
+            <rect
+              class="bar"
+              x={PAD.left + i * bw + bw * 0.15}
+              width={bw * 0.7}
+              y={H - PAD.bottom - h(p.value)}
+              height={h(p.value)}
+            />
             {p.part ? (
-              <rect class="bar-part" x={PAD.left + i * bw + bw * 0.15} width={bw * 0.7} y={H - PAD.bottom - h(p.part)} height={h(p.part)} />
+              <rect
+                class="bar-part"
+                x={PAD.left + i * bw + bw * 0.15}
+                width={bw * 0.7}
+                y={H - PAD.bottom - h(p.part)}
+                height={h(p.part)}
+              />
             ) : null}
           </g>
         ),

@@ -46,7 +46,9 @@ function SignIn({ onSignedIn, why }: { onSignedIn: (me: Whoami) => void; why: st
         <h1>
           <Logo /> Slipway
         </h1>
-        <p class="muted">Sign in with an API token (<code>slipway token create</code>) or the server's admin token.</p>
+        <p class="muted">
+          Sign in with an API token (<code>slipway token create</code>) or the server's admin token.
+        </p>
         {why && <p class="notice">{why}</p>}
         <label>
           Token
@@ -146,7 +148,10 @@ function App() {
             </a>
           ))}
         </nav>
-        <div class="who" title={`scope: ${me.envs.length ? me.envs.join(",") : "every env"}, ${me.apps.length ? me.apps.join(",") : "every app"}`}>
+        <div
+          class="who"
+          title={`scope: ${me.envs.length ? me.envs.join(",") : "every env"}, ${me.apps.length ? me.apps.join(",") : "every app"}`}
+        >
           <span class="who-name">{me.name}</span> <span class={`badge role-${me.role}`}>{me.role}</span>
           <button
             class="link"

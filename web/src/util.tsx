@@ -200,3 +200,43 @@ export function ConfirmButton(props: {
     </span>
   );
 }
+
+// A table's header row.
+export function THead({ cols }: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th>{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+// A labelled <select>: `any` is the label of the empty choice (none: no empty choice).
+export function Select(props: {
+  name: string;
+  label?: string;
+  value: string;
+  options: (string | [string, string])[];
+  any?: string;
+  onChange: (v: string) => void;
+}) {
+  return (
+    <label>
+      {props.label ?? props.name}
+      <select
+        name={props.name}
+        value={props.value}
+        onChange={(e) => props.onChange((e.target as HTMLSelectElement).value)}
+      >
+        {props.any !== undefined && <option value="">{props.any}</option>}
+        {props.options.map((o) => {
+          const [v, text] = Array.isArray(o) ? o : [o, o];
+          return <option value={v}>{text}</option>;
+        })}
+      </select>
+    </label>
+  );
+}

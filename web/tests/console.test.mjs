@@ -52,7 +52,10 @@ test("sign in: a wrong token is refused with the server's message, the admin tok
   assert.match(await page.textContent("header.top .who"), /admin/);
   // The overview: staging x web -> 1.0.0 on 3 healthy nodes.
   const cell = await page.waitForSelector("td.cell[data-env=staging][data-app=web]");
-  await waitFor("the matrix", async () => /1\.0\.0/.test(await cell.textContent()) && /3\/3 healthy/.test(await cell.textContent()));
+  await waitFor(
+    "the matrix",
+    async () => /1\.0\.0/.test(await cell.textContent()) && /3\/3 healthy/.test(await cell.textContent()),
+  );
   await lab.screenshot(page, "overview");
 
   // A reload keeps the session (the token is in sessionStorage); signing out forgets it.
@@ -99,10 +102,15 @@ test("deploy by button: the preview counts the nodes, the live page shows them g
 
   await page.waitForURL(/#\/deploys\/\d+/);
   assert.equal(await finishedState(page), "succeeded");
-  await waitFor("every node healthy", async () => Object.values(await nodeStatuses(page)).every((s) => s === "healthy"));
+  await waitFor("every node healthy", async () =>
+    Object.values(await nodeStatuses(page)).every((s) => s === "healthy"),
+  );
   assert.deepEqual(Object.keys(await nodeStatuses(page)).sort(), ["node-1", "node-2", "node-3"]);
   // Pushed over the watch WebSocket, not polled.
-  assert.ok(sockets.some((u) => /\/api\/v1\/deploys\/\d+\/watch$/.test(u)), `websockets: ${sockets.join(", ")}`);
+  assert.ok(
+    sockets.some((u) => /\/api\/v1\/deploys\/\d+\/watch$/.test(u)),
+    `websockets: ${sockets.join(", ")}`,
+  );
   // Three batches of one; a node's steps and their output on click.
   assert.equal((await page.$$(".batch")).length, 3);
   await page.click("tr.node-row[data-node=node-1]");
@@ -134,7 +142,10 @@ test("a failing deploy stops and rolls the failed node back, as the page shows",
   const state = await finishedState(page);
   assert.ok(state === "failed" || state === "rolled_back", state);
   const statuses = await nodeStatuses(page);
-  assert.ok(Object.values(statuses).some((s) => s === "reverted" || s === "failed"), JSON.stringify(statuses));
+  assert.ok(
+    Object.values(statuses).some((s) => s === "reverted" || s === "failed"),
+    JSON.stringify(statuses),
+  );
   assert.notEqual((await page.textContent("dd.reason")).trim(), "");
   // The failed node's health-check step, with its output.
   const failed = Object.entries(statuses).find(([, s]) => s === "reverted" || s === "failed")[0];
@@ -212,7 +223,10 @@ test("a viewer sees no action buttons, and the server refuses the action anyway"
   const refused = await page.evaluate(async () => {
     const res = await fetch("/api/v1/deploys", {
       method: "POST",
-      headers: { Authorization: `Bearer ${sessionStorage.getItem("slipway.token")}`, "Content-Type": "application/json" },
+      headers: {
+        Authorization: `Bearer ${sessionStorage.getItem("slipway.token")}`,
+        "Content-Type": "application/json",
+      },
       body: JSON.stringify({ app: "web", env: "staging", version: "1.1.0" }),
     });
     return { status: res.status, body: await res.json() };

@@ -24,7 +24,8 @@ for (const [what, p] of [
   ["CHROMIUM", CHROMIUM],
   ["SLIPWAY_CONSOLE_DIR (index.html)", path.join(CONSOLE_DIR, "index.html")],
 ]) {
-  if (!fs.existsSync(p)) throw new Error(`${what}: ${p} does not exist (build with ./run.sh build; chromium: apt-get install chromium)`);
+  if (!fs.existsSync(p))
+    throw new Error(`${what}: ${p} does not exist (build with ./run.sh build; chromium: apt-get install chromium)`);
 }
 
 // Whether this slipway's server takes --console-dir (else it serves the console next to itself).
@@ -111,15 +112,19 @@ export class Lab {
     const serverArgs = ["server", "--data", data, "--listen", "127.0.0.1:0"];
     if (consoleFlag()) serverArgs.push("--console-dir", CONSOLE_DIR);
     this.spawn("server", serverArgs);
-    const url = await waitFor("the server to listen", () => {
-      const dead = this.procs.find((p) => p.exitCode !== null);
-      if (dead) throw new Error(`${dead.what} exited with ${dead.exitCode}:\n${this.output}`);
-      try {
-        return fs.readFileSync(path.join(data, "server.url"), "utf8").trim();
-      } catch {
-        return "";
-      }
-    }, 60_000);
+    const url = await waitFor(
+      "the server to listen",
+      () => {
+        const dead = this.procs.find((p) => p.exitCode !== null);
+        if (dead) throw new Error(`${dead.what} exited with ${dead.exitCode}:\n${this.output}`);
+        try {
+          return fs.readFileSync(path.join(data, "server.url"), "utf8").trim();
+        } catch {
+          return "";
+        }
+      },
+      60_000,
+    );
     this.url = url;
     this.adminToken = fs.readFileSync(path.join(data, "admin.token"), "utf8").trim();
     const join = fs.readFileSync(path.join(data, "join.token"), "utf8").trim();
@@ -128,17 +133,35 @@ export class Lab {
       const root = path.join(this.dir, "nodes", `node-${i}`);
       fs.mkdirSync(root, { recursive: true });
       this.spawn(`agent node-${i}`, [
-        "agent", "--server", url, "--token", join, "--name", `node-${i}`, "--env", "staging",
-        "--roles", "api", "--zone", i % 2 === 1 ? "a" : "b", "--root", root,
-        "--address", `${a}.${b}.${c}.${d + i - 1}`,
+        "agent",
+        "--server",
+        url,
+        "--token",
+        join,
+        "--name",
+        `node-${i}`,
+        "--env",
+        "staging",
+        "--roles",
+        "api",
+        "--zone",
+        i % 2 === 1 ? "a" : "b",
+        "--root",
+        root,
+        "--address",
+        `${a}.${b}.${c}.${d + i - 1}`,
       ]);
     }
-    await waitFor(`${nodes} agents to be alive`, async () => {
-      const dead = this.procs.find((p) => p.exitCode !== null);
-      if (dead) throw new Error(`${dead.what} exited with ${dead.exitCode}:\n${this.output}`);
-      const r = await this.apiOk("GET", "/api/v1/nodes?state=alive");
-      return r.nodes.length === nodes;
-    }, 60_000);
+    await waitFor(
+      `${nodes} agents to be alive`,
+      async () => {
+        const dead = this.procs.find((p) => p.exitCode !== null);
+        if (dead) throw new Error(`${dead.what} exited with ${dead.exitCode}:\n${this.output}`);
+        const r = await this.apiOk("GET", "/api/v1/nodes?state=alive");
+        return r.nodes.length === nodes;
+      },
+      60_000,
+    );
     return this;
   }
 
@@ -211,10 +234,14 @@ export class Lab {
   // Deploys through the API and waits until it is over; returns the deploy.
   async deploy(body, path_ = "/api/v1/deploys") {
     const d = await this.apiOk("POST", path_, { env: "staging", ...body });
-    return waitFor(`deploy #${d.id} to finish`, async () => {
-      const x = await this.apiOk("GET", `/api/v1/deploys/${d.id}`);
-      return x.state !== "running" && x.state !== "paused" ? x : null;
-    }, 120_000);
+    return waitFor(
+      `deploy #${d.id} to finish`,
+      async () => {
+        const x = await this.apiOk("GET", `/api/v1/deploys/${d.id}`);
+        return x.state !== "running" && x.state !== "paused" ? x : null;
+      },
+      120_000,
+    );
   }
 
   // A token with `role` (viewer, deployer); returns its secret.

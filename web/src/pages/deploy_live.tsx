@@ -4,7 +4,18 @@
 // (the artifact's files, the config's keys).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, ArtifactDiff, Deploy, DeployNode, enc, get, post, qs, Step, watchDeploy, WatchEvent } from "../api";
-import { canDeploy, ConfirmButton, ErrorBox, fmtBytes, fmtDuration, fmtTime, Progress, StateBadge, useMe } from "../util";
+import {
+  canDeploy,
+  ConfirmButton,
+  ErrorBox,
+  fmtBytes,
+  fmtDuration,
+  fmtTime,
+  Progress,
+  StateBadge,
+  useMe,
+  THead,
+} from "../util";
 
 const live = (d: Deploy | null) => !!d && (d.state === "running" || d.state === "paused");
 
@@ -20,7 +31,12 @@ function applyEvent(d: Deploy, ev: WatchEvent, carried: Partial<Deploy> | undefi
     next.nodes = next.nodes.map((n) => {
       if (n.node !== ev.node) return n;
       if (ev.kind === "node.step") {
-        return { ...n, step: ev.step, status: n.status === "pending" ? "running" : n.status, started_at: n.started_at || ev.at };
+        return {
+          ...n,
+          step: ev.step,
+          status: n.status === "pending" ? "running" : n.status,
+          started_at: n.started_at || ev.at,
+        };
       }
       if (ev.kind === "node.finished") return { ...n, status: ev.status || n.status, reason: ev.message || n.reason };
       return n;
@@ -29,7 +45,14 @@ function applyEvent(d: Deploy, ev: WatchEvent, carried: Partial<Deploy> | undefi
   if (ev.kind === "node.step" && ev.node) {
     const steps = [...(next.steps || [])];
     const i = steps.findIndex((s) => s.node === ev.node && s.step === ev.step && s.status === "started");
-    const s: Step = { node: ev.node, step: ev.step, status: ev.status, output: ev.message || "", started_at: ev.at, duration_ms: ev.duration_ms };
+    const s: Step = {
+      node: ev.node,
+      step: ev.step,
+      status: ev.status,
+      output: ev.message || "",
+      started_at: ev.at,
+      duration_ms: ev.duration_ms,
+    };
     if (i >= 0) steps[i] = { ...steps[i], ...s, started_at: steps[i].started_at, output: s.output || steps[i].output };
     else steps.push(s);
     next.steps = steps;
@@ -46,17 +69,35 @@ function Controls({ d, reload, onError }: { d: Deploy; reload: () => void; onErr
   if (live(d)) {
     if (d.canary_gate || d.state === "paused") {
       buttons.push(
-        <ConfirmButton label="Promote" question={`Promote ${what}: the rest of the nodes roll out?`} action={() => post(`${base}/promote`)} onDone={reload} onError={onError} />,
+        <ConfirmButton
+          label="Promote"
+          question={`Promote ${what}: the rest of the nodes roll out?`}
+          action={() => post(`${base}/promote`)}
+          onDone={reload}
+          onError={onError}
+        />,
       );
     }
     if (d.state === "running") {
       buttons.push(
-        <ConfirmButton label="Pause" question={`Pause ${what}? The nodes in flight finish, no new one starts.`} action={() => post(`${base}/pause`)} onDone={reload} onError={onError} />,
+        <ConfirmButton
+          label="Pause"
+          question={`Pause ${what}? The nodes in flight finish, no new one starts.`}
+          action={() => post(`${base}/pause`)}
+          onDone={reload}
+          onError={onError}
+        />,
       );
     }
     if (d.state === "paused") {
       buttons.push(
-        <ConfirmButton label="Resume" question={`Resume ${what}?`} action={() => post(`${base}/resume`)} onDone={reload} onError={onError} />,
+        <ConfirmButton
+          label="Resume"
+          question={`Resume ${what}?`}
+          action={() => post(`${base}/resume`)}
+          onDone={reload}
+          onError={onError}
+        />,
       );
     }
     buttons.push(
@@ -88,10 +129,17 @@ function Controls({ d, reload, onError }: { d: Deploy; reload: () => void; onErr
 
 function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
   const [open, setOpen] = useState(false);
-  const took = n.started_at && n.finished_at ? new Date(n.finished_at).getTime() - new Date(n.started_at).getTime() : null;
+  const took =
+    n.started_at && n.finished_at ? new Date(n.finished_at).getTime() - new Date(n.started_at).getTime() : null;
   return (
     <>
-      <tr class={`node-row status-${n.status}`} data-node={n.node} data-status={n.status} onClick={() => setOpen(!open)} title="show its steps and their output">
+      <tr
+        class={`node-row status-${n.status}`}
+        data-node={n.node}
+        data-status={n.status}
+        onClick={() => setOpen(!open)}
+        title="show its steps and their output"
+      >
         <td>
           <span class="caret">{open ? "▾" : "▸"}</span> {n.node}
           {n.canary && <span class="flag flag-canary">canary</span>}
@@ -107,14 +155,18 @@ function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
         <td class="reason">
           {n.reason}
           {n.reverted_to && <span class="muted"> reverted to {n.reverted_to}</span>}
-          {n.status === "healthy" && !n.downloaded && <span class="muted"> (release kept on the node, no download)</span>}
+          {n.status === "healthy" && !n.downloaded && (
+            <span class="muted"> (release kept on the node, no download)</span>
+          )}
         </td>
       </tr>
       {open && (
         <tr class="steps-row">
           <td colSpan={8}>
             {steps.length === 0 ? (
-              <p class="muted">{n.status === "skipped" ? "Skipped: the deploy stopped before this node." : "No step recorded yet."}</p>
+              <p class="muted">
+                {n.status === "skipped" ? "Skipped: the deploy stopped before this node." : "No step recorded yet."}
+              </p>
             ) : (
               <table class="steps">
                 <tbody>
@@ -142,7 +194,9 @@ function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
 function Changes({ d }: { d: Deploy }) {
   // The release the nodes ran before: the most common from_version.
   const counts = new Map<string, number>();
-  for (const n of d.nodes || []) if (n.from_version && n.from_version !== d.version) counts.set(n.from_version, (counts.get(n.from_version) || 0) + 1);
+  for (const n of d.nodes || [])
+    if (n.from_version && n.from_version !== d.version)
+      counts.set(n.from_version, (counts.get(n.from_version) || 0) + 1);
   const from = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] || "";
   const [diff, setDiff] = useState<ArtifactDiff | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -161,7 +215,8 @@ function Changes({ d }: { d: Deploy }) {
       {diff && (
         <div class="diff">
           <p class="muted">
-            {diff.added.length} added, {diff.removed.length} removed, {diff.changed.length} changed, {diff.unchanged} unchanged
+            {diff.added.length} added, {diff.removed.length} removed, {diff.changed.length} changed, {diff.unchanged}{" "}
+            unchanged
           </p>
           <ul>
             {diff.added.map((f) => (
@@ -187,21 +242,25 @@ function Changes({ d }: { d: Deploy }) {
       )}
       <h3>Config</h3>
       {cc === null || cc === undefined ? (
-        <p class="muted">The first deploy of {d.app} in {d.env}: nothing to compare with.</p>
+        <p class="muted">
+          The first deploy of {d.app} in {d.env}: nothing to compare with.
+        </p>
       ) : cc.changes.length === 0 ? (
         <p class="muted">
-          No key changed since deploy <a href={`#/deploys/${cc.previous_deploy}`}>#{cc.previous_deploy}</a> (config version {cc.to_version}).
+          No key changed since deploy <a href={`#/deploys/${cc.previous_deploy}`}>#{cc.previous_deploy}</a> (config
+          version {cc.to_version}).
         </p>
       ) : (
         <>
           <p class="muted">
-            Since deploy <a href={`#/deploys/${cc.previous_deploy}`}>#{cc.previous_deploy}</a>: config version {cc.from_version} → {cc.to_version}
+            Since deploy <a href={`#/deploys/${cc.previous_deploy}`}>#{cc.previous_deploy}</a>: config version{" "}
+            {cc.from_version} → {cc.to_version}
           </p>
           <ul class="diff">
             {cc.changes.map((c) => (
               <li class={c.change}>
-                {c.change === "added" ? "+" : c.change === "removed" ? "−" : "~"} {c.key} {c.secret && <span class="muted">(secret)</span>}{" "}
-                <span class="muted">{c.change}</span>
+                {c.change === "added" ? "+" : c.change === "removed" ? "−" : "~"} {c.key}{" "}
+                {c.secret && <span class="muted">(secret)</span>} <span class="muted">{c.change}</span>
               </li>
             ))}
           </ul>
@@ -248,7 +307,8 @@ export function DeployLive({ id }: { id: number }) {
         id,
         (ev, carried) => {
           setD((cur) => (cur ? applyEvent(cur, ev, carried) : cur));
-          if (ev.kind === "node.finished" || ev.kind === "deploy.finished" || ev.kind === "revert.started") refetchSoon();
+          if (ev.kind === "node.finished" || ev.kind === "deploy.finished" || ev.kind === "revert.started")
+            refetchSoon();
         },
         () => {
           // The server closes after deploy.finished; otherwise the connection was lost.
@@ -284,10 +344,15 @@ export function DeployLive({ id }: { id: number }) {
     <section class="deploy-page" data-state={d.state}>
       <div class="page-head">
         <h1>
-          <a href="#/history">History</a> / #{d.id} {d.kind !== "deploy" && <span class="muted">{d.kind}</span>} {d.app} {d.version} → {d.env}
+          <a href="#/history">History</a> / #{d.id} {d.kind !== "deploy" && <span class="muted">{d.kind}</span>} {d.app}{" "}
+          {d.version} → {d.env}
         </h1>
         <StateBadge state={d.state} />
-        {conn === "live" && live(d) && <span class="live-dot" title="updates pushed by the server over a WebSocket">live</span>}
+        {conn === "live" && live(d) && (
+          <span class="live-dot" title="updates pushed by the server over a WebSocket">
+            live
+          </span>
+        )}
         {conn === "lost" && <span class="flag flag-lost">connection lost, reconnecting…</span>}
       </div>
       <ErrorBox error={error} />
@@ -338,18 +403,7 @@ export function DeployLive({ id }: { id: number }) {
         <div class={`batch ${b === d.current_batch && live(d) ? "batch-current" : ""}`}>
           <h3>Batch {b + 1}</h3>
           <table class="list deploy-nodes">
-            <thead>
-              <tr>
-                <th>node</th>
-                <th>zone</th>
-                <th>batch</th>
-                <th>from</th>
-                <th>status</th>
-                <th>step</th>
-                <th>took</th>
-                <th>reason</th>
-              </tr>
-            </thead>
+            <THead cols={["node", "zone", "batch", "from", "status", "step", "took", "reason"]} />
             <tbody>
               {(d.nodes || [])
                 .filter((n) => n.batch === b)

@@ -2,27 +2,13 @@
 // state and node; each links to its page (per-node steps, timings, errors, what changed).
 import { useState } from "preact/hooks";
 import { Deploy, get, qs } from "../api";
-import { ErrorBox, fmtDuration, fmtTime, Progress, Route, setQuery, StateBadge, useLoad } from "../util";
+import { ErrorBox, fmtDuration, fmtTime, Progress, Route, Select, setQuery, StateBadge, useLoad, THead } from "../util";
 
 export function DeployList({ deploys }: { deploys: Deploy[] }) {
   if (deploys.length === 0) return <p class="muted">No deploy yet.</p>;
   return (
     <table class="list deploys">
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>kind</th>
-          <th>app</th>
-          <th>version</th>
-          <th>env</th>
-          <th>state</th>
-          <th>nodes</th>
-          <th>started</th>
-          <th>took</th>
-          <th>by</th>
-          <th>reason</th>
-        </tr>
-      </thead>
+      <THead cols={["#", "kind", "app", "version", "env", "state", "nodes", "started", "took", "by", "reason"]} />
       <tbody>
         {deploys.map((d) => (
           <tr class="deploy-row" data-id={d.id} data-state={d.state}>
@@ -43,7 +29,11 @@ export function DeployList({ deploys }: { deploys: Deploy[] }) {
             <td>{d.finished_at ? fmtDuration(d.duration_ms) : "…"}</td>
             <td>{d.actor}</td>
             <td class="reason">
-              {d.forced_freeze && <span class="flag flag-drift" title={d.forced_freeze}>forced</span>}
+              {d.forced_freeze && (
+                <span class="flag flag-drift" title={d.forced_freeze}>
+                  forced
+                </span>
+              )}
               {d.reason}
             </td>
           </tr>
@@ -79,38 +69,40 @@ export function History({ route }: { route: Route }) {
         <button onClick={deploys.reload}>Refresh</button>
       </div>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          app
-          <select name="app" value={f.app} onChange={(e) => set("app", (e.target as HTMLSelectElement).value)}>
-            <option value="">any</option>
-            {(apps.data?.apps || []).map((a) => (
-              <option value={a.app}>{a.app}</option>
-            ))}
-          </select>
-        </label>
+        <Select
+          name="app"
+          value={f.app}
+          any="any"
+          options={(apps.data?.apps || []).map((a) => a.app)}
+          onChange={(v) => set("app", v)}
+        />
         <label>
           env
           <input name="env" value={f.env} onChange={(e) => set("env", (e.target as HTMLInputElement).value.trim())} />
         </label>
-        <label>
-          state
-          <select name="state" value={f.state} onChange={(e) => set("state", (e.target as HTMLSelectElement).value)}>
-            <option value="">any</option>
-            {["running", "paused", "succeeded", "failed", "rolled_back"].map((s) => (
-              <option value={s}>{s.replace("_", " ")}</option>
-            ))}
-          </select>
-        </label>
+        <Select
+          name="state"
+          value={f.state}
+          any="any"
+          options={["running", "paused", "succeeded", "failed", "rolled_back"].map((x) => [x, x.replace("_", " ")])}
+          onChange={(v) => set("state", v)}
+        />
         <label>
           node
-          <input name="node" value={f.node} onChange={(e) => set("node", (e.target as HTMLInputElement).value.trim())} />
+          <input
+            name="node"
+            value={f.node}
+            onChange={(e) => set("node", (e.target as HTMLInputElement).value.trim())}
+          />
         </label>
       </form>
       <ErrorBox error={deploys.error} />
       <DeployList deploys={list} />
       <div class="pager">
         {before.length > 0 && <button onClick={() => setBefore(before.slice(0, -1))}>← Newer</button>}
-        {list.length === pageSize && <button onClick={() => setBefore([...before, list[list.length - 1].id])}>Older →</button>}
+        {list.length === pageSize && (
+          <button onClick={() => setBefore([...before, list[list.length - 1].id])}>Older →</button>
+        )}
       </div>
     </section>
   );

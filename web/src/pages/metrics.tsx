@@ -3,9 +3,10 @@
 import { useState } from "preact/hooks";
 import { Delivery, get, Node, qs } from "../api";
 import { BarChart, LineChart } from "../charts";
-import { ErrorBox, fmtSeconds, Route, setQuery, useLoad } from "../util";
+import { ErrorBox, fmtSeconds, Route, Select, setQuery, useLoad } from "../util";
 
-const pct = (v: number | null | undefined) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`);
+const pct = (v: number | null | undefined) =>
+  v === null || v === undefined ? "—" : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
 const short = (s: number) => fmtSeconds(Math.round(s));
 
 export function Metrics({ route }: { route: Route }) {
@@ -33,32 +34,28 @@ export function Metrics({ route }: { route: Route }) {
         <button onClick={m.reload}>Refresh</button>
       </div>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          app
-          <select name="app" value={f.app} onChange={(e) => set("app", (e.target as HTMLSelectElement).value)}>
-            <option value="">every app</option>
-            {(apps.data?.apps || []).map((a) => (
-              <option value={a.app}>{a.app}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          environment
-          <select name="env" value={f.env} onChange={(e) => set("env", (e.target as HTMLSelectElement).value)}>
-            <option value="">every environment</option>
-            {envs.map((e) => (
-              <option value={e}>{e}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          period
-          <select name="days" value={f.days} onChange={(e) => set("days", (e.target as HTMLSelectElement).value)}>
-            {["7", "30", "90", "365"].map((d) => (
-              <option value={d}>{d} days</option>
-            ))}
-          </select>
-        </label>
+        <Select
+          name="app"
+          value={f.app}
+          any="every app"
+          options={(apps.data?.apps || []).map((a) => a.app)}
+          onChange={(v) => set("app", v)}
+        />
+        <Select
+          name="env"
+          label="environment"
+          value={f.env}
+          any="every environment"
+          options={envs}
+          onChange={(v) => set("env", v)}
+        />
+        <Select
+          name="days"
+          label="period"
+          value={f.days}
+          options={["7", "30", "90", "365"].map((d) => [d, `${d} days`])}
+          onChange={(v) => set("days", v)}
+        />
       </form>
       <ErrorBox error={m.error} />
       {m.data && (
@@ -69,7 +66,11 @@ export function Metrics({ route }: { route: Route }) {
           <div class="metrics">
             <div class="metric card">
               <h3>Deploy frequency</h3>
-              <div class="metric-value">{s?.deploy_frequency_per_day === null || s?.deploy_frequency_per_day === undefined ? "—" : `${s.deploy_frequency_per_day.toFixed(2)} / day`}</div>
+              <div class="metric-value">
+                {s?.deploy_frequency_per_day === null || s?.deploy_frequency_per_day === undefined
+                  ? "—"
+                  : `${s.deploy_frequency_per_day.toFixed(2)} / day`}
+              </div>
               <BarChart
                 title="deploys per day"
                 fmt={(v) => String(Math.round(v * 10) / 10)}
@@ -80,7 +81,11 @@ export function Metrics({ route }: { route: Route }) {
             <div class="metric card">
               <h3>Lead time for changes</h3>
               <div class="metric-value">{fmtSeconds(s?.lead_time_seconds_median)}</div>
-              <LineChart title="lead time, median per day" fmt={short} points={series.map((p) => ({ label: p.day, value: p.lead_time_seconds_median }))} />
+              <LineChart
+                title="lead time, median per day"
+                fmt={short}
+                points={series.map((p) => ({ label: p.day, value: p.lead_time_seconds_median }))}
+              />
               <p class="muted">Median time from the push of a version to its successful deploy.</p>
             </div>
             <div class="metric card">
@@ -96,7 +101,11 @@ export function Metrics({ route }: { route: Route }) {
             <div class="metric card">
               <h3>Time to restore</h3>
               <div class="metric-value">{fmtSeconds(s?.time_to_restore_seconds_median)}</div>
-              <LineChart title="time to restore, median per day" fmt={short} points={series.map((p) => ({ label: p.day, value: p.time_to_restore_seconds_median }))} />
+              <LineChart
+                title="time to restore, median per day"
+                fmt={short}
+                points={series.map((p) => ({ label: p.day, value: p.time_to_restore_seconds_median }))}
+              />
               <p class="muted">Median time from a failed deploy to the next healthy release there.</p>
             </div>
           </div>

@@ -2,7 +2,7 @@
 // server's preview says how many nodes it will touch (and what would refuse it) before confirming.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, ArtifactVersion, Deploy, enc, get, Node, post, Preview } from "../api";
-import { canDeploy, ErrorBox, navigate, Route, setQuery, useLoad, useMe } from "../util";
+import { canDeploy, ErrorBox, navigate, Route, Select, setQuery, useLoad, useMe, THead } from "../util";
 
 interface Form {
   mode: "deploy" | "rollback";
@@ -44,7 +44,11 @@ function requestBody(f: Form): Record<string, unknown> {
 // The nodes a deploy leaves out (names, or node objects).
 function LeftOut({ what, v }: { what: string; v: unknown }) {
   if (!Array.isArray(v) || v.length === 0) return null;
-  const names = v.map((x) => (typeof x === "string" ? x : (x as { name?: string; node?: string }).name || (x as { node?: string }).node || JSON.stringify(x)));
+  const names = v.map((x) =>
+    typeof x === "string"
+      ? x
+      : (x as { name?: string; node?: string }).name || (x as { node?: string }).node || JSON.stringify(x),
+  );
   return (
     <p class="notice">
       Left out, {what}: {names.join(", ")}
@@ -136,24 +140,35 @@ export function NewDeploy({ route }: { route: Route }) {
       <div class="page-head">
         <h1>{f.mode === "deploy" ? "Deploy" : "Roll back"}</h1>
         <div class="tabs">
-          <button class={f.mode === "deploy" ? "active" : ""} onClick={() => (set("mode", "deploy"), set("version", ""))}>
+          <button
+            class={f.mode === "deploy" ? "active" : ""}
+            onClick={() => (set("mode", "deploy"), set("version", ""))}
+          >
             Deploy
           </button>
-          <button class={f.mode === "rollback" ? "active" : ""} onClick={() => (set("mode", "rollback"), set("version", ""))}>
+          <button
+            class={f.mode === "rollback" ? "active" : ""}
+            onClick={() => (set("mode", "rollback"), set("version", ""))}
+          >
             Roll back
           </button>
         </div>
       </div>
       {!canDeploy(me) && (
         <p class="notice" role="note">
-          Your token ({me?.name}, role {me?.role}) may only look: deploying and rolling back need a deployer or admin token.
+          Your token ({me?.name}, role {me?.role}) may only look: deploying and rolling back need a deployer or admin
+          token.
         </p>
       )}
       <ErrorBox error={apps.error || nodes.error} />
       <form class="deploy-form card" onSubmit={doPreview}>
         <label>
           app
-          <select name="app" value={f.app} onChange={(e) => (set("app", (e.target as HTMLSelectElement).value), set("version", ""))}>
+          <select
+            name="app"
+            value={f.app}
+            onChange={(e) => (set("app", (e.target as HTMLSelectElement).value), set("version", ""))}
+          >
             {(apps.data?.apps || []).map((a) => (
               <option value={a.app}>{a.app}</option>
             ))}
@@ -168,37 +183,24 @@ export function NewDeploy({ route }: { route: Route }) {
             ))}
           </select>
         </label>
-        <label>
-          environment
-          <select name="env" value={f.env} onChange={input("env")}>
-            {envs.map((e) => (
-              <option value={e}>{e}</option>
-            ))}
-            {f.env && !envs.includes(f.env) && <option value={f.env}>{f.env}</option>}
-          </select>
-        </label>
-        <label>
-          role
-          <select name="role" value={f.role} onChange={input("role")}>
-            <option value="">every role</option>
-            {roles.map((r) => (
-              <option value={r}>{r}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          zone
-          <select name="zone" value={f.zone} onChange={input("zone")}>
-            <option value="">every zone</option>
-            {zones.map((z) => (
-              <option value={z}>{z}</option>
-            ))}
-          </select>
-        </label>
+        <Select
+          name="env"
+          label="environment"
+          value={f.env}
+          options={f.env && !envs.includes(f.env) ? [...envs, f.env] : envs}
+          onChange={(v) => set("env", v)}
+        />
+        <Select name="role" value={f.role} any="every role" options={roles} onChange={(v) => set("role", v)} />
+        <Select name="zone" value={f.zone} any="every zone" options={zones} onChange={(v) => set("zone", v)} />
         {f.mode === "deploy" && (
           <label>
             selector
-            <input name="selector" placeholder="e.g. zone!=b, tag:team=pay" value={f.selector} onInput={input("selector")} />
+            <input
+              name="selector"
+              placeholder="e.g. zone!=b, tag:team=pay"
+              value={f.selector}
+              onInput={input("selector")}
+            />
           </label>
         )}
         <label>
@@ -212,11 +214,21 @@ export function NewDeploy({ route }: { route: Route }) {
         </label>
         <label>
           batch
-          <input name="batch" placeholder={f.mode === "deploy" ? "25%" : "that of the last deploy"} value={f.batch} onInput={input("batch")} />
+          <input
+            name="batch"
+            placeholder={f.mode === "deploy" ? "25%" : "that of the last deploy"}
+            value={f.batch}
+            onInput={input("batch")}
+          />
         </label>
         <label>
           max unavailable
-          <input name="max_unavailable" placeholder="e.g. 1 or 10%" value={f.max_unavailable} onInput={input("max_unavailable")} />
+          <input
+            name="max_unavailable"
+            placeholder="e.g. 1 or 10%"
+            value={f.max_unavailable}
+            onInput={input("max_unavailable")}
+          />
         </label>
         {f.mode === "deploy" && f.strategy === "canary" && (
           <>
@@ -225,14 +237,25 @@ export function NewDeploy({ route }: { route: Route }) {
               <input name="canary" placeholder="1, 10% or tag:canary=yes" value={f.canary} onInput={input("canary")} />
             </label>
             <label class="check">
-              <input type="checkbox" name="pause" checked={f.pause} onChange={(e) => set("pause", (e.target as HTMLInputElement).checked)} />
+              <input
+                type="checkbox"
+                name="pause"
+                checked={f.pause}
+                onChange={(e) => set("pause", (e.target as HTMLInputElement).checked)}
+              />
               pause after the canaries until promoted
             </label>
           </>
         )}
-        {f.mode === "deploy" && (preview?.freezes?.length || /freez/i.test(preview?.blocked || error?.message || "") || f.force) ? (
+        {f.mode === "deploy" &&
+        (preview?.freezes?.length || /freez/i.test(preview?.blocked || error?.message || "") || f.force) ? (
           <label class="check">
-            <input type="checkbox" name="force" checked={f.force} onChange={(e) => set("force", (e.target as HTMLInputElement).checked)} />
+            <input
+              type="checkbox"
+              name="force"
+              checked={f.force}
+              onChange={(e) => set("force", (e.target as HTMLInputElement).checked)}
+            />
             force through the freeze (recorded)
           </label>
         ) : null}
@@ -261,7 +284,8 @@ export function NewDeploy({ route }: { route: Route }) {
               <ul>
                 {preview.freezes!.map((fr) => (
                   <li>
-                    {fr.app ? `${fr.app} in ${fr.env}` : `all of ${fr.env}`} until {fr.until} by {fr.created_by}: {fr.reason}
+                    {fr.app ? `${fr.app} in ${fr.env}` : `all of ${fr.env}`} until {fr.until} by {fr.created_by}:{" "}
+                    {fr.reason}
                   </li>
                 ))}
               </ul>
@@ -276,15 +300,7 @@ export function NewDeploy({ route }: { route: Route }) {
             </div>
           )}
           <table class="list">
-            <thead>
-              <tr>
-                <th>node</th>
-                <th>batch</th>
-                <th>zone</th>
-                <th>roles</th>
-                <th>now runs</th>
-              </tr>
-            </thead>
+            <THead cols={["node", "batch", "zone", "roles", "now runs"]} />
             <tbody>
               {preview.nodes.map((n) => (
                 <tr>

@@ -2,7 +2,19 @@
 // health and last heartbeat; a node's own page with its deploy history.
 import { useState } from "preact/hooks";
 import { ApiError, Deploy, enc, get, Node, post, qs } from "../api";
-import { ago, canDeploy, ConfirmButton, ErrorBox, fmtTime, Route, setQuery, useLoad, useMe } from "../util";
+import {
+  ago,
+  canDeploy,
+  ConfirmButton,
+  ErrorBox,
+  fmtTime,
+  Route,
+  Select,
+  setQuery,
+  useLoad,
+  useMe,
+  THead,
+} from "../util";
 import { DeployList } from "./history";
 
 function Health({ n, app }: { n: Node; app: string }) {
@@ -101,16 +113,7 @@ function NodeDetail({ name }: { name: string }) {
           </dl>
           <h2>Apps</h2>
           <table class="list">
-            <thead>
-              <tr>
-                <th>app</th>
-                <th>version and health</th>
-                <th>desired</th>
-                <th>kept releases</th>
-                <th>last healthy</th>
-                <th>updated</th>
-              </tr>
-            </thead>
+            <THead cols={["app", "version and health", "desired", "kept releases", "last healthy", "updated"]} />
             <tbody>
               {[...new Set([...Object.keys(n.apps), ...Object.keys(n.desired || {})])].sort().map((app) => (
                 <tr>
@@ -186,15 +189,7 @@ function NodeList({ route }: { route: Route }) {
               />
             </label>
           ) : (
-            <label>
-              {k}
-              <select name={k} value={f[k]} onChange={(e) => set(k, (e.target as HTMLSelectElement).value)}>
-                <option value="">any</option>
-                {options[k].map((v) => (
-                  <option value={v}>{v}</option>
-                ))}
-              </select>
-            </label>
+            <Select name={k} value={f[k]} any="any" options={options[k]} onChange={(v) => set(k, v)} />
           ),
         )}
       </form>

@@ -2,7 +2,7 @@
 // and lost nodes flagged, and the deploys running now with their progress.
 import { useEffect, useState } from "preact/hooks";
 import { Deploy, get, Node, watchDeploy } from "../api";
-import { ago, canDeploy, ErrorBox, Progress, StateBadge, useLoad, useMe } from "../util";
+import { ago, canDeploy, ErrorBox, Progress, StateBadge, useLoad, useMe, THead } from "../util";
 
 interface Cell {
   nodes: Node[];
@@ -26,7 +26,16 @@ function buildMatrix(nodes: Node[]) {
       if (!row) envs.set(n.env, (row = new Map()));
       let cell = row.get(app);
       if (!cell) {
-        cell = { nodes: [], versions: new Map(), byRole: new Map(), healthy: 0, drift: 0, quarantined: 0, lost: 0, desired: new Set() };
+        cell = {
+          nodes: [],
+          versions: new Map(),
+          byRole: new Map(),
+          healthy: 0,
+          drift: 0,
+          quarantined: 0,
+          lost: 0,
+          desired: new Set(),
+        };
         row.set(app, cell);
       }
       cell.nodes.push(n);
@@ -102,18 +111,7 @@ export function RunningDeploys({ running }: { running: Deploy[] }) {
   if (running.length === 0) return <p class="muted">No deploy is running.</p>;
   return (
     <table class="list">
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>app</th>
-          <th>version</th>
-          <th>env</th>
-          <th>state</th>
-          <th>batch</th>
-          <th>progress</th>
-          <th>by</th>
-        </tr>
-      </thead>
+      <THead cols={["#", "app", "version", "env", "state", "batch", "progress", "by"]} />
       <tbody>
         {running.map((d) => (
           <tr class="running-deploy">
@@ -229,15 +227,7 @@ export function Overview() {
         <>
           <h2>Nodes that need attention</h2>
           <table class="list">
-            <thead>
-              <tr>
-                <th>node</th>
-                <th>env</th>
-                <th>state</th>
-                <th>why</th>
-                <th>last heartbeat</th>
-              </tr>
-            </thead>
+            <THead cols={["node", "env", "state", "why", "last heartbeat"]} />
             <tbody>
               {flagged.map((n) => (
                 <tr class="flagged-node">
