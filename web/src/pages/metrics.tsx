@@ -2,12 +2,29 @@
 // to production, change failure rate, time to restore (the four DORA metrics), as small charts.
 import { useState } from "preact/hooks";
 import { Delivery, get, Node, qs } from "../api";
-import { BarChart, LineChart } from "../charts";
+import { BarChart, LineChart, Point } from "../charts";
 import { ErrorBox, fmtSeconds, Route, Select, setQuery, useLoad } from "../util";
 
 const pct = (v: number | null | undefined) =>
   v === null || v === undefined ? "—" : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
 const short = (s: number) => fmtSeconds(Math.round(s));
+
+function MetricCard(props: {
+  title: string;
+  value: string;
+  fmt: (v: number) => string;
+  points: Point[];
+  help: string;
+}) {
+  return (
+    <div class="metric card">
+      <h3>{props.title}</h3>
+      <div class="metric-value">{props.value}</div>
+      <LineChart title={`${props.title.toLowerCase()}, per day`} fmt={props.fmt} points={props.points} />
+      <p class="muted">{props.help}</p>
+    </div>
+  );
+}
 
 export function Metrics({ route }: { route: Route }) {
   const [f, setF] = useState({
@@ -78,36 +95,27 @@ export function Metrics({ route }: { route: Route }) {
               />
               <p class="muted">Deploys per day; failed ones in red.</p>
             </div>
-            <div class="metric card">
-              <h3>Lead time for changes</h3>
-              <div class="metric-value">{fmtSeconds(s?.lead_time_seconds_median)}</div>
-              <LineChart
-                title="lead time, median per day"
-                fmt={short}
-                points={series.map((p) => ({ label: p.day, value: p.lead_time_seconds_median }))}
-              />
-              <p class="muted">Median time from the push of a version to its successful deploy.</p>
-            </div>
-            <div class="metric card">
-              <h3>Change failure rate</h3>
-              <div class="metric-value">{pct(s?.change_failure_rate)}</div>
-              <LineChart
-                title="change failure rate per day"
-                fmt={(v) => pct(v)}
-                points={series.map((p) => ({ label: p.day, value: p.deploys > 0 ? p.failures / p.deploys : null }))}
-              />
-              <p class="muted">Share of deploys that failed or were rolled back.</p>
-            </div>
-            <div class="metric card">
-              <h3>Time to restore</h3>
-              <div class="metric-value">{fmtSeconds(s?.time_to_restore_seconds_median)}</div>
-              <LineChart
-                title="time to restore, median per day"
-                fmt={short}
-                points={series.map((p) => ({ label: p.day, value: p.time_to_restore_seconds_median }))}
-              />
-              <p class="muted">Median time from a failed deploy to the next healthy release there.</p>
-            </div>
+            <MetricCard
+              title="Lead time for changes"
+              value={fmtSeconds(s?.lead_time_seconds_median)}
+              fmt={short}
+              points={series.map((p) => ({ label: p.day, value: p.lead_time_seconds_median }))}
+              help="Median time from the push of a version to its successful deploy."
+            />
+            <MetricCard
+              title="Change failure rate"
+              value={pct(s?.change_failure_rate)}
+              fmt={pct}
+              points={series.map((p) => ({ label: p.day, value: p.deploys > 0 ? p.failures / p.deploys : null }))}
+              help="Share of deploys that failed or were rolled back."
+            />
+            <MetricCard
+              title="Time to restore"
+              value={fmtSeconds(s?.time_to_restore_seconds_median)}
+              fmt={short}
+              points={series.map((p) => ({ label: p.day, value: p.time_to_restore_seconds_median }))}
+              help="Median time from a failed deploy to the next healthy release there."
+            />
           </div>
         </>
       )}

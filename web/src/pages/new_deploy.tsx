@@ -41,6 +41,21 @@ function requestBody(f: Form): Record<string, unknown> {
   return b;
 }
 
+function Text(props: {
+  name: string;
+  label?: string;
+  placeholder: string;
+  value: string;
+  onInput: (e: Event) => void;
+}) {
+  return (
+    <label>
+      {props.label ?? props.name}
+      <input name={props.name} placeholder={props.placeholder} value={props.value} onInput={props.onInput} />
+    </label>
+  );
+}
+
 // The nodes a deploy leaves out (names, or node objects).
 function LeftOut({ what, v }: { what: string; v: unknown }) {
   if (!Array.isArray(v) || v.length === 0) return null;
@@ -193,15 +208,12 @@ export function NewDeploy({ route }: { route: Route }) {
         <Select name="role" value={f.role} any="every role" options={roles} onChange={(v) => set("role", v)} />
         <Select name="zone" value={f.zone} any="every zone" options={zones} onChange={(v) => set("zone", v)} />
         {f.mode === "deploy" && (
-          <label>
-            selector
-            <input
-              name="selector"
-              placeholder="e.g. zone!=b, tag:team=pay"
-              value={f.selector}
-              onInput={input("selector")}
-            />
-          </label>
+          <Text
+            name="selector"
+            placeholder="e.g. zone!=b, tag:team=pay"
+            value={f.selector}
+            onInput={input("selector")}
+          />
         )}
         <label>
           strategy
@@ -212,30 +224,22 @@ export function NewDeploy({ route }: { route: Route }) {
             <option value="all">all at once</option>
           </select>
         </label>
-        <label>
-          batch
-          <input
-            name="batch"
-            placeholder={f.mode === "deploy" ? "25%" : "that of the last deploy"}
-            value={f.batch}
-            onInput={input("batch")}
-          />
-        </label>
-        <label>
-          max unavailable
-          <input
-            name="max_unavailable"
-            placeholder="e.g. 1 or 10%"
-            value={f.max_unavailable}
-            onInput={input("max_unavailable")}
-          />
-        </label>
+        <Text
+          name="batch"
+          placeholder={f.mode === "deploy" ? "25%" : "that of the last deploy"}
+          value={f.batch}
+          onInput={input("batch")}
+        />
+        <Text
+          name="max_unavailable"
+          label="max unavailable"
+          placeholder="e.g. 1 or 10%"
+          value={f.max_unavailable}
+          onInput={input("max_unavailable")}
+        />
         {f.mode === "deploy" && f.strategy === "canary" && (
           <>
-            <label>
-              canary
-              <input name="canary" placeholder="1, 10% or tag:canary=yes" value={f.canary} onInput={input("canary")} />
-            </label>
+            <Text name="canary" placeholder="1, 10% or tag:canary=yes" value={f.canary} onInput={input("canary")} />
             <label class="check">
               <input
                 type="checkbox"
