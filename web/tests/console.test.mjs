@@ -12,13 +12,24 @@ let lab;
 beforeEach(async () => {
   lab = new Lab();
 });
-afterEach(async (t) => {
-  if (lab) {
-    if (process.env.SLIPWAY_VERBOSE) t.diagnostic(lab.output);
-    await lab.stop();
-  }
+afterEach(async () => {
+  if (lab) await lab.stop();
   lab = null;
 });
+
+// A test whose failure also shows what the server and agents said last.
+function scenario(name, body) {
+  test(name, async () => {
+    try {
+      await body();
+      assert.deepEqual(lab.pageErrors, [], "uncaught errors in the page");
+    } catch (e) {
+      if (e && typeof e === "object")
+        e.message = `${e.message}\n--- server and agents (last lines) ---\n${lab.output.slice(-6000)}`;
+      throw e;
+    }
+  });
+}
 
 // Waits until the deploy page shows a finished deploy; returns its state.
 async function finishedState(page) {
@@ -33,7 +44,7 @@ async function nodeStatuses(page) {
   return page.$$eval("tr.node-row", (rows) => Object.fromEntries(rows.map((r) => [r.dataset.node, r.dataset.status])));
 }
 
-test("sign in: a wrong token is refused with the server's message, the admin token shows the fleet", async () => {
+scenario("sign in: a wrong token is refused with the server's message, the admin token shows the fleet", async () => {
   await lab.start(3);
   await lab.push("1.0.0");
   await lab.deploy({ app: "web", version: "1.0.0" });
@@ -68,6 +79,12 @@ test("sign in: a wrong token is refused with the server's message, the admin tok
   await waitFor("the zone filter", async () => (await page.$$("tr.node-row")).length === 2);
   await page.selectOption("select[name=zone]", "");
   await waitFor("no filter", async () => (await page.$$("tr.node-row")).length === 3);
+  await page.fill("input[name=tag]", "canary");
+  await page.press("input[name=tag]", "Enter");
+  await waitFor("the tag filter", async () => (await page.$$("tr.node-row")).length === 1);
+  await page.fill("input[name=tag]", "");
+  await page.press("input[name=tag]", "Enter");
+  await waitFor("no filter", async () => (await page.$$("tr.node-row")).length === 3);
   await lab.screenshot(page, "nodes");
   await page.click("a[href='#/nodes/node-1']");
   await page.waitForSelector("tr.deploy-row");
@@ -80,7 +97,7 @@ test("sign in: a wrong token is refused with the server's message, the admin tok
   await page.waitForSelector("input[name=token]");
 });
 
-test("deploy by button: the preview counts the nodes, the live page shows them go healthy", async () => {
+scenario("deploy by button: the preview counts the nodes, the live page shows them go healthy", async () => {
   await lab.start(3);
   await lab.push("1.0.0");
   await lab.push("1.1.0", { message: "the new greeting" });
@@ -124,7 +141,7 @@ test("deploy by button: the preview counts the nodes, the live page shows them g
   for (const n of status.nodes) assert.equal(n.apps.web.version, "1.1.0", n.name);
 });
 
-test("a failing deploy stops and rolls the failed node back, as the page shows", async () => {
+scenario("a failing deploy stops and rolls the failed node back, as the page shows", async () => {
   await lab.start(3);
   await lab.push("1.0.0");
   await lab.push("1.2.0", { healthy: false });
@@ -162,7 +179,7 @@ test("a failing deploy stops and rolls the failed node back, as the page shows",
   await page.waitForSelector(`tr.deploy-row[data-state=${state}]`);
 });
 
-test("roll back by button: back to the previous release on every node", async () => {
+scenario("roll back by button: back to the previous release on every node", async () => {
   await lab.start(3);
   await lab.push("1.0.0");
   await lab.push("1.1.0");
@@ -195,7 +212,7 @@ test("roll back by button: back to the previous release on every node", async ()
   await lab.screenshot(page, "metrics");
 });
 
-test("a viewer sees no action buttons, and the server refuses the action anyway", async () => {
+scenario("a viewer sees no action buttons, and the server refuses the action anyway", async () => {
   await lab.start(2);
   await lab.push("1.0.0");
   await lab.push("1.1.0");

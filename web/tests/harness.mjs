@@ -98,6 +98,7 @@ export class Lab {
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "slipway-console-"));
     this.procs = [];
+    this.pageErrors = []; // uncaught errors of the console's script
     this.url = "";
     this.adminToken = "";
     this.output = "";
@@ -105,8 +106,8 @@ export class Lab {
   }
 
   // A server on an ephemeral port of 127.0.0.1 serving the built console (--console-dir), and
-  // `nodes` agents (env staging, role api, zones a and b round-robin, names node-1...), each on
-  // its own loopback address.
+  // `nodes` agents (env staging, role api, zones a and b round-robin, names node-1..., node-1
+  // tagged canary=yes), each on its own loopback address.
   async start(nodes = 3) {
     const data = path.join(this.dir, "server");
     const serverArgs = ["server", "--data", data, "--listen", "127.0.0.1:0"];
@@ -150,6 +151,7 @@ export class Lab {
         root,
         "--address",
         `${a}.${b}.${c}.${d + i - 1}`,
+        ...(i === 1 ? ["--tag", "canary=yes"] : []),
       ]);
     }
     await waitFor(
@@ -258,7 +260,7 @@ export class Lab {
     }
     const context = await this.browser.newContext({ viewport: { width: 1360, height: 860 } });
     const page = await context.newPage();
-    page.on("pageerror", (e) => (this.output += `\n[page error] ${e.message}`));
+    page.on("pageerror", (e) => this.pageErrors.push(e.message));
     await page.goto(this.url + "/");
     if (token !== null) {
       await page.fill("input[name=token]", token);
