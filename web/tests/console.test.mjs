@@ -177,6 +177,14 @@ scenario("a failing deploy stops and rolls the failed node back, as the page sho
   // The history lists it as failed.
   await page.goto(lab.url + "/#/history");
   await page.waitForSelector(`tr.deploy-row[data-state=${state}]`);
+  await lab.screenshot(page, "history");
+
+  // The delivery metrics count it: two deploys, one failed.
+  await page.goto(lab.url + "/#/metrics");
+  await page.waitForSelector("svg.chart");
+  assert.equal((await page.$$(".metric")).length, 4);
+  assert.match(await page.textContent(".metrics"), /50%/);
+  await lab.screenshot(page, "metrics");
 });
 
 scenario("roll back by button: back to the previous release on every node", async () => {
@@ -205,11 +213,7 @@ scenario("roll back by button: back to the previous release on every node", asyn
 
   await page.goto(lab.url + "/#/history");
   await waitFor("three deploys in the history", async () => (await page.$$("tr.deploy-row")).length === 3);
-  await lab.screenshot(page, "history");
-  await page.goto(lab.url + "/#/metrics");
-  await page.waitForSelector("svg.chart");
-  assert.equal((await page.$$(".metric")).length, 4);
-  await lab.screenshot(page, "metrics");
+  assert.equal((await page.$$("tr.deploy-row[data-state=succeeded]")).length, 3);
 });
 
 scenario("a viewer sees no action buttons, and the server refuses the action anyway", async () => {

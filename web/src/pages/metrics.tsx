@@ -7,7 +7,7 @@ import { ErrorBox, fmtSeconds, Route, Select, setQuery, useLoad } from "../util"
 
 const pct = (v: number | null | undefined) =>
   v === null || v === undefined ? "—" : `${(v * 100).toFixed(v < 0.1 ? 1 : 0)}%`;
-const short = (s: number) => fmtSeconds(Math.round(s));
+const short = (s: number) => fmtSeconds(s);
 
 function MetricCard(props: {
   title: string;
@@ -20,7 +20,11 @@ function MetricCard(props: {
     <div class="metric card">
       <h3>{props.title}</h3>
       <div class="metric-value">{props.value}</div>
-      <LineChart title={`${props.title.toLowerCase()}, per day`} fmt={props.fmt} points={props.points} />
+      {props.points.some((p) => p.value !== null) ? (
+        <LineChart title={`${props.title.toLowerCase()}, per day`} fmt={props.fmt} points={props.points} />
+      ) : (
+        <p class="no-data">No data in this period.</p>
+      )}
       <p class="muted">{props.help}</p>
     </div>
   );
@@ -78,7 +82,8 @@ export function Metrics({ route }: { route: Route }) {
       {m.data && (
         <>
           <p class="muted">
-            From {m.data.from} to {m.data.to}: {s?.deploys ?? 0} deploy(s).
+            From {m.data.from.slice(0, 10)} to {series[series.length - 1]?.day ?? m.data.to.slice(0, 10)}:{" "}
+            {s?.deploys ?? 0} deploy(s).
           </p>
           <div class="metrics">
             <div class="metric card">

@@ -275,7 +275,9 @@ export function NewDeploy({ route }: { route: Route }) {
       {preview && (
         <div class="card preview" data-count={preview.count}>
           <h2>
-            {word} {preview.app} {preview.version ?? ""} in {preview.env}:{" "}
+            {f.mode === "deploy"
+              ? `Deploy ${preview.app} ${preview.version ?? ""} to ${preview.env}: `
+              : `Roll back ${preview.app} in ${preview.env} to ${preview.version ?? "?"}: `}
             <span class="count">
               {preview.count} node{preview.count === 1 ? "" : "s"}
             </span>
