@@ -163,8 +163,8 @@ export interface ArtifactDiff {
 
 export interface DeliveryDay {
   day: string;
-  deploys: number;
-  failures: number;
+  deploys: number; // successful changes that finished that day
+  failures: number; // failed (or rolled back) ones
   lead_time_seconds_median: number | null;
   time_to_restore_seconds_median: number | null;
 }

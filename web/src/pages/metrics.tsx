@@ -96,9 +96,11 @@ export function Metrics({ route }: { route: Route }) {
               <BarChart
                 title="deploys per day"
                 fmt={(v) => String(Math.round(v * 10) / 10)}
-                points={series.map((p) => ({ label: p.day, value: p.deploys, part: p.failures }))}
+                points={series.map((p) => ({ label: p.day, value: p.deploys + p.failures, part: p.failures }))}
               />
-              <p class="muted">Deploys per day; failed ones in red.</p>
+              <p class="muted">
+                Successful deploys per day (failed ones in red on top of them); the figure counts the successful ones.
+              </p>
             </div>
             <MetricCard
               title="Lead time for changes"
@@ -111,7 +113,10 @@ export function Metrics({ route }: { route: Route }) {
               title="Change failure rate"
               value={pct(s?.change_failure_rate)}
               fmt={pct}
-              points={series.map((p) => ({ label: p.day, value: p.deploys > 0 ? p.failures / p.deploys : null }))}
+              points={series.map((p) => ({
+                label: p.day,
+                value: p.deploys + p.failures > 0 ? p.failures / (p.deploys + p.failures) : null,
+              }))}
               help="Share of deploys that failed or were rolled back."
             />
             <MetricCard
