@@ -7,7 +7,7 @@ export interface AppOnNode {
   running: boolean;
   port?: number;
   releases?: string[];
-  last_healthy?: string | null;
+  last_healthy?: string; // the last release that was healthy there
   updated_at?: string | null;
   desired?: string;
   drift?: boolean;

@@ -113,7 +113,9 @@ function NodeDetail({ name }: { name: string }) {
           </dl>
           <h2>Apps</h2>
           <table class="list">
-            <THead cols={["app", "version and health", "desired", "kept releases", "last healthy", "updated"]} />
+            <THead
+              cols={["app", "version and health", "desired", "kept releases", "last healthy release", "updated"]}
+            />
             <tbody>
               {[...new Set([...Object.keys(n.apps), ...Object.keys(n.desired || {})])].sort().map((app) => (
                 <tr>
@@ -123,7 +125,7 @@ function NodeDetail({ name }: { name: string }) {
                   </td>
                   <td>{n.desired?.[app] || "—"}</td>
                   <td>{n.apps[app]?.releases?.join(", ") || "—"}</td>
-                  <td>{ago(n.apps[app]?.last_healthy)}</td>
+                  <td>{n.apps[app]?.last_healthy || "—"}</td>
                   <td>{fmtTime(n.apps[app]?.updated_at)}</td>
                 </tr>
               ))}
