@@ -141,6 +141,49 @@ scenario("deploy by button: the preview counts the nodes, the live page shows th
   for (const n of status.nodes) assert.equal(n.apps.web.version, "1.1.0", n.name);
 });
 
+scenario("a canary deploy paused after its canary: promote by button, and abort by button rolls back", async () => {
+  await lab.start(3);
+  await lab.push("1.0.0");
+  await lab.push("1.1.0");
+  await lab.push("1.2.0");
+  await lab.deploy({ app: "web", version: "1.0.0" });
+
+  const page = await lab.page();
+  const startCanary = async (version) => {
+    await page.goto(lab.url + `/#/deploy?app=web&env=staging&version=${version}`);
+    await page.waitForSelector(`select[name=version] option[value='${version}']`, { state: "attached" });
+    await page.selectOption("select[name=version]", version);
+    await page.selectOption("select[name=strategy]", "canary");
+    await page.check("input[name=pause]");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".preview[data-count='3']");
+    await page.click(".preview button.primary");
+    await page.waitForURL(/#\/deploys\/\d+/);
+    // Held after the canary (node-1, the first by name), until promoted.
+    await page.waitForSelector("section.deploy-page[data-state=paused]", { timeout: 120_000 });
+    await page.waitForSelector("tr.node-row[data-node=node-1][data-status=healthy]");
+  };
+
+  await startCanary("1.1.0");
+  await lab.screenshot(page, "deploy-paused");
+  // Every action asks first; cancelling does nothing.
+  await page.click(".controls button:text-is('Abort')");
+  await page.click(".confirm button:text-is('Cancel')");
+  await page.click(".controls button:text-is('Promote')");
+  await page.click(".confirm button:text-is('Yes, promote')");
+  assert.equal(await finishedState(page), "succeeded");
+  for (const n of (await lab.apiOk("GET", "/api/v1/status?env=staging")).nodes)
+    assert.equal(n.apps.web.version, "1.1.0");
+
+  await startCanary("1.2.0");
+  await page.click(".controls button:text-is('Abort')");
+  await page.click(".confirm button:text-is('Yes, abort')");
+  assert.equal(await finishedState(page), "rolled_back");
+  for (const n of (await lab.apiOk("GET", "/api/v1/status?env=staging")).nodes)
+    assert.equal(n.apps.web.version, "1.1.0");
+  assert.match(await page.textContent("table.log"), /aborted/);
+});
+
 scenario("a failing deploy stops and rolls the failed node back, as the page shows", async () => {
   await lab.start(3);
   await lab.push("1.0.0");

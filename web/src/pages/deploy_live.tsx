@@ -38,7 +38,14 @@ function applyEvent(d: Deploy, ev: WatchEvent, carried: Partial<Deploy> | undefi
           started_at: n.started_at || ev.at,
         };
       }
-      if (ev.kind === "node.finished") return { ...n, status: ev.status || n.status, reason: ev.message || n.reason };
+      if (ev.kind === "node.finished") {
+        return {
+          ...n,
+          status: ev.status || n.status,
+          reason: ev.message || n.reason,
+          finished_at: n.finished_at || ev.at,
+        };
+      }
       return n;
     });
   }
@@ -155,9 +162,6 @@ function NodeRows({ n, steps }: { n: DeployNode; steps: Step[] }) {
         <td class="reason">
           {n.reason}
           {n.reverted_to && <span class="muted"> reverted to {n.reverted_to}</span>}
-          {n.status === "healthy" && !n.downloaded && (
-            <span class="muted"> (release kept on the node, no download)</span>
-          )}
         </td>
       </tr>
       {open && (
