@@ -94,9 +94,26 @@ function alive(pid) {
   }
 }
 
+// Whatever is still running when this process exits (a test runner killed, a crash) is killed too.
+const started = new Set();
+const labDirs = new Set();
+process.on("exit", () => {
+  for (const p of started) p.kill("SIGKILL");
+  for (const dir of labDirs) {
+    for (const pid of processesUnder(dir)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+  }
+});
+
 export class Lab {
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "slipway-console-"));
+    labDirs.add(this.dir);
     this.procs = [];
     this.pageErrors = []; // uncaught errors of the console's script
     this.url = "";
@@ -181,6 +198,8 @@ export class Lab {
     p.stdout.on("data", log);
     p.stderr.on("data", log);
     this.procs.push(p);
+    started.add(p);
+    p.once("exit", () => started.delete(p));
     return p;
   }
 
@@ -307,5 +326,6 @@ export class Lab {
       }),
     );
     if (!process.env.SLIPWAY_KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
+    labDirs.delete(this.dir);
   }
 }
