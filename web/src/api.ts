@@ -153,12 +153,16 @@ export interface ArtifactVersion {
 
 export interface ArtifactDiff {
   app: string;
-  from: string;
+  from: string | null; // null: the first release, nothing to compare with
   to: string;
-  added: { path: string; size: number }[];
-  removed: { path: string; size: number }[];
-  changed: { path: string; from_size: number; to_size: number }[];
+  added: { path: string; type?: string; size: number }[];
+  removed: { path: string; type?: string; size: number }[];
+  changed: { path: string; type?: string; from_size: number; to_size: number; change?: string }[];
+  added_count?: number;
+  removed_count?: number;
+  changed_count?: number;
   unchanged: number;
+  truncated?: boolean;
 }
 
 export interface DeliveryDay {

@@ -206,21 +206,23 @@ function Changes({ d }: { d: Deploy }) {
   const [error, setError] = useState<ApiError | null>(null);
   useEffect(() => {
     setDiff(null);
-    if (!from) return;
-    get<ArtifactDiff>(`/api/v1/artifacts/${enc(d.app)}/diff${qs({ from, to: d.version })}`).then(setDiff, setError);
+    setError(null);
+    // Without a release on the nodes before, against the version before this one.
+    get<ArtifactDiff>(`/api/v1/artifacts/${enc(d.app)}/${enc(d.version)}/diff${qs({ from })}`).then(setDiff, setError);
   }, [d.app, d.version, from]);
   const cc = d.config_changes;
   return (
     <div class="changes">
       <h2>What changed</h2>
-      <h3>Artifact {from ? `${from} → ${d.version}` : ""}</h3>
-      {!from && <p class="muted">No node ran another release of {d.app} before this one.</p>}
+      <h3>Artifact {diff?.from ? `${diff.from} → ${d.version}` : d.version}</h3>
+      {diff && !diff.from && <p class="muted">The first release of {d.app}: nothing to compare with.</p>}
       <ErrorBox error={error} />
-      {diff && (
+      {diff?.from && (
         <div class="diff">
           <p class="muted">
-            {diff.added.length} added, {diff.removed.length} removed, {diff.changed.length} changed, {diff.unchanged}{" "}
-            unchanged
+            {diff.added_count ?? diff.added.length} added, {diff.removed_count ?? diff.removed.length} removed,{" "}
+            {diff.changed_count ?? diff.changed.length} changed, {diff.unchanged} unchanged
+            {diff.truncated && " (lists cut short)"}
           </p>
           <ul>
             {diff.added.map((f) => (
@@ -237,6 +239,7 @@ function Changes({ d }: { d: Deploy }) {
               <li class="changed">
                 ~ {f.path}{" "}
                 <span class="muted">
+                  {f.change && f.change !== "content" ? `${f.change}, ` : ""}
                   {fmtBytes(f.from_size)} → {fmtBytes(f.to_size)}
                 </span>
               </li>
