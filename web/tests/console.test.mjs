@@ -102,6 +102,7 @@ scenario("deploy by button: the preview counts the nodes, the live page shows th
   await lab.push("1.0.0");
   await lab.push("1.1.0", { message: "the new greeting" });
   await lab.deploy({ app: "web", version: "1.0.0" });
+  await lab.apiOk("PATCH", "/api/v1/envs/staging/apps/web/config", { set: { GREETING: "hello" } });
 
   const page = await lab.page();
   const sockets = [];
@@ -135,6 +136,7 @@ scenario("deploy by button: the preview counts the nodes, the live page shows th
   // What changed since 1.0.0: the release's files, and the config (none set).
   await page.waitForSelector(".diff li.added");
   assert.match(await page.textContent(".changes"), /config\/notes\.txt/);
+  assert.match(await page.textContent(".changes ul.diff"), /GREETING\s*added/);
   await lab.screenshot(page, "deploy-live");
 
   const status = await lab.apiOk("GET", "/api/v1/status?env=staging");
