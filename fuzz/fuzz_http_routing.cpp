@@ -1,15 +1,21 @@
 // The server's HTTP routing layer, free of sockets: request targets (split_target), the route
 // table (Router::match over the server's own route patterns), Range headers (parse_range) and id
-// path segments (parse_path_id).
+// path segments (parse_path_id), the console's static files (serve_console: never a file outside
+// its directory) and the browser's WebSocket token (bearer_from_ws_protocols).
 //
 // Input: "METHOD TARGET\nRANGE\nSIZE" (missing parts are empty).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
 
+#include <stdlib.h>
+
+#include "server/console.h"
 #include "server/http.h"
 
 using namespace slipway::server;
@@ -67,12 +73,39 @@ const Router& router() {
         {"DELETE", "/api/v1/tokens/{ref}"},
         {"GET", "/api/v1/audit"},
         {"GET", "/api/v1/routes"},
+        {"GET", "/api/v1/whoami"},
+        {"POST", "/api/v1/deploys/preview"},
+        {"POST", "/api/v1/rollbacks/preview"},
+        {"GET", "/api/v1/artifacts/{app}/{version}/diff"},
+        {"GET", "/api/v1/metrics/delivery"},
     };
     for (const auto& rt : routes)
       r.add(rt[0], rt[1], Access::admin, "fuzz", Handler{});
     return r;
   }();
   return r;
+}
+
+// A console directory with a few files, and a file next to it that must never be served.
+const std::filesystem::path& console_dir() {
+  static const std::filesystem::path dir = [] {
+    std::string tmpl = "/tmp/slipway-fuzz-console-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) std::abort();
+    const std::filesystem::path root = std::filesystem::path(tmpl) / "console";
+    std::filesystem::create_directories(root / "assets");
+    std::ofstream(root / "index.html") << "<!doctype html>";
+    std::ofstream(root / "assets" / "app.js") << "1";
+    std::ofstream(std::filesystem::path(tmpl) / "secret") << "secret";
+    std::filesystem::create_symlink("../../secret", root / "assets" / "out.js");
+    static std::string top;
+    top = tmpl;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(top, ec);
+    });
+    return std::filesystem::canonical(root);
+  }();
+  return dir;
 }
 
 std::string_view take_line(std::string_view& rest) {
@@ -108,7 +141,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       (void)r;
     }
+    if (!path.starts_with("/api/")) {
+      const Response res = serve_console(console_dir(), path);
+      if (res.file) {
+        if (res.status != 200) std::abort();
+        if (!res.file->path.starts_with(console_dir().string() + "/")) std::abort();
+        if (res.file->path.find("secret") != std::string::npos) std::abort();
+      }
+    }
   }
+  const std::string bearer = bearer_from_ws_protocols(target);
+  if (!bearer.empty() && !bearer.starts_with("Bearer ")) std::abort();
   (void)parse_path_id(size_text, "run");
 
   uint64_t total = 0;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/crypto.h"
 #include "common/fs.h"
 #include "common/strings.h"
 
@@ -672,6 +673,118 @@ Result<std::string> read_archive_file(const fs::path& archive, std::string_view 
   }
   return err(Errc::not_found,
              fmt::format("archive {} holds no file {}", archive.string(), wanted_rel));
+}
+
+Result<std::vector<ListedEntry>> list_archive(const fs::path& archive,
+                                              const ExtractLimits& limits) {
+  auto stream = TarStream::open(archive, stream_limits(limits));
+  if (!stream) return stream.error();
+  struct archive* in = (*stream)->tar();
+  std::vector<ListedEntry> out;
+  uint64_t total = 0;
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    struct archive_entry* entry = nullptr;
+    const int r = archive_read_next_header(in, &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (!lib_ok(r)) return (*stream)->failure();
+    if (out.size() >= limits.max_entries) {
+      return err(Errc::too_large, fmt::format("archive {} has more than {} entries",
+                                              archive.string(), limits.max_entries));
+    }
+    const char* p = archive_entry_pathname(entry);
+    if (!p) continue;
+    if (std::strlen(p) > limits.max_path_length) {
+      return err(Errc::invalid_argument,
+                 fmt::format("an entry path of archive {} is longer than {} bytes",
+                             archive.string(), limits.max_path_length));
+    }
+    const auto parts = safe_components(p);
+    if (!parts) {
+      return err(Errc::invalid_argument, fmt::format("archive {}: unsafe entry path '{}'",
+                                                     archive.string(), excerpt(p, 160)));
+    }
+    if (parts->empty()) continue;  // "." itself
+    ListedEntry e;
+    e.path = join_path(*parts, parts->size());
+    e.mode = static_cast<unsigned>(archive_entry_perm(entry));
+    if (const char* hl = archive_entry_hardlink(entry)) {
+      e.type = EntryType::hardlink;
+      e.link_target = hl;
+    } else {
+      switch (archive_entry_filetype(entry)) {
+        case AE_IFREG:
+          e.type = EntryType::file;
+          break;
+        case AE_IFDIR:
+          e.type = EntryType::directory;
+          break;
+        case AE_IFLNK:
+          e.type = EntryType::symlink;
+          e.link_target = archive_entry_symlink(entry) ? archive_entry_symlink(entry) : "";
+          break;
+        case AE_IFCHR:
+          e.type = EntryType::char_device;
+          break;
+        case AE_IFBLK:
+          e.type = EntryType::block_device;
+          break;
+        default:
+          e.type = EntryType::fifo;
+          break;
+      }
+    }
+    if (e.type == EntryType::file) {
+      Sha256 h;
+      for (;;) {
+        const la_ssize_t n = archive_read_data(in, buf.data(), buf.size());
+        if (n < 0) return (*stream)->failure();
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<size_t>(n));
+        e.size += static_cast<uint64_t>(n);
+        total += static_cast<uint64_t>(n);
+        if (total > limits.max_total_bytes) {
+          return err(Errc::too_large, fmt::format("archive {} holds more than {} bytes",
+                                                  archive.string(), limits.max_total_bytes));
+        }
+      }
+      e.sha256 = h.hex_digest();
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+ReleaseDiff diff_listings(const std::vector<ListedEntry>& from,
+                          const std::vector<ListedEntry>& to) {
+  std::map<std::string, const ListedEntry*> a;
+  std::map<std::string, const ListedEntry*> b;
+  for (const auto& e : from)
+    a[e.path] = &e;
+  for (const auto& e : to)
+    b[e.path] = &e;
+  ReleaseDiff d;
+  for (const auto& [path, e] : b) {
+    auto it = a.find(path);
+    if (it == a.end()) {
+      d.added.push_back(*e);
+      continue;
+    }
+    const ListedEntry& old = *it->second;
+    const bool same =
+        old.type == e->type && old.mode == e->mode &&
+        (e->type == EntryType::directory ||
+         (old.sha256 == e->sha256 && old.size == e->size && old.link_target == e->link_target));
+    if (same) {
+      ++d.unchanged;
+    } else {
+      d.changed.emplace_back(old, *e);
+    }
+  }
+  for (const auto& [path, e] : a) {
+    if (!b.count(path)) d.removed.push_back(*e);
+  }
+  return d;
 }
 
 namespace {

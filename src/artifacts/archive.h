@@ -50,6 +50,34 @@ Result<std::string> read_archive_file(const fs::path& archive, std::string_view 
 
 enum class EntryType { file, directory, symlink, hardlink, fifo, char_device, block_device };
 
+// One entry of an archive as listed: its path (normalized: "./a//b" is "a/b"), type, size, the
+// SHA-256 of a regular file's content, the target of a link, and its permission bits.
+struct ListedEntry {
+  std::string path;
+  EntryType type = EntryType::file;
+  uint64_t size = 0;
+  std::string sha256;       // file
+  std::string link_target;  // symlink, hardlink
+  unsigned mode = 0;
+};
+
+// Every entry of `archive`, in archive order, under the same limits as extraction (entries,
+// bytes, ratio; too_large beyond them); invalid_argument for an unreadable archive or an entry
+// whose path is unsafe (absolute, ".."). Reads the whole archive: call it off the I/O thread.
+Result<std::vector<ListedEntry>> list_archive(const fs::path& archive,
+                                              const ExtractLimits& limits = {});
+
+// What changed between two releases' listings: paths only in `to` (added), only in `from`
+// (removed), and in both with another type, content, link target or mode (changed); directories
+// count only when added or removed. Each list sorted by path.
+struct ReleaseDiff {
+  std::vector<ListedEntry> added;
+  std::vector<ListedEntry> removed;
+  std::vector<std::pair<ListedEntry, ListedEntry>> changed;  // (from, to)
+  uint64_t unchanged = 0;
+};
+ReleaseDiff diff_listings(const std::vector<ListedEntry>& from, const std::vector<ListedEntry>& to);
+
 // One entry of an archive to write. Paths are written exactly as given (so that tests can write
 // hostile ones: "../x", "/etc/x", ...).
 struct ArchiveEntry {

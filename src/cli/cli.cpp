@@ -152,6 +152,9 @@ int run(int argc, char** argv) {
       ->add_option("--tls-san", so.tls_sans,
                    "More names (DNS names or IP addresses) for the self-made server certificate")
       ->delimiter(',');
+  server->add_option("--console-dir", so.console_dir,
+                     "The web console's built files, served at / (default: `console` next to the "
+                     "executable, else ../share/slipway/console)");
   server
       ->add_option("--header-timeout", so_header_timeout,
                    "A request's header must arrive within this time, else the connection is closed")
@@ -317,6 +320,9 @@ int run(int argc, char** argv) {
                    "Failed nodes tolerated before stopping and rolling back")
       ->capture_default_str();
   deploy->add_flag("--detach", da.detach, "Start it and return at once");
+  deploy->add_flag("--dry-run", da.dry_run,
+                   "Only say what it would do: the version, the nodes batch by batch, and why it "
+                   "would be refused (exit 2), starting nothing");
   deploy->add_flag("--force", da.force, "Deploy even through a freeze (recorded with the deploy)");
   strategy_flags(deploy, da.how, true);
   client_flags(deploy, cf);
@@ -351,6 +357,8 @@ int run(int argc, char** argv) {
   rollback->add_option("--max-failures", ra.max_failures, "Failed nodes tolerated")
       ->capture_default_str();
   rollback->add_flag("--detach", ra.detach, "Start it and return at once");
+  rollback->add_flag("--dry-run", ra.dry_run,
+                     "Only say what it would do: the version it goes back to and the nodes");
   strategy_flags(rollback, ra.how, false);
   client_flags(rollback, cf);
   rollback->callback([&] { action = [&] { return cmd_rollback(cf, ra); }; });

@@ -1,5 +1,6 @@
 // slipway deploy, rollback, watch, abort — and the progress display they share.
 #include <iostream>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include "cli/output.h"
 #include "common/duration.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "engine/strategy.h"
 
 namespace slipway::cli {
@@ -203,6 +205,49 @@ int start_and_follow(const ClientFlags& f, const std::string& path, const json::
   return follow_deploy(c, *r, std::cout, true);
 }
 
+// --dry-run: what the server says the deploy or rollback would do (POST PATH/preview).
+int preview(const ClientFlags& f, const std::string& path, const json::object& body) {
+  auto c = make_client(f);
+  auto r = c.post(path + "/preview", body);
+  if (!r) return fail(r.error());
+  const auto& o = r->as_object();
+  const auto* blocked = o.if_contains("blocked");
+  const bool refused = blocked && blocked->is_string();
+  if (f.json()) {
+    print_json(*r);
+    return refused ? exit_code(Errc::failed_precondition) : kExitOk;
+  }
+  const auto text = [&o](std::string_view key) -> std::string {
+    const auto* v = o.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : "";
+  };
+  const bool rollback = text("kind") == "rollback";
+  std::cout << fmt::format(
+      "{} {} {} in {}: {} node(s){}\n", rollback ? "would roll back" : "would deploy", text("app"),
+      text("version").empty() ? "" : (rollback ? "to " : "") + text("version"), text("env"),
+      num(*r, "count"), text("how").empty() ? "" : ", " + text("how"));
+  std::map<int64_t, std::vector<std::string>> batches;
+  if (const auto* nodes = o.if_contains("nodes"); nodes && nodes->is_array()) {
+    for (const auto& n : nodes->get_array()) {
+      const auto& no = n.as_object();
+      const std::string from(no.at("from_version").as_string());
+      batches[no.at("batch").to_number<int64_t>()].push_back(fmt::format(
+          "{}{} ({})", std::string_view(no.at("name").as_string()),
+          no.at("canary").as_bool() ? " [canary]" : "", from.empty() ? "new" : "from " + from));
+    }
+  }
+  for (const auto& [batch, names] : batches)
+    std::cout << fmt::format("  batch {}: {}\n", batch + 1, join(names, ", "));
+  warn_left_out(*r, "deploy");
+  if (refused) {
+    return fail(
+        err(Errc::failed_precondition,
+            fmt::format("it would be refused: {}", std::string_view(blocked->get_string()))));
+  }
+  std::cout << "nothing was started (--dry-run)\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 // Adds the strategy fields to a request body, checking what can be checked here.
@@ -257,6 +302,7 @@ int cmd_deploy(const ClientFlags& f, const DeployArgs& a) {
     return fail(err(Errc::invalid_argument, "--max-failures must be 0 or more"));
   if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
+  if (a.dry_run) return preview(f, "/api/v1/deploys", body);
   return start_and_follow(f, "/api/v1/deploys", body, a.detach);
 }
 
@@ -267,6 +313,7 @@ int cmd_rollback(const ClientFlags& f, const RollbackArgs& a) {
   if (auto st = add_targeting(body, a.role, a.zone, "", a.batch); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::app, a.app); !st) return fail(st.error());
   if (auto st = validate_name(NameKind::env, a.env); !st) return fail(st.error());
+  if (a.dry_run) return preview(f, "/api/v1/rollbacks", body);
   return start_and_follow(f, "/api/v1/rollbacks", body, a.detach);
 }
 

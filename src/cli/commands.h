@@ -74,7 +74,8 @@ struct DeployArgs {
   int max_failures = 0;
   bool detach = false;
   StrategyArgs how;
-  bool force = false;  // through a freeze (recorded)
+  bool force = false;    // through a freeze (recorded)
+  bool dry_run = false;  // only say what it would do (POST .../preview)
 };
 int cmd_deploy(const ClientFlags& f, const DeployArgs& a);
 struct RollbackArgs {
@@ -86,6 +87,7 @@ struct RollbackArgs {
   std::string batch;
   int max_failures = 0;
   bool detach = false;
+  bool dry_run = false;
   StrategyArgs how;
 };
 int cmd_rollback(const ClientFlags& f, const RollbackArgs& a);

@@ -51,8 +51,8 @@ std::string gate_name(Gate g) {
 }
 }  // namespace
 
-Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
-  forget_finished();
+Result<std::unique_ptr<Engine::Run>> Engine::prepare(DeployRequest req,
+                                                     std::vector<Target> targets) const {
   if (targets.empty()) {
     return err(Errc::failed_precondition,
                fmt::format("no alive node matches env={}{}{}: nothing to deploy to", req.env,
@@ -92,7 +92,6 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
 
   auto run = std::make_unique<Run>();
   Deploy& d = run->d;
-  d.id = next_id_++;
   d.kind = req.kind;
   d.app = req.app;
   d.version = req.artifact.version;
@@ -150,11 +149,10 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
   if (req.max_unavailable) run->max_unavailable = req.max_unavailable->resolve(total);
   run->progress_since = d.created_at;
   run->req = std::move(req);
+  return run;
+}
 
-  Run& r = *run;
-  const DeployId id = d.id;
-  runs_.emplace(id, std::move(run));
-  journal_.save_deploy(r.d);
+std::string Engine::describe(const Run& r) {
   std::string how;
   switch (r.req.strategy) {
     case Strategy::rolling:
@@ -176,6 +174,30 @@ Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
       break;
   }
   if (r.max_unavailable > 0) how += fmt::format(", at most {} unavailable", r.max_unavailable);
+  return how;
+}
+
+Result<Engine::Preview> Engine::preview(DeployRequest req, std::vector<Target> targets) const {
+  auto run = prepare(std::move(req), std::move(targets));
+  if (!run) return run.error();
+  Preview p;
+  p.how = describe(**run);
+  p.deploy = std::move((*run)->d);
+  return p;
+}
+
+Result<DeployId> Engine::start(DeployRequest req, std::vector<Target> targets) {
+  forget_finished();
+  auto prepared = prepare(std::move(req), std::move(targets));
+  if (!prepared) return prepared.error();
+  auto run = std::move(*prepared);
+  run->d.id = next_id_++;
+  Run& r = *run;
+  const DeployId id = r.d.id;
+  const int total = static_cast<int>(r.d.nodes.size());
+  runs_.emplace(id, std::move(run));
+  journal_.save_deploy(r.d);
+  const std::string how = describe(r);
   record(r, r.d.actor, "started",
          fmt::format("{} {} {} to {} node(s) in {}", strategy_name(r.req.strategy), r.d.app,
                      r.d.version, total, r.d.env));

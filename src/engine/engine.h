@@ -109,6 +109,14 @@ class Engine {
   // of the same app to the same environment is running, invalid_argument on a bad request.
   Result<DeployId> start(DeployRequest req, std::vector<Target> targets);
 
+  // What start() would do, without doing it: the deploy with its nodes in their batches (id 0),
+  // and the rollout in words ("2 at a time (3 batches)"); the same errors as start().
+  struct Preview {
+    Deploy deploy;
+    std::string how;
+  };
+  Result<Preview> preview(DeployRequest req, std::vector<Target> targets) const;
+
   // Reports from agents. A report is accepted only for a command in flight that was sent to that
   // node (and a result only for the app the command installs); anything else -- an unknown
   // action, one sent to another node, a result for another app, a second report for an action
@@ -156,6 +164,8 @@ class Engine {
     size_t node_index;
   };
 
+  Result<std::unique_ptr<Run>> prepare(DeployRequest req, std::vector<Target> targets) const;
+  static std::string describe(const Run& run);
   Result<Run*> find_run(DeployId id);
   void start_wave(Run& run);
   bool may_take_out(const Run& run, size_t idx) const;

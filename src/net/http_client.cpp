@@ -169,6 +169,8 @@ asio::awaitable<Result<HttpResult>> exchange_on(Stream& stream, const Url& u, Re
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(opts.max_body);
+  // The answer to HEAD has a Content-Length but no body (RFC 9110 section 9.3.2).
+  if (req.method() == http::verb::head) parser.skip(true);
   auto [rec, rn] =
       co_await http::async_read(stream, buf, parser, asio::as_tuple(asio::use_awaitable));
   if (rec == http::error::body_limit) {

@@ -26,6 +26,67 @@ json::value artifact_json(const store::ArtifactRecord& a, bool with_manifest) {
   return o;
 }
 
+std::string_view entry_type_name(artifacts::EntryType t) {
+  switch (t) {
+    case artifacts::EntryType::file:
+      return "file";
+    case artifacts::EntryType::directory:
+      return "directory";
+    case artifacts::EntryType::symlink:
+      return "symlink";
+    case artifacts::EntryType::hardlink:
+      return "hardlink";
+    default:
+      return "special";
+  }
+}
+
+// At most this many paths in each list of a diff (the counts are always whole).
+constexpr size_t kMaxDiffPaths = 2000;
+
+json::value diff_json(const std::string& app, const std::string& from, const std::string& to,
+                      const artifacts::ReleaseDiff& d) {
+  const auto entry = [](const artifacts::ListedEntry& e) {
+    return json::object{{"path", e.path}, {"type", entry_type_name(e.type)}, {"size", e.size}};
+  };
+  json::array added;
+  json::array removed;
+  json::array changed;
+  for (size_t i = 0; i < d.added.size() && i < kMaxDiffPaths; ++i)
+    added.push_back(entry(d.added[i]));
+  for (size_t i = 0; i < d.removed.size() && i < kMaxDiffPaths; ++i)
+    removed.push_back(entry(d.removed[i]));
+  for (size_t i = 0; i < d.changed.size() && i < kMaxDiffPaths; ++i) {
+    const auto& [a, b] = d.changed[i];
+    std::string what = a.type != b.type                                         ? "type"
+                       : a.sha256 != b.sha256 || a.link_target != b.link_target ? "content"
+                                                                                : "mode";
+    json::object o{{"path", b.path},
+                   {"type", entry_type_name(b.type)},
+                   {"from_size", a.size},
+                   {"to_size", b.size},
+                   {"change", std::move(what)}};
+    if (a.mode != b.mode) {
+      o["from_mode"] = fmt::format("{:04o}", a.mode);
+      o["to_mode"] = fmt::format("{:04o}", b.mode);
+    }
+    changed.push_back(std::move(o));
+  }
+  return json::object{
+      {"app", app},
+      {"from", from.empty() ? json::value(nullptr) : json::value(from)},
+      {"to", to},
+      {"added", std::move(added)},
+      {"removed", std::move(removed)},
+      {"changed", std::move(changed)},
+      {"added_count", d.added.size()},
+      {"removed_count", d.removed.size()},
+      {"changed_count", d.changed.size()},
+      {"unchanged", d.unchanged},
+      {"truncated", d.added.size() > kMaxDiffPaths || d.removed.size() > kMaxDiffPaths ||
+                        d.changed.size() > kMaxDiffPaths}};
+}
+
 Response serve_blob(ServerContext& ctx, const Request& req, const std::string& sha256,
                     const std::string& filename) {
   auto size = ctx.blobs.size_of(sha256);
@@ -262,6 +323,62 @@ void register_artifact_routes(ServerContext& ctx) {
               err(Errc::not_found, fmt::format("{} {} is not in the repository", app, version)));
         }
         co_return Response::json(200, artifact_json(**a, true));
+      });
+
+  // What changed in a release: its files against those of another version (default: the one
+  // before it in version order), read from both archives on the worker pool.
+  ctx.router.add(
+      "GET", "/api/v1/artifacts/{app}/{version}/diff", Access::viewer, "artifact.diff",
+      [c](Request& req) -> asio::awaitable<Response> {
+        const std::string app = req.param("app");
+        const std::string version = req.param("version");
+        std::string from = req.query_or("from");
+        if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
+        if (!from.empty()) {
+          if (auto st = check_app_version(app, from); !st) co_return Response::error(st.error());
+        }
+        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
+        auto job8 = [app](store::Store& s) { return s.list_artifacts(app); };
+        auto list = co_await c->db_call(job8);
+        if (!list) co_return Response::error(list.error());
+        std::vector<std::string> names;
+        for (const auto& a : *list)
+          names.push_back(a.version);
+        const auto order = artifacts::version_order(names);
+        const store::ArtifactRecord* to_rec = nullptr;
+        const store::ArtifactRecord* from_rec = nullptr;
+        for (size_t k = 0; k < order.size(); ++k) {
+          const auto& a = (*list)[order[k]];
+          if (a.version == version) {
+            to_rec = &a;
+            if (from.empty() && k > 0) from_rec = &(*list)[order[k - 1]];
+          }
+          if (!from.empty() && a.version == from) from_rec = &a;
+        }
+        for (const auto& [want, rec] : {std::pair{version, to_rec}, std::pair{from, from_rec}}) {
+          if (!want.empty() && !rec) {
+            co_return Response::error(
+                err(Errc::not_found, fmt::format("{} {} is not in the repository", app, want)));
+          }
+        }
+        const std::string from_version = from_rec ? from_rec->version : "";
+        auto job9 = [to_path = c->blobs.path_of(to_rec->sha256),
+                     from_path =
+                         from_rec ? c->blobs.path_of(from_rec->sha256)
+                                  : std::filesystem::path()]() -> Result<artifacts::ReleaseDiff> {
+          auto to_list = artifacts::list_archive(to_path);
+          if (!to_list) return to_list.error();
+          std::vector<artifacts::ListedEntry> from_list;
+          if (!from_path.empty()) {
+            auto l = artifacts::list_archive(from_path);
+            if (!l) return l.error();
+            from_list = std::move(*l);
+          }
+          return artifacts::diff_listings(from_list, *to_list);
+        };
+        auto diff = co_await c->work_call(job9);
+        if (!diff) co_return Response::error(diff.error());
+        co_return Response::json(200, diff_json(app, from_version, version, *diff));
       });
 
   ctx.router.add(

@@ -238,33 +238,39 @@ Status lb_hooks(ServerContext& ctx, const std::string& manifest_json,
 
 }  // namespace
 
-asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployParams p,
-                                                     std::string actor) {
+namespace {
+
+// A deploy made ready for the engine: its request and targets, and the matching nodes left out.
+struct PreparedDeploy {
+  engine::DeployRequest dr;
+  std::vector<engine::Target> targets;
+  std::vector<std::string> lost;
+  std::vector<std::string> quarantined;
+};
+
+// Everything launch_deploy does before the engine starts the deploy, but the freeze check:
+// picks the version, the targets and the load-balancer hooks.
+asio::awaitable<Result<PreparedDeploy>> prepare_deploy(ServerContext& ctx, const DeployParams& p,
+                                                       std::string actor,
+                                                       std::string forced_freeze) {
+  using R = Result<PreparedDeploy>;
   const engine::DeployKind kind = p.kind;
-  // A freeze refuses deploys, never rollbacks: taking a bad change back must stay possible.
-  std::string forced_freeze;
-  if (kind == engine::DeployKind::deploy) {
-    auto gate = co_await freeze_gate(ctx, p.app, p.env, p.force);
-    if (!gate) co_return Result<StartedDeploy>(gate.error());
-    forced_freeze = std::move(*gate);
-  }
   auto job0 = [params = p, key = &*ctx.secret_key](store::Store& s) {
     return load_inputs(s, *key, params);
   };
   auto in = co_await ctx.db_call(job0);
-  if (!in) co_return Result<StartedDeploy>(in.error());
+  if (!in) co_return R(in.error());
 
   // Which version.
   std::string version = p.version;
   if (in->all.empty()) {
-    co_return Result<StartedDeploy>(
-        err(Errc::not_found, fmt::format("no versions of {} have been pushed", p.app)));
+    co_return R(err(Errc::not_found, fmt::format("no versions of {} have been pushed", p.app)));
   }
   if (version.empty()) {
     if (kind == engine::DeployKind::deploy) {
       version = in->known_versions.back();
     } else if (in->rollback_to.empty()) {
-      co_return Result<StartedDeploy>(err(
+      co_return R(err(
           Errc::failed_precondition,
           fmt::format("there is no earlier successful release of {} in {} to roll back to{}; give "
                       "one with --to VERSION",
@@ -276,7 +282,7 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
   }
   auto art = in->all.find(version);
   if (art == in->all.end()) {
-    co_return Result<StartedDeploy>(
+    co_return R(
         err(Errc::not_found,
             fmt::format("{} {} is not in the repository (known versions: {})", p.app, version,
                         node_list(std::vector<std::string>(in->known_versions.rbegin(),
@@ -327,16 +333,15 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
       why += fmt::format(", matching but quarantined: {}", node_list(quarantined));
     }
     why += "): nothing to deploy to";
-    co_return Result<StartedDeploy>(err(Errc::failed_precondition, why));
+    co_return R(err(Errc::failed_precondition, why));
   }
 
   if (p.strategy == engine::Strategy::canary) {
     if (p.canary.by_tag) {
       if (std::none_of(targets.begin(), targets.end(), [](const auto& t) { return t.canary; })) {
-        co_return Result<StartedDeploy>(
-            err(Errc::failed_precondition,
-                fmt::format("no targeted node has the tag {}: there would be no canary",
-                            p.canary.key + "=" + p.canary.value)));
+        co_return R(err(Errc::failed_precondition,
+                        fmt::format("no targeted node has the tag {}: there would be no canary",
+                                    p.canary.key + "=" + p.canary.value)));
       }
     } else {
       // The first nodes by name.
@@ -377,13 +382,30 @@ asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployP
   dr.actor = actor;
   dr.forced_freeze = forced_freeze;
   if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p.env, dr); !hooks)
-    co_return Result<StartedDeploy>(hooks.error());
+    co_return R(hooks.error());
   dr.keep_releases = ctx.opts.keep_releases;
   dr.env_vars = std::move(in->config.vars);
   dr.config_version = in->config.version;
-  auto id = ctx.engine->start(std::move(dr), std::move(targets));
+  co_return PreparedDeploy{std::move(dr), std::move(targets), std::move(lost),
+                           std::move(quarantined)};
+}
+
+}  // namespace
+
+asio::awaitable<Result<StartedDeploy>> launch_deploy(ServerContext& ctx, DeployParams p,
+                                                     std::string actor) {
+  // A freeze refuses deploys, never rollbacks: taking a bad change back must stay possible.
+  std::string forced_freeze;
+  if (p.kind == engine::DeployKind::deploy) {
+    auto gate = co_await freeze_gate(ctx, p.app, p.env, p.force);
+    if (!gate) co_return Result<StartedDeploy>(gate.error());
+    forced_freeze = std::move(*gate);
+  }
+  auto prepared = co_await prepare_deploy(ctx, p, std::move(actor), std::move(forced_freeze));
+  if (!prepared) co_return Result<StartedDeploy>(prepared.error());
+  auto id = ctx.engine->start(std::move(prepared->dr), std::move(prepared->targets));
   if (!id) co_return Result<StartedDeploy>(id.error());
-  co_return StartedDeploy{*id, std::move(lost), std::move(quarantined)};
+  co_return StartedDeploy{*id, std::move(prepared->lost), std::move(prepared->quarantined)};
 }
 
 namespace {
@@ -417,6 +439,80 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, Request& req, engine:
   co_return Response::json(201, body);
 }
 
+// What a deploy or rollback request would do, without doing it: the version, the nodes in their
+// batches, the nodes left out, and why it would be refused (a freeze, no node, a deploy running)
+// as "blocked" (200). A request that is wrong in itself (a field, an unknown version) is an
+// error, as it would be for the real request.
+asio::awaitable<Response> preview_deploy(ServerContext& ctx, Request& req,
+                                         engine::DeployKind kind) {
+  auto v = parse_json(req.body, "request body");
+  if (!v) co_return Response::error(v.error());
+  auto p = parse_deploy_params(
+      *v, kind, kind == engine::DeployKind::deploy ? "deploy request" : "rollback request");
+  if (!p) co_return Response::error(p.error());
+  if (auto st = authorize(req, p->env, p->app); !st) co_return Response::error(st.error());
+  std::string blocked;
+  std::string forced_freeze;
+  if (kind == engine::DeployKind::deploy) {
+    auto gate = co_await freeze_gate(ctx, p->app, p->env, p->force);
+    if (gate) {
+      forced_freeze = std::move(*gate);
+    } else {
+      blocked = gate.error().message;
+    }
+  }
+  const auto blocking = [](const Error& e) {
+    return e.code == Errc::failed_precondition || e.code == Errc::conflict;
+  };
+  json::object out{{"kind", kind == engine::DeployKind::deploy ? "deploy" : "rollback"},
+                   {"app", p->app},
+                   {"env", p->env},
+                   {"selector", p->extra.to_string()}};
+  auto prepared = co_await prepare_deploy(ctx, *p, req.actor, forced_freeze);
+  json::array nodes;
+  if (!prepared) {
+    if (!blocking(prepared.error())) co_return Response::error(prepared.error());
+    if (blocked.empty()) blocked = prepared.error().message;
+    out["version"] = p->version.empty() ? json::value(nullptr) : json::value(p->version);
+    out["count"] = 0;
+    out["batches"] = 0;
+  } else {
+    out["version"] = prepared->dr.artifact.version;
+    add_left_out(out, "lost_nodes_left_out", prepared->lost);
+    add_left_out(out, "quarantined_nodes_left_out", prepared->quarantined);
+    auto preview = ctx.engine->preview(std::move(prepared->dr), std::move(prepared->targets));
+    if (!preview && !blocking(preview.error())) co_return Response::error(preview.error());
+    if (!preview) {
+      if (blocked.empty()) blocked = preview.error().message;
+      out["count"] = 0;
+      out["batches"] = 0;
+    } else {
+      const engine::Deploy& d = preview->deploy;
+      for (const auto& n : d.nodes) {
+        json::array roles;
+        if (const auto* node = ctx.inventory.find(n.node)) {
+          for (const auto& r : node->roles)
+            roles.emplace_back(r);
+        }
+        nodes.push_back(json::object{{"name", n.node},
+                                     {"zone", n.zone},
+                                     {"roles", std::move(roles)},
+                                     {"batch", n.batch},
+                                     {"canary", n.canary},
+                                     {"from_version", n.from_version}});
+      }
+      out["count"] = d.nodes.size();
+      out["batches"] = d.batches;
+      out["strategy"] = d.strategy;
+      out["how"] = preview->how;
+      out["forced_freeze"] = d.forced_freeze;
+    }
+  }
+  out["nodes"] = std::move(nodes);
+  out["blocked"] = blocked.empty() ? json::value(nullptr) : json::value(blocked);
+  co_return Response::json(200, out);
+}
+
 // The engine says "not running" also of a deploy it never ran: 404 for those.
 asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId id, Error e) {
   if (!ctx.engine->find(id)) {
@@ -448,6 +544,14 @@ void register_deploy_routes(ServerContext& ctx) {
   ctx.router.add("POST", "/api/v1/rollbacks", Access::deployer, "rollback.create",
                  [c](Request& req) { return start_deploy(*c, req, engine::DeployKind::rollback); });
 
+  // A preview changes nothing, but it is a deployer's question (it names the nodes a deploy
+  // would take out of service), asked with the request itself.
+  ctx.router.add("POST", "/api/v1/deploys/preview", Access::deployer, "deploy.preview",
+                 [c](Request& req) { return preview_deploy(*c, req, engine::DeployKind::deploy); });
+  ctx.router.add(
+      "POST", "/api/v1/rollbacks/preview", Access::deployer, "rollback.preview",
+      [c](Request& req) { return preview_deploy(*c, req, engine::DeployKind::rollback); });
+
   ctx.router.add("GET", "/api/v1/deploys", Access::viewer, "deploy.list",
                  [c](Request& req) -> asio::awaitable<Response> {
                    store::DeployFilter f;
@@ -459,6 +563,11 @@ void register_deploy_routes(ServerContext& ctx) {
                    }
                    if (!f.env.empty()) {
                      if (auto st = validate_name(NameKind::env, f.env); !st)
+                       co_return Response::error(st.error());
+                   }
+                   f.node = req.query_or("node");
+                   if (!f.node.empty()) {
+                     if (auto st = validate_name(NameKind::node, f.node); !st)
                        co_return Response::error(st.error());
                    }
                    if (auto s = req.query_or("state"); !s.empty()) {

@@ -192,6 +192,21 @@ void register_token_routes(ServerContext& ctx) {
                    co_return Response::json(200, json::object{{"entries", std::move(out)}});
                  });
 
+  // Who the caller is: what the console signs in with, and what it shows buttons for (the
+  // routes still check every request).
+  ctx.router.add("GET", "/api/v1/whoami", Access::viewer, "whoami",
+                 [](Request& req) -> asio::awaitable<Response> {
+                   const Principal& p = req.principal;
+                   json::array envs(p.envs.begin(), p.envs.end());
+                   json::array apps(p.apps.begin(), p.apps.end());
+                   co_return Response::json(200, json::object{{"kind", "token"},
+                                                              {"name", p.name},
+                                                              {"role", role_name(p.role)},
+                                                              {"envs", std::move(envs)},
+                                                              {"apps", std::move(apps)},
+                                                              {"root", p.token_id == 0}});
+                 });
+
   ctx.router.add("GET", "/api/v1/routes", Access::admin, "routes.list",
                  [c](Request&) -> asio::awaitable<Response> {
                    json::array out;

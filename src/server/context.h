@@ -162,6 +162,7 @@ void register_run_routes(ServerContext& ctx);
 void register_lb_routes(ServerContext& ctx);
 void register_plan_routes(ServerContext& ctx);
 void register_config_routes(ServerContext& ctx);
+void register_metrics_routes(ServerContext& ctx);  // delivery metrics (api_metrics.cpp)
 
 // The config of (env, app) as an install sends it: plain values and secrets opened with `key`,
 // and its version. On the database thread (api_config.cpp). The result holds secrets in clear:

@@ -75,6 +75,20 @@ const Route* Router::match(const std::string& method, const std::string& path,
   return nullptr;
 }
 
+std::string bearer_from_ws_protocols(std::string_view header) {
+  for (const auto& offered : split(header, ',')) {
+    const std::string_view p = trim(offered);
+    if (p.starts_with("bearer.") && p.size() > 7) return "Bearer " + std::string(p.substr(7));
+  }
+  return "";
+}
+
+bool offers_ws_protocol(std::string_view header, std::string_view name) {
+  const auto offered = split(header, ',');
+  return std::any_of(offered.begin(), offered.end(),
+                     [name](const std::string& p) { return trim(p) == name; });
+}
+
 Status expect_empty_body(const Request& req, const char* what) {
   if (req.body.empty()) return {};
   auto v = parse_json(req.body, "request body");

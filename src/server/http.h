@@ -110,6 +110,14 @@ bool parse_range(std::string_view header, uint64_t size, uint64_t& start, uint64
 // release, revoke) take. `what` names it in errors ("revoke request").
 Status expect_empty_body(const Request& req, const char* what);
 
+// Browsers cannot set an Authorization header on a WebSocket: the console offers its token as a
+// subprotocol instead, `new WebSocket(url, ["slipway", "bearer." + token])` (as Kubernetes does).
+// The Authorization value ("Bearer TOKEN") of a Sec-WebSocket-Protocol header offering
+// "bearer.TOKEN", "" when it offers none.
+std::string bearer_from_ws_protocols(std::string_view header);
+// Whether a Sec-WebSocket-Protocol header offers `name` (the server then answers with it).
+bool offers_ws_protocol(std::string_view header, std::string_view name);
+
 // A positive id from a path segment ("42"); invalid_argument "'x' is not a WHAT id" otherwise.
 Result<int64_t> parse_path_id(std::string_view text, std::string_view what);
 

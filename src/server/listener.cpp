@@ -22,6 +22,7 @@
 #include "net/tls_context.h"
 #include "net/ws_connection.h"
 #include "server/agent_gateway.h"
+#include "server/console.h"
 #include "server/context.h"
 #include "server/watchers.h"
 
@@ -155,6 +156,36 @@ asio::awaitable<void> write_response(Stream& stream, const Response& r, unsigned
   }
 }
 
+// Sends a response: its body, or the file range it names (with sendfile where the stream is
+// plain TCP). `download` counts it as an artifact download.
+template <class Stream>
+asio::awaitable<bool> send_response(ServerContext& ctx, Stream& stream, const Response& res,
+                                    unsigned version, bool keep_alive, bool head, bool download) {
+  bool ok = false;
+  if (!res.file || res.status / 100 != 2) {
+    co_await write_response(stream, res, version, keep_alive, head, ok);
+    co_return ok;
+  }
+  const uint64_t length = res.file->length;
+  http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
+  fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
+  fres.set(http::field::content_type, res.content_type);
+  for (const auto& [k, v] : res.headers)
+    fres.set(k, v);
+  fres.content_length(length);
+  fres.keep_alive(keep_alive);
+  http::response_serializer<http::empty_body> sr(fres);
+  expires_after(stream, kIoTimeout);
+  auto [wec, wn] =
+      co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
+  ok = !wec;
+  if (ok && !head && length > 0) {
+    if (download) ++ctx.stats.artifact_downloads;
+    ok = co_await send_file_range(ctx, stream, res.file->path, res.file->offset, length);
+  }
+  co_return ok;
+}
+
 // Reads and throws away what the peer still sends, for a little while, before the connection is
 // closed: closing a socket with unread data resets the connection, and a client still sending a
 // body the server refused (too large, no token) would lose the answer it was sent.
@@ -172,12 +203,19 @@ asio::awaitable<void> drain_before_close(Stream& stream, beast::flat_buffer& buf
   }
 }
 
-// Accepts the WebSocket upgrade of `hdr` on the stream; null when the handshake fails.
+// Accepts the WebSocket upgrade of `hdr` on the stream; null when the handshake fails. A browser
+// that offered the "slipway" subprotocol (with its token as another) gets it chosen: a browser
+// fails the connection when none of what it offered is.
 template <class Stream>
 asio::awaitable<std::shared_ptr<net::WsConnection>> accept_ws(
     Stream& stream, const http::request<http::empty_body>& hdr, const std::string& remote) {
   websocket::stream<Stream> ws(std::move(stream));
   ws.read_message_max(net::WsConnection::kMaxMessageBytes);
+  if (offers_ws_protocol(hdr[http::field::sec_websocket_protocol], "slipway")) {
+    ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::sec_websocket_protocol, "slipway");
+    }));
+  }
   auto [aec] = co_await ws.async_accept(hdr, asio::as_tuple(asio::use_awaitable));
   if (aec) co_return nullptr;
   co_return net::make_ws_connection(std::move(ws), remote);
@@ -262,7 +300,11 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       req.query = std::move(target->second);
       bool path_exists = false;
       route = ctx.router.match(req.method, req.path, req.params, path_exists);
-      if (!route) {
+      if (!route && !path_exists && (req.method == "GET" || req.method == "HEAD") &&
+          !req.path.starts_with("/api/")) {
+        // Not the API: the web console's files (public; the API checks every call it makes).
+        res = serve_console(ctx.opts.console_dir, req.path);
+      } else if (!route) {
         res =
             path_exists
                 ? Response::error(err(Errc::invalid_argument,
@@ -272,7 +314,11 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
         if (path_exists) res.status = 405;
       } else if (route->access != Access::public_) {
         // Role here; scope in the handler (authorize), which knows the resource.
-        auto who = ctx.authenticate(req.headers["authorization"]);
+        std::string authorization = req.headers["authorization"];
+        if (authorization.empty() && route->kind == RouteKind::websocket) {
+          authorization = bearer_from_ws_protocols(req.headers["sec-websocket-protocol"]);
+        }
+        auto who = ctx.authenticate(authorization);
         if (who) req.principal = std::move(*who);
         if (!who) {
           res = Response::error(who.error());
@@ -300,9 +346,8 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
     }
     if (!route) {
       // Do not read a body we refuse: answer and close.
-      bool ok = false;
-      co_await write_response(stream, res, version, keep_alive && !has_body, req.method == "HEAD",
-                              ok);
+      const bool ok = co_await send_response(ctx, stream, res, version, keep_alive && !has_body,
+                                             req.method == "HEAD", false);
       unread_body = has_body;
       if (!ok || !keep_alive || has_body) break;
       continue;
@@ -428,29 +473,9 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       record_audit(ctx, req, *route, res);
     }
 
-    bool ok = false;
-    const bool head = req.method == "HEAD";
-    if (res.file && res.status / 100 == 2) {
-      const uint64_t length = res.file->length;
-      http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
-      fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
-      fres.set(http::field::content_type, res.content_type);
-      for (const auto& [k, v] : res.headers)
-        fres.set(k, v);
-      fres.content_length(length);
-      fres.keep_alive(keep_alive);
-      http::response_serializer<http::empty_body> sr(fres);
-      expires_after(stream, kIoTimeout);
-      auto [wec, wn] =
-          co_await http::async_write_header(stream, sr, asio::as_tuple(asio::use_awaitable));
-      ok = !wec;
-      if (ok && !head && length > 0) {
-        ++ctx.stats.artifact_downloads;
-        ok = co_await send_file_range(ctx, stream, res.file->path, res.file->offset, length);
-      }
-    } else {
-      co_await write_response(stream, res, version, keep_alive, head, ok);
-    }
+    const bool ok =
+        co_await send_response(ctx, stream, res, version, keep_alive, req.method == "HEAD",
+                               route->kind == RouteKind::download);
     if (!ok || !keep_alive) break;
   }
   beast::error_code ignored;

@@ -18,6 +18,7 @@
 #include "net/tls.h"
 #include "net/tls_context.h"
 #include "server/agent_gateway.h"
+#include "server/console.h"
 #include "server/context.h"
 #include "server/convergence.h"
 #include "server/listener.h"
@@ -319,6 +320,7 @@ int run_server(const ServerOptions& opts) {
   raise_open_files_limit();
   asio::io_context ioc(1);
   ServerContext ctx(opts, ioc);
+  if (ctx.opts.console_dir.empty()) ctx.opts.console_dir = default_console_dir();
 
   bool created = false;
   auto admin = load_or_create_token(opts.data_dir / "admin.token", created);
@@ -486,6 +488,7 @@ int run_server(const ServerOptions& opts) {
   register_lb_routes(ctx);
   register_plan_routes(ctx);
   register_config_routes(ctx);
+  register_metrics_routes(ctx);
   register_token_routes(ctx);
 
   auto acceptor = bind_listener(ctx, opts.listen);
@@ -499,6 +502,15 @@ int run_server(const ServerOptions& opts) {
   }
   spdlog::info("slipway server {} listening on {} (data in {}, {} known node(s))", SLIPWAY_VERSION,
                ctx.url, opts.data_dir.string(), ctx.inventory.size());
+  if (std::error_code ec;
+      std::filesystem::is_regular_file(ctx.opts.console_dir / "index.html", ec)) {
+    spdlog::info("web console: {}/ (files in {})", ctx.url, ctx.opts.console_dir.string());
+  } else {
+    spdlog::warn("the web console is not served: no index.html in {}",
+                 ctx.opts.console_dir.empty()
+                     ? std::string("a console directory next to the executable")
+                     : ctx.opts.console_dir.string());
+  }
 
   asio::co_spawn(ioc, accept_loop(ctx, *acceptor), asio::detached);
   asio::co_spawn(ioc, housekeeping(ctx), asio::detached);

@@ -32,6 +32,9 @@ struct ServerOptions {
   // remote address at once (0: no bound), the next answered 503 and closed.
   Millis header_timeout{10'000};
   int max_connections_per_address = 256;
+  // The web console's built files, served at / (empty: none; the CLI's default is
+  // default_console_dir()).
+  std::filesystem::path console_dir;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code.

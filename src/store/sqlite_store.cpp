@@ -509,6 +509,8 @@ class SqliteStore final : public Store {
     if (!f.env.empty()) sql += " AND env = ?2";
     if (f.state) sql += " AND state = ?3";
     if (f.before_id > 0) sql += " AND id < ?4";
+    if (!f.node.empty()) sql += " AND id IN (SELECT deploy_id FROM deploy_nodes WHERE node = ?6)";
+    if (f.since_ms > 0) sql += " AND started_at >= ?7";
     sql += " ORDER BY id DESC LIMIT ?5";
     auto s = db_.prepare(sql);
     if (!s) return s.error();
@@ -517,6 +519,8 @@ class SqliteStore final : public Store {
     if (f.state) s->bind(3, engine::deploy_state_name(*f.state));
     if (f.before_id > 0) s->bind(4, f.before_id);
     s->bind(5, static_cast<int64_t>(f.limit));
+    if (!f.node.empty()) s->bind(6, f.node);
+    if (f.since_ms > 0) s->bind(7, f.since_ms);
     std::vector<Deploy> out;
     for (;;) {
       auto row = s->step();

@@ -52,6 +52,8 @@ struct DeployFilter {
   std::optional<engine::DeployState> state;
   int limit = 50;
   engine::DeployId before_id = 0;  // 0 = newest first from the top
+  std::string node;                // "" = any; else only deploys that targeted this node
+  int64_t since_ms = 0;            // 0 = any; else only deploys started at or after (epoch ms)
   // With each deploy's nodes (name, status, batch: what listings count); off when only the
   // deploys themselves are wanted.
   bool with_nodes = true;

@@ -430,6 +430,7 @@ fs::path E2eTest::release(const std::string& version, const ReleaseOptions& o) {
   r.message = o.message.empty() ? fmt::format("{} {}", o.app, version) : o.message;
   r.extra_manifest = o.extra_manifest;
   if (!o.after_install.empty()) r.after_install = o.after_install;
+  r.extra_files = o.extra_files;
   auto p = lab::build_sample_release(r);
   if (!p) fail("build_sample_release: " + p.error().message);
   return *p;

@@ -81,9 +81,10 @@ struct ReleaseOptions {
   Millis healthy_for{300};
   Millis interval{100};
   std::string message{};
-  std::string out_subdir = "releases";  // under the test's directory
-  std::string extra_manifest{};         // more slipway.yaml keys
-  std::string after_install{};          // "" = the sample's own hook
+  std::string out_subdir = "releases";               // under the test's directory
+  std::string extra_manifest{};                      // more slipway.yaml keys
+  std::string after_install{};                       // "" = the sample's own hook
+  std::map<std::string, std::string> extra_files{};  // more files in the archive: path -> content
 };
 
 class E2eTest : public ::testing::Test {

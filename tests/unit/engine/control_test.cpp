@@ -70,6 +70,40 @@ TEST_F(ControlTest, SecondDeployOfTheSameAppAndEnvIsRefusedNamingTheFirst) {
   EXPECT_GT(*r3, first);
 }
 
+TEST_F(ControlTest, PreviewShowsTheBatchesAndStartsNothing) {
+  auto req = Request("2.0.0", "2");
+  auto p = engine().preview(req, Targets(5));
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->deploy.id, 0);
+  EXPECT_EQ(p->deploy.nodes.size(), 5u);
+  EXPECT_EQ(p->deploy.batches, 3);
+  EXPECT_EQ(p->deploy.version, "2.0.0");
+  EXPECT_THAT(p->how, HasSubstr("2 at a time (3 batches)"));
+  std::vector<int> batches;
+  for (const auto& n : p->deploy.nodes)
+    batches.push_back(n.batch);
+  EXPECT_THAT(batches, ::testing::ElementsAre(0, 0, 1, 1, 2));
+  // Nothing was sent, journaled or announced, and nothing runs.
+  EXPECT_THAT(fleet_.sent(), IsEmpty());
+  EXPECT_THAT(journal_.entries, IsEmpty());
+  EXPECT_THAT(sink_.seen, IsEmpty());
+  EXPECT_TRUE(engine().running().empty());
+  // A preview does not use up an id: the real deploy gets the first one.
+  const DeployId id = Start(req, Targets(5));
+  EXPECT_EQ(id, 1);
+}
+
+TEST_F(ControlTest, PreviewRefusesWhatStartWouldRefuse) {
+  auto empty = engine().preview(Request("2.0.0", "1"), {});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, Errc::failed_precondition);
+  const DeployId first = Start(Request("2.0.0", "1"), Targets(2));
+  auto busy = engine().preview(Request("3.0.0", "1"), Targets(2));
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code, Errc::conflict);
+  EXPECT_THAT(busy.error().message, HasSubstr("#" + std::to_string(first)));
+}
+
 TEST_F(ControlTest, OtherAppsAndOtherEnvsRunSideBySide) {
   const DeployId a = Start(Request("2.0.0", "1"), Targets(2));
   auto api = Request("2.0.0", "1");
