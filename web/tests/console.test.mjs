@@ -24,8 +24,9 @@ function scenario(name, body) {
       await body();
       assert.deepEqual(lab.pageErrors, [], "uncaught errors in the page");
     } catch (e) {
-      if (e && typeof e === "object")
-        e.message = `${e.message}\n--- server and agents (last lines) ---\n${lab.output.slice(-6000)}`;
+      // The runner prints the error's stack: what they said goes there.
+      const said = `\n--- server and agents (last lines) ---\n${lab.output.slice(-6000)}`;
+      if (e && typeof e === "object") e.stack = `${e.stack ?? e.message}${said}`;
       throw e;
     }
   });
