@@ -47,6 +47,10 @@ export function BarChart({ points, fmt, title }: { points: Point[]; fmt: (v: num
   const inner = W - PAD.left - PAD.right;
   const bw = points.length ? inner / points.length : inner;
   const h = (v: number) => ((H - PAD.top - PAD.bottom) * v) / max;
+  // The bar of day i, v high, from the axis up.
+  const bar = (cls: string, i: number, v: number) => (
+    <rect class={cls} x={PAD.left + i * bw + bw * 0.15} width={bw * 0.7} y={H - PAD.bottom - h(v)} height={h(v)} />
+  );
   return (
     <svg viewBox={`0 0 ${W} ${H}`} class="chart" role="img" aria-label={title}>
       <Axes max={max} fmt={fmt} points={points} />
@@ -54,22 +58,8 @@ export function BarChart({ points, fmt, title }: { points: Point[]; fmt: (v: num
         p.value === null || p.value === 0 ? null : (
           <g>
             <title>{`${p.label}: ${fmt(p.value)}${p.part ? ` (${p.part} failed)` : ""}`}</title>
-            <rect
-              class="bar"
-              x={PAD.left + i * bw + bw * 0.15}
-              width={bw * 0.7}
-              y={H - PAD.bottom - h(p.value)}
-              height={h(p.value)}
-            />
-            {p.part ? (
-              <rect
-                class="bar-part"
-                x={PAD.left + i * bw + bw * 0.15}
-                width={bw * 0.7}
-                y={H - PAD.bottom - h(p.part)}
-                height={h(p.part)}
-              />
-            ) : null}
+            {bar("bar", i, p.value)}
+            {p.part ? bar("bar-part", i, p.part) : null}
           </g>
         ),
       )}

@@ -56,6 +56,20 @@ function Text(props: {
   );
 }
 
+function Check(props: { name: string; checked: boolean; onChange: (v: boolean) => void; children: string }) {
+  return (
+    <label class="check">
+      <input
+        type="checkbox"
+        name={props.name}
+        checked={props.checked}
+        onChange={(e) => props.onChange((e.target as HTMLInputElement).checked)}
+      />
+      {props.children}
+    </label>
+  );
+}
+
 // The nodes a deploy leaves out (names, or node objects).
 function LeftOut({ what, v }: { what: string; v: unknown }) {
   if (!Array.isArray(v) || v.length === 0) return null;
@@ -240,28 +254,16 @@ export function NewDeploy({ route }: { route: Route }) {
         {f.mode === "deploy" && f.strategy === "canary" && (
           <>
             <Text name="canary" placeholder="1, 10% or tag:canary=yes" value={f.canary} onInput={input("canary")} />
-            <label class="check">
-              <input
-                type="checkbox"
-                name="pause"
-                checked={f.pause}
-                onChange={(e) => set("pause", (e.target as HTMLInputElement).checked)}
-              />
+            <Check name="pause" checked={f.pause} onChange={(v) => set("pause", v)}>
               pause after the canaries until promoted
-            </label>
+            </Check>
           </>
         )}
         {f.mode === "deploy" &&
         (preview?.freezes?.length || /freez/i.test(preview?.blocked || error?.message || "") || f.force) ? (
-          <label class="check">
-            <input
-              type="checkbox"
-              name="force"
-              checked={f.force}
-              onChange={(e) => set("force", (e.target as HTMLInputElement).checked)}
-            />
+          <Check name="force" checked={f.force} onChange={(v) => set("force", v)}>
             force through the freeze (recorded)
-          </label>
+          </Check>
         ) : null}
         <div class="form-actions">
           {allowed && (
