@@ -21,8 +21,9 @@ BENCH_PACKAGES="nginx-light openssh-server openssh-client ansible capistrano"
 # HAProxy on loopback; Debian's haproxy service is never started (policy-rc.d below).
 # The fuzz targets (fuzz/) are built with Debian's clang and its libFuzzer runtime.
 # E-mail notifications are tested against a real SMTP server on loopback: aiosmtpd
-# (tests/e2e/notify_test.cpp starts its own).
-TEST_PACKAGES="haproxy socat clang libclang-rt-14-dev python3-aiosmtpd"
+# (tests/e2e/notify_test.cpp starts its own). The web console's browser test drives Debian's
+# chromium (web/tests).
+TEST_PACKAGES="haproxy socat clang libclang-rt-14-dev python3-aiosmtpd chromium"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -57,7 +58,23 @@ setup_packages() {
   fi
 }
 
+# The web console (web/) is built with npm. Debian's nodejs and npm when npm is missing; never
+# Debian's npm over a node that is there already (a nodesource nodejs ships its own npm and
+# conflicts with Debian's npm package).
+setup_node() {
+  if command -v npm >/dev/null 2>&1; then return; fi
+  if command -v node >/dev/null 2>&1; then
+    echo "==> node is installed but npm is not: the web console will not be built" >&2
+    return
+  fi
+  echo "==> installing Debian packages: nodejs npm"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    nodejs npm
+}
+
 build() {
+  setup_node
   BUILD_DIR=${SLIPWAY_BUILD_DIR:-build}
   if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     echo "==> configuring ($BUILD_DIR)"

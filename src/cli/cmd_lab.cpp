@@ -42,6 +42,8 @@ void print_usage_hint(const lab::LabInfo& info, std::ostream& out) {
   out << "  slipway deploy web 1.1.0 --env staging --batch 2\n";
   out << "  slipway rollback web --env staging\n";
   out << "  slipway history web\n";
+  out << fmt::format("\nOr open the web console at {}/ and sign in with that token.\n",
+                     info.server_url);
 }
 
 int cmd_lab_up(const LabUpArgs& a) {
