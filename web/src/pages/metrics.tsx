@@ -99,7 +99,7 @@ export function Metrics({ route }: { route: Route }) {
                 points={series.map((p) => ({ label: p.day, value: p.deploys + p.failures, part: p.failures }))}
               />
               <p class="muted">
-                Successful deploys per day (failed ones in red on top of them); the figure counts the successful ones.
+                Deploys per day: successful ones in blue, failed ones in red; the figure counts the successful ones.
               </p>
             </div>
             <MetricCard
