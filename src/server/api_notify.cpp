@@ -446,7 +446,8 @@ void notify_deploy_event(ServerContext& ctx, const engine::DeployEvent& e,
                           {"node_count", total},
                           {"healthy_count", healthy},
                           {"failed_count", failed},
-                          {"url", fmt::format("{}/api/v1/deploys/{}", ctx.url, d.id)}};
+                          {"url", fmt::format("{}/#/deploys/{}", ctx.url, d.id)},
+                          {"api_url", fmt::format("{}/api/v1/deploys/{}", ctx.url, d.id)}};
   const std::string what =
       fmt::format("{} {} to {}: {} #{}", d.app, d.version, d.env,
                   d.kind == engine::DeployKind::rollback ? "rollback" : "deploy", d.id);

@@ -1,7 +1,8 @@
 // Notifications end to end, with real receivers on loopback: a webhook receiver that checks every
 // request's HMAC signature and timestamp gets deploy.started, deploy.succeeded, deploy.rolled_back
 // and deploy.failed from real deploys, node.lost when an agent is killed and drift when it comes
-// back behind, through failures and retries that `notify log` shows; the hook survives a restart
+// back behind, node.quarantined when it cannot converge, through failures and retries that
+// `notify log` shows; the hook survives a restart
 // (its secret sealed in the store); a receiver that never answers does not hold a deploy up; Slack
 // hooks get Slack's format, e-mail reaches a real SMTP server (aiosmtpd); every route and flag
 // refuses malformed and hostile input.
@@ -155,6 +156,8 @@ TEST_F(NotifyTest, WebhookGetsSignedDeployAndNodeEventsWithRetries) {
   EXPECT_EQ(i64(d, "healthy_count"), 2);
   EXPECT_EQ(i64(d, "failed_count"), 0);
   EXPECT_FALSE(str(d, "actor").empty());
+  EXPECT_EQ(str(d, "url"), info().server_url + "/#/deploys/" + std::to_string(ok_id));
+  EXPECT_EQ(str(d, "api_url"), info().server_url + "/api/v1/deploys/" + std::to_string(ok_id));
   const auto* rolled = find_event(all, "deploy.rolled_back");
   ASSERT_NE(rolled, nullptr);
   EXPECT_FALSE(str(obj(body_of(*rolled)).at("deploy"), "reason").empty()) << rolled->body;
@@ -219,6 +222,48 @@ TEST_F(NotifyTest, AReceiverThatNeverAnswersDoesNotHoldDeploysUp) {
   EXPECT_TRUE(silent.wait_for([](const auto& rs) { return !rs.empty(); }, kWait));
   // The server answers while its notifier waits.
   EXPECT_EQ(http("GET", "/api/v1/notify/hooks").status, 200);
+}
+
+// A node that cannot converge to its desired release is quarantined: node.quarantined, with the
+// node and why. The hook is scoped to the app (--app web) and the environment.
+TEST_F(NotifyTest, AQuarantinedNodeIsReported) {
+  WebhookReceiver receiver;
+  server_args_ = {"--notify-retry-base", "100ms"};
+  ASSERT_NO_THROW(start_lab(2));
+  auto added = cli_json({"notify", "add", "--name", "quarantine", "webhook", receiver.url(),
+                         "--events", "node.quarantined", "--env", "staging", "--app", "web"});
+  receiver.set_secret(str(added, "secret"));
+  ASSERT_EQ(push(release("1.0.0"), "web", "1.0.0").exit_code, 0);
+  // 1.1.0 fails its after_install hook on a node whose root holds a file named `broken`.
+  ASSERT_EQ(push(release("1.1.0",
+                         {.after_install = "test -x ./bin/server && test ! -e ../../../../broken"}),
+                 "web", "1.1.0")
+                .exit_code,
+            0);
+  ASSERT_EQ(cli({"deploy", "web", "1.0.0", "--env", "staging"}).exit_code, 0);
+  ASSERT_TRUE(lab_.stop_node("node-2"));
+  ASSERT_TRUE(
+      wait_until([&] { return str(status_by_node()["node-2"], "state") == "lost"; }, kWait));
+  ASSERT_EQ(cli({"deploy", "web", "1.1.0", "--env", "staging"}).exit_code, 0);
+  std::ofstream(node_root("node-2") / "broken") << "a bad disk\n";
+  ASSERT_TRUE(lab_.start_node("node-2"));
+
+  ASSERT_TRUE(
+      receiver.wait_for([](const auto& rs) { return has_event(rs, "node.quarantined"); }, kWait));
+  const auto requests = receiver.requests();
+  const auto* q = find_event(requests, "node.quarantined");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->signature_error, "");
+  const auto body = body_of(*q);
+  EXPECT_EQ(str(obj(body).at("node"), "name"), "node-2") << q->body;
+  EXPECT_EQ(str(body, "env"), "staging") << q->body;
+  EXPECT_NE(str(body, "text").find("node-2"), std::string::npos) << q->body;
+  // Only what the hook asked for reached it.
+  for (const auto& r : requests) {
+    auto it = r.headers.find("x-slipway-event");
+    ASSERT_NE(it, r.headers.end());
+    EXPECT_EQ(it->second, "node.quarantined") << r.body;
+  }
 }
 
 TEST_F(NotifyTest, SlackFormatAndEmailThroughARealSmtpServer) {
