@@ -166,6 +166,20 @@ TEST_F(CrashTest, ServerKilledAndRestartedLosesNothing) {
       Millis(30'000)))
       << to_json(status_by_node()[node]);
 
+  // The interrupted node now runs 1.1.0, not its desired 1.0.0 (the deploy that would have made
+  // 1.1.0 desired failed): convergence takes it back. Let that happen first (a deploy of the app
+  // there while it runs is refused as a conflict): no node drifting, no deploy running.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& [name, n] : status_by_node()) {
+          if (boolean(n, "drift")) return false;
+        }
+        return arr(get_json("/api/v1/deploys?app=web&env=staging&state=running"), "deploys")
+            .empty();
+      },
+      Millis(60'000), Millis(250)))
+      << to_json(get_json("/api/v1/status?env=staging"));
+
   // A new deploy works, on every node (the one that was interrupted included).
   r = push(release("1.2.0"), "web", "1.2.0");
   ASSERT_EQ(r.exit_code, 0) << r.describe();
