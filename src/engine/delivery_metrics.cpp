@@ -31,11 +31,15 @@ bool is_failure(DeployState s) {
 
 }  // namespace
 
+TimeMs delivery_window_start(TimeMs now, int days) {
+  return (now / kDayMs + 1 - std::max(days, 1)) * kDayMs;
+}
+
 DeliveryMetrics delivery_metrics(std::vector<DeliveryRecord> records, TimeMs now, int days) {
   DeliveryMetrics m;
   m.days = std::max(days, 1);
-  m.to = (now / kDayMs + 1) * kDayMs;  // the end of today (UTC)
-  m.from = m.to - m.days * kDayMs;
+  m.from = delivery_window_start(now, m.days);
+  m.to = m.from + m.days * kDayMs;  // the end of today (UTC)
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
     return a.finished_at != b.finished_at ? a.finished_at < b.finished_at
                                           : a.started_at < b.started_at;

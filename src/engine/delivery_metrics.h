@@ -55,6 +55,10 @@ struct DeliveryMetrics {
   std::vector<DeliveryDay> series;  // one per day of the window, oldest first
 };
 
+// The start of the window of `days` UTC days that ends with the day of `now`: the records to load
+// are those of deploys started since.
+TimeMs delivery_window_start(TimeMs now, int days);
+
 // The metrics of `records` (any order; those outside the window are ignored, except as what
 // restored a failure in it) for the `days` UTC days that end with the day of `now`.
 DeliveryMetrics delivery_metrics(std::vector<DeliveryRecord> records, TimeMs now, int days);

@@ -81,7 +81,7 @@ void register_metrics_routes(ServerContext& ctx) {
         }
         const TimeMs now = now_ms();
         // A failed change of the window may be restored after it: everything since its start.
-        const TimeMs since = (now / 86'400'000 + 1 - days) * 86'400'000;
+        const TimeMs since = engine::delivery_window_start(now, days);
         auto job = [app, env, since](store::Store& s) { return load_records(s, app, env, since); };
         auto records = co_await c->db_call(job);
         if (!records) co_return Response::error(records.error());

@@ -43,14 +43,21 @@ constexpr auto kIoTimeout = 60s;          // any single read or write making no 
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kMaxJsonBody = 1 << 20;
 
-http::response<http::string_body> to_beast(const Response& r, unsigned version, bool keep_alive,
-                                           bool head) {
-  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+// The status line and headers of `r`, as every answer carries them.
+template <class Body>
+http::response<Body> beast_head(const Response& r, unsigned version, bool keep_alive) {
+  http::response<Body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "slipway/" SLIPWAY_VERSION);
   res.set(http::field::content_type, r.content_type);
   for (const auto& [k, v] : r.headers)
     res.set(k, v);
   res.keep_alive(keep_alive);
+  return res;
+}
+
+http::response<http::string_body> to_beast(const Response& r, unsigned version, bool keep_alive,
+                                           bool head) {
+  auto res = beast_head<http::string_body>(r, version, keep_alive);
   if (head) {
     res.content_length(r.body.size());
   } else {
@@ -167,13 +174,8 @@ asio::awaitable<bool> send_response(ServerContext& ctx, Stream& stream, const Re
     co_return ok;
   }
   const uint64_t length = res.file->length;
-  http::response<http::empty_body> fres{static_cast<http::status>(res.status), version};
-  fres.set(http::field::server, "slipway/" SLIPWAY_VERSION);
-  fres.set(http::field::content_type, res.content_type);
-  for (const auto& [k, v] : res.headers)
-    fres.set(k, v);
+  auto fres = beast_head<http::empty_body>(res, version, keep_alive);
   fres.content_length(length);
-  fres.keep_alive(keep_alive);
   http::response_serializer<http::empty_body> sr(fres);
   expires_after(stream, kIoTimeout);
   auto [wec, wn] =
