@@ -97,6 +97,20 @@ build_fuzz() {
   cmake --build "$FUZZ_DIR" -j "$(nproc)"
 }
 
+# The sanitizer build (CMake option SLIPWAY_SANITIZE: AddressSanitizer and
+# UndefinedBehaviorSanitizer, any report fatal), in a build directory of its own: the unit and
+# end-to-end tests run against it, so that a use after free or a data race on the heap in the
+# server, the agent or the CLI fails the suite instead of passing by luck.
+build_asan() {
+  ASAN_DIR=${SLIPWAY_ASAN_BUILD_DIR:-build-asan}
+  if [ ! -f "$ASAN_DIR/build.ninja" ]; then
+    echo "==> configuring the sanitizer build ($ASAN_DIR)"
+    cmake -S . -B "$ASAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLIPWAY_SANITIZE=ON
+  fi
+  echo "==> building with AddressSanitizer and UndefinedBehaviorSanitizer"
+  cmake --build "$ASAN_DIR" -j "$(nproc)"
+}
+
 cmd=${1:-}
 case "$cmd" in
   demo)

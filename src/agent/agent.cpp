@@ -22,6 +22,7 @@
 #include "common/names.h"
 #include "common/strings.h"
 #include "net/http_client.h"
+#include "net/io_context.h"
 #include "protocol/agent_protocol.h"
 
 namespace slipway::agent {
@@ -140,6 +141,9 @@ class Agent final : public LinkHandler {
     jobs_.join();
     exec_jobs_.join();
     runtime_.shutdown();
+    // The link's coroutines refer to the link, which dies before the io_context: destroy them
+    // now (net/io_context.h), once no pool thread can post to the io_context any more.
+    ioc_.destroy_handlers();
     spdlog::info("stopped");
     return kExitOk;
   }
@@ -299,7 +303,7 @@ class Agent final : public LinkHandler {
   AgentOptions opts_;
   HttpFetcher fetcher_;
   NodeRuntime runtime_;
-  asio::io_context ioc_{1};
+  net::IoContext ioc_{1};
   asio::thread_pool jobs_;
   asio::thread_pool exec_jobs_;
   AgentLink link_;

@@ -260,7 +260,10 @@ struct Target {
   bool child = false;
   std::function<bool(pid_t)> still_ours;
   bool gone = false;
-  std::string how;  // how it ended, for children
+  bool signalled = false;  // a signal was sent while it ran
+  bool exited_0 = false;   // a child that exited with code 0
+  std::string how;         // how it ended, for children
+  fs::path log;            // its output, quoted when it ends badly
 };
 
 bool check_gone(Target& t) {
@@ -270,6 +273,7 @@ bool check_gone(Target& t) {
     const pid_t r = ::waitpid(t.pid, &status, WNOHANG);
     if (r == t.pid) {
       t.how = describe_wait_status(status);
+      t.exited_0 = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       t.gone = true;
     } else if (r < 0 && errno == ECHILD) {
       t.gone = true;
@@ -283,6 +287,7 @@ bool check_gone(Target& t) {
 void signal_target(Target& t, int sig) {
   if (check_gone(t)) return;
   ::kill(t.pid, sig);
+  t.signalled = true;
 }
 
 bool wait_all(std::vector<Target>& ts, Millis timeout) {
@@ -357,6 +362,23 @@ std::string log_tail(const fs::path& log, size_t max_lines = 25, size_t max_byte
   for (const auto& l : lines)
     out += "\n  " + l;
   return out;
+}
+
+// After SIGTERM or SIGINT, the children that did not exit with code 0 (a crash while stopping,
+// a sanitizer's report), each with how it ended and the tail of its log.
+Status judge_exits(const std::vector<Target>& ts, int sig) {
+  if (sig != SIGTERM && sig != SIGINT) return {};
+  std::vector<std::string> bad;
+  for (const auto& t : ts) {
+    if (!t.child || !t.signalled || !t.gone || t.exited_0) continue;
+    std::string line = fmt::format("{} (pid {}) {} after signal {}", t.label, t.pid,
+                                   t.how.empty() ? "ended" : t.how, sig);
+    if (!t.log.empty())
+      line += fmt::format("; the end of {}:\n{}", t.log.string(), log_tail(t.log));
+    bad.push_back(std::move(line));
+  }
+  if (bad.empty()) return {};
+  return err(Errc::io, fmt::format("not a clean stop: {}", join(bad, "\n")));
 }
 
 Result<std::string> read_token(const fs::path& p) {
@@ -867,11 +889,13 @@ Status Lab::stop_node(const std::string& name, int signal) {
   ts[0].pid = n->pid;
   ts[0].label = "agent " + name;
   ts[0].child = true;
+  ts[0].log = n->log;
   auto s = stop_targets(ts, signal, opts_.stop_timeout);
   if (!s) return s;
   n->pid = 0;
   report(fmt::format("stopped agent {} ({})", name, ts[0].how));
-  return save_state();
+  if (auto st = save_state(); !st) return st;
+  return judge_exits(ts, signal);
 }
 
 Status Lab::start_node(const std::string& name) {
@@ -889,11 +913,13 @@ Status Lab::stop_server(int signal) {
   ts[0].pid = info_.server_pid;
   ts[0].label = "server";
   ts[0].child = true;
+  ts[0].log = server_dir(info_.dir) / "server.log";
   auto s = stop_targets(ts, signal, opts_.stop_timeout);
   if (!s) return s;
   info_.server_pid = 0;
   report(fmt::format("stopped the server ({})", ts[0].how));
-  return save_state();
+  if (auto st = save_state(); !st) return st;
+  return judge_exits(ts, signal);
 }
 
 Status Lab::start_server() {
@@ -914,7 +940,7 @@ Status Lab::start_server() {
   return save_state();
 }
 
-Status Lab::down() {
+Status Lab::down(StopOrder order) {
   if (!running_) return {};
   std::vector<Target> agents;
   for (const auto& n : info_.nodes) {
@@ -923,19 +949,30 @@ Status Lab::down() {
     t.pid = n.pid;
     t.label = "agent " + n.spec.name;
     t.child = true;
+    t.log = n.log;
     agents.push_back(std::move(t));
   }
-  // Agents first, so that they do not spend their last seconds reconnecting to a gone server.
-  Status result = stop_targets(agents, SIGTERM, opts_.stop_timeout);
   std::vector<Target> server;
   if (info_.server_pid > 0) {
     Target t;
     t.pid = info_.server_pid;
     t.label = "server";
     t.child = true;
+    t.log = server_dir(info_.dir) / "server.log";
     server.push_back(std::move(t));
   }
-  if (auto s = stop_targets(server, SIGTERM, opts_.stop_timeout); !s && result) result = s;
+  Status result;
+  if (order == StopOrder::together) {
+    for (auto& t : server)
+      agents.push_back(std::move(t));
+    server.clear();
+    result = stop_targets(agents, SIGTERM, opts_.stop_timeout);
+  } else {
+    result = stop_targets(agents, SIGTERM, opts_.stop_timeout);
+    if (auto s = stop_targets(server, SIGTERM, opts_.stop_timeout); !s && result) result = s;
+  }
+  if (result) result = judge_exits(agents, SIGTERM);
+  if (auto s = judge_exits(server, SIGTERM); !s && result) result = s;
   sweep_apps(info_.dir / "nodes", opts_.stop_timeout);
   for (auto& n : info_.nodes)
     n.pid = 0;

@@ -122,12 +122,15 @@ class Lab {
   // Starts one more agent and waits until it is alive. The name must be new.
   Status add_node(const NodeSpec& spec);
   // Sends `signal` to the agent and waits (bounded) for it to exit. SIGKILL plays a crash. The
-  // node stays part of the lab; start_node brings it back.
+  // node stays part of the lab; start_node brings it back. After SIGTERM or SIGINT, an agent
+  // that does not exit with code 0 (a crash at shutdown, a sanitizer's report) is an error that
+  // says how it ended, with the tail of its log.
   Status stop_node(const std::string& name, int signal = SIGTERM);
   // Starts the agent again with the same root directory; does not wait for it to be alive
   // (wait_for_nodes does, if the caller needs it).
   Status start_node(const std::string& name);
-  // Sends `signal` to the server and waits (bounded) for it to exit.
+  // Sends `signal` to the server and waits (bounded) for it to exit; after SIGTERM or SIGINT,
+  // an exit other than code 0 is an error, as for stop_node.
   Status stop_server(int signal = SIGTERM);
   // Starts the server again on the same data directory and waits for a fresh server.url (the old
   // one is deleted first). It listens where the first server did, port included, even when
@@ -136,12 +139,17 @@ class Lab {
   // Waits (bounded by start_timeout) until the server lists every running node as alive.
   Status wait_for_nodes();
 
-  // Stops every process this lab started: agents first, then the server; SIGTERM, then SIGKILL
-  // after stop_timeout. Then it stops the apps that agents left running (processes of this user
-  // whose working directory or executable lies under DIR/nodes/), so that nothing the lab
-  // brought up outlives it. Removes DIR/lab.json. Idempotent. An error only when a process
-  // could not be stopped.
-  Status down();
+  // How down() stops the server and the agents: agents first (so that they do not spend their
+  // last seconds reconnecting), or all at the same moment (as an init system stops a machine).
+  enum class StopOrder { agents_first, together };
+
+  // Stops every process this lab started: SIGTERM, then SIGKILL after stop_timeout. Then it
+  // stops the apps that agents left running (processes of this user whose working directory or
+  // executable lies under DIR/nodes/), so that nothing the lab brought up outlives it. Removes
+  // DIR/lab.json. Idempotent. An error when a process could not be stopped, or when the server
+  // or an agent did not exit with code 0 after SIGTERM (each named, with how it ended and the
+  // tail of its log): a clean stop is part of what the lab checks.
+  Status down(StopOrder order = StopOrder::agents_first);
 
  private:
   Status start_server_process();

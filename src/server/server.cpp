@@ -15,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/strings.h"
+#include "net/io_context.h"
 #include "net/tls.h"
 #include "net/tls_context.h"
 #include "server/agent_gateway.h"
@@ -289,6 +290,27 @@ Result<std::pair<std::shared_ptr<asio::ssl::context>, std::string>> setup_tls(
   return std::make_pair(*ctx, *pin);
 }
 
+// What is left once the I/O thread has stopped, in an order that never lets anything touch a
+// part that is gone. Coroutines still suspended (HTTP sessions, agent and watch WebSockets,
+// handlers waiting for the database or the worker pool) hold references to `ctx`: their frames
+// must be destroyed while `ctx` lives, which the io_context's own destructor would do too late
+// (it runs after ctx's, being declared first). And no thread may hand the io_context a new
+// completion once its handlers are destroyed, so every thread that posts to it is stopped first.
+//  1. the worker pool: running jobs finish, their completions are queued (never run);
+//  2. the notifier's threads (deliveries in flight are aborted; their records reach the
+//     database queue);
+//  3. the journal's buffered writes, then the database queue, run to the end;
+//  4. the io_context's handlers and the coroutine frames they own are destroyed, with ctx alive.
+// The server was seen to corrupt its heap without this (a session's per-address counter
+// erased from the freed ctx when its frame was destroyed with the io_context).
+void stop_server(ServerContext& ctx, net::IoContext& ioc) {
+  ctx.workers.join();
+  ctx.notifier.reset();
+  ctx.journal->flush();
+  ctx.db->drain();
+  ioc.destroy_handlers();
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& opts) {
@@ -321,7 +343,7 @@ int run_server(const ServerOptions& opts) {
     return kExitFailed;
   }
   raise_open_files_limit();
-  asio::io_context ioc(1);
+  net::IoContext ioc(1);
   ServerContext ctx(opts, ioc);
   if (ctx.opts.console_dir.empty()) ctx.opts.console_dir = default_console_dir();
 
@@ -533,8 +555,7 @@ int run_server(const ServerOptions& opts) {
     ioc.stop();
   });
   ioc.run();
-  ctx.journal->flush();
-  ctx.db->drain();
+  stop_server(ctx, ioc);
   spdlog::info("stopped");
   return kExitOk;
 }
