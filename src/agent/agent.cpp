@@ -1,6 +1,8 @@
 #include "agent/agent.h"
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -15,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "agent/agent_link.h"
 #include "agent/node_runtime.h"
@@ -314,7 +317,10 @@ class Agent final : public LinkHandler {
 
 Status validate(const AgentOptions& o) {
   if (o.server.empty()) return err(Errc::invalid_argument, "--server is required");
-  if (o.token.empty()) return err(Errc::invalid_argument, "--token (the join token) is required");
+  if (o.token.empty()) {
+    return err(Errc::invalid_argument,
+               "the join token is required (--token-file FILE, $SLIPWAY_JOIN_TOKEN or --token)");
+  }
   if (o.root.empty()) return err(Errc::invalid_argument, "--root is required");
   if (auto st = validate_name(NameKind::node, o.name); !st) return st;
   if (auto st = validate_name(NameKind::env, o.env); !st) return st;
@@ -346,6 +352,30 @@ Status validate(const AgentOptions& o) {
   return {};
 }
 
+// The root holds the node's credential, every release and the config each was installed with
+// (secrets in clear): 0700. One that exists open to others is tightened, with a warning.
+Status prepare_root(const fs::path& root) {
+  struct stat before {};
+  const bool existed = ::stat(root.c_str(), &before) == 0;
+  if (auto st = ensure_dir(root, 0700); !st) return st;
+  struct stat now {};
+  if (::stat(root.c_str(), &now) != 0) {
+    return err(Errc::io, fmt::format("cannot stat {}: {}", root.string(), std::strerror(errno)));
+  }
+  if ((now.st_mode & 077) != 0) {
+    spdlog::warn(
+        "the agent root {} has mode {:04o} and could not be made 0700: other users may "
+        "read the node's credential and the apps' config; chmod 700 {}",
+        root.string(), now.st_mode & 0777, root.string());
+  } else if (existed && (before.st_mode & 077) != 0) {
+    spdlog::warn(
+        "the agent root {} had mode {:04o}: made it 0700 (it holds the node's credential "
+        "and the apps' config and secrets)",
+        root.string(), before.st_mode & 0777);
+  }
+  return {};
+}
+
 }  // namespace
 
 int run_agent(const AgentOptions& opts) {
@@ -358,7 +388,7 @@ int run_agent(const AgentOptions& opts) {
     spdlog::error("{}", token.error().message);
     return kExitUsage;
   }
-  if (auto st = ensure_dir(opts.root, 0755); !st) {
+  if (auto st = prepare_root(opts.root); !st) {
     spdlog::error("{}", st.error().message);
     return kExitFailed;
   }

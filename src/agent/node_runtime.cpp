@@ -294,7 +294,8 @@ struct NodeRuntime::Impl {
               {"SLIPWAY_ENV", id.env},
               {"SLIPWAY_NODE", id.name},
               {"SLIPWAY_RELEASE_DIR", (ec ? dir : abs_dir).string()}};
-    // The manifest's env, then the server's, then the agent's own variables, which always win.
+    // The manifest's env, then the server's, then the SLIPWAY_* variables, which always win; the
+    // child gets them on top of the few it inherits (child_environment), never the rest of ours.
     for (const auto& [k, v] : l.manifest.env)
       l.ctx.env[k] = l.expand(v);
     for (const auto& [k, v] : extra_env)

@@ -70,11 +70,11 @@ class NodeRuntime {
   protocol::InstallResult install(const protocol::InstallCommand& cmd, StepSink& sink);
   protocol::InstallResult deactivate(const protocol::DeactivateCommand& cmd, StepSink& sink);
 
-  // Runs an ad-hoc command (exec): cmd.argv with no shell, in the root directory, with the
-  // agent's environment plus cmd.env plus SLIPWAY_NODE, SLIPWAY_ENV, SLIPWAY_ADDRESS and
-  // SLIPWAY_ROOT (which win), killed after cmd.timeout_ms or when cancel() is called. A command
-  // that cannot be started ends with exit code 127 and the reason as its output. Blocking; run
-  // it on a worker thread. Never throws. Any number may run at once.
+  // Runs an ad-hoc command (exec): cmd.argv with no shell, in the root directory, with cmd.env
+  // plus SLIPWAY_NODE, SLIPWAY_ENV, SLIPWAY_ADDRESS and SLIPWAY_ROOT (which win) on top of the
+  // few variables the agent passes on (child_environment), killed after cmd.timeout_ms or when
+  // cancel() is called. A command that cannot be started ends with exit code 127 and the reason as
+  // its output. Blocking; run it on a worker thread. Never throws. Any number may run at once.
   protocol::ExecResult exec(const protocol::ExecCommand& cmd) const;
 
   // Starts the supervised process of every app whose `current` release has a `start:` command

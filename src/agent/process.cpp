@@ -59,25 +59,14 @@ std::string find_program(const std::string& name, const std::string& path, const
 }
 
 ExecImage make_image(const ProcessSpec& spec) {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view kv(*e);
-    const size_t eq = kv.find('=');
-    if (eq == std::string_view::npos || eq == 0) continue;
-    env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-  }
-  for (const auto& [k, v] : spec.env)
-    env[k] = v;
+  const std::map<std::string, std::string> env = child_environment(environ, spec.env);
 
   ExecImage img;
   if (spec.argv.empty()) {
     img.path = "/bin/sh";
     img.strings = {"sh", "-c", spec.command};
   } else {
-    const auto path = env.find("PATH");
-    img.path =
-        find_program(spec.argv.front(),
-                     path == env.end() ? "/usr/local/bin:/usr/bin:/bin" : path->second, spec.cwd);
+    img.path = find_program(spec.argv.front(), env.at("PATH"), spec.cwd);
     img.strings = spec.argv;
   }
   const size_t argc = img.strings.size();
@@ -206,6 +195,31 @@ bool read_some(int fd, OutputTail& tail) {
 }
 
 }  // namespace
+
+bool inherited_by_children(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"PATH", "HOME", "USER",   "LOGNAME",  "SHELL",
+                                                "LANG", "TZ",   "TMPDIR", "LANGUAGE", "TERM"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames) ||
+         (name.starts_with("LC_") && name.size() > 3);
+}
+
+std::map<std::string, std::string> child_environment(
+    const char* const* agent_env, const std::map<std::string, std::string>& vars) {
+  std::map<std::string, std::string> env;
+  for (const char* const* e = agent_env; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq == std::string_view::npos || eq == 0 || !inherited_by_children(kv.substr(0, eq))) {
+      continue;
+    }
+    // The first wins, as getenv finds it (a block may name a variable twice).
+    env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  for (const auto& [k, v] : vars)
+    env[k] = v;
+  env.emplace("PATH", kDefaultPath);
+  return env;
+}
 
 bool process_group_alive(pid_t pgid) {
   if (pgid <= 0) return false;

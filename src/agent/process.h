@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -23,7 +24,7 @@ struct ProcessSpec {
   // in the PATH of the command's environment when it holds no '/', as execvp does.
   std::vector<std::string> argv;
   fs::path cwd;
-  // Added to (and overriding) the agent's own environment.
+  // The child's variables: on top of the few it inherits from the agent (child_environment).
   std::map<std::string, std::string> env;
   // When set and it turns true (the agent is stopping), run_command stops the command as on a
   // timeout.
@@ -42,6 +43,25 @@ struct RunResult {
   std::string describe() const;  // "exit code 3", "killed by signal 9", "timed out after 5.0s"
 };
 
+// Whether a variable of the agent's own environment reaches its children: PATH, HOME, USER,
+// LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TMPDIR and TERM (what programs need to find commands
+// and files and to speak the node's language and time). Nothing else does: not SLIPWAY_TOKEN or
+// SLIPWAY_JOIN_TOKEN, not the credentials the unit or shell that started the agent happened to
+// hold. What an app needs beyond these comes from its manifest's `env` or its config.
+bool inherited_by_children(std::string_view name);
+
+// The PATH of a child when neither the agent's environment nor `vars` has one (systemd's).
+inline constexpr const char* kDefaultPath =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// The environment of every process the agent starts (apps, hooks, health, stop, restart, drain and
+// ad-hoc commands): the variables of `agent_env` (NAME=VALUE strings up to a null pointer, as
+// `environ`) that inherited_by_children, then `vars` (the manifest's env, the app's config and
+// secrets, the SLIPWAY_* variables the agent sets), which win; PATH is kDefaultPath when neither
+// sets it. A pure function: the agent passes `environ`, tests a made-up one.
+std::map<std::string, std::string> child_environment(
+    const char* const* agent_env, const std::map<std::string, std::string>& vars);
+
 // Runs the command in its own process group, waits at most `timeout` (then SIGTERM to the group,
 // SIGKILL 2 s later), and captures its output. An io error only when it could not be started.
 // A non-positive timeout means no limit.
@@ -50,7 +70,7 @@ Result<RunResult> run_command(const ProcessSpec& spec, Millis timeout,
 
 // The building block shared by run_command and the Supervisor: starts `/bin/sh -c spec.command`
 // (or spec.argv) as the leader of a new process group (so that the whole tree can be signalled at
-// once), in spec.cwd (when not empty), with the agent's environment plus spec.env, standard input
+// once), in spec.cwd (when not empty), with child_environment(environ, spec.env), standard input
 // from /dev/null, standard output and error to `out_fd`, no other descriptor inherited, and default
 // signal dispositions and mask. With `die_with_parent`, the child gets SIGTERM when the thread that
 // called spawn_shell exits (PR_SET_PDEATHSIG), so call it from a thread that outlives the child

@@ -41,9 +41,17 @@ constexpr Millis kReplaceTimeout{10'000};
 constexpr Millis kLeftoverTimeout{5'000};
 constexpr Millis kAfterKillTimeout{5'000};
 
+// Opens the app's log for appending, mode 0640 (what an app prints may say more than it should),
+// also when it existed with a wider one.
+int open_log(const fs::path& log_file) {
+  const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd >= 0) (void)::fchmod(fd, 0640);
+  return fd;
+}
+
 // Appends one line to the app's log, so that its output shows what the supervisor did.
 void log_line(const fs::path& log_file, std::string_view text) {
-  const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = open_log(log_file);
   if (fd < 0) return;
   const std::string line = fmt::format("[slipway {}] {}\n", format_time(now_ms()), text);
   (void)!::write(fd, line.data(), line.size());
@@ -135,7 +143,7 @@ struct Supervisor::Impl {
 
   // Monitor thread, with `mu` held.
   Status spawn(Proc& p) {
-    const int log_fd = ::open(p.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int log_fd = open_log(p.log_file);
     if (log_fd < 0) {
       return err(Errc::io, fmt::format("cannot open log file {}: {}", p.log_file.string(),
                                        std::strerror(errno)));

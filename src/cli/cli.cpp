@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.h"
+#include "agent/token_source.h"
 #include "cli/cmd_notify.h"
 #include "cli/commands.h"
 #include "common/log.h"
@@ -236,13 +237,18 @@ int run(int argc, char** argv) {
 
   // agent
   agent::AgentOptions ao;
-  std::string ao_roles, ao_root;
+  std::string ao_roles, ao_root, ao_token_file;
   std::vector<std::string> ao_tags;
   auto* agent = app.add_subcommand("agent", "Run the agent of one node");
   agent->add_option("--server", ao.server, "Server URL")->envname("SLIPWAY_SERVER")->required();
-  agent->add_option("--token", ao.token, "The agent join token (DATA_DIR/join.token)")
-      ->envname("SLIPWAY_JOIN_TOKEN")
-      ->required();
+  // The join token: one of --token-file, $SLIPWAY_JOIN_TOKEN (read by take_join_token, which also
+  // takes it out of the environment) or --token (wiped from the command line once parsed).
+  agent->add_option("--token-file", ao_token_file,
+                    "File holding the join token (the server's DATA_DIR/join.token), mode 0600: "
+                    "the production way (or $SLIPWAY_JOIN_TOKEN)");
+  agent->add_option("--token", ao.token,
+                    "The join token itself (visible to other users until the agent has started: "
+                    "prefer --token-file)");
   agent->add_option("--name", ao.name, "This node's name")->required();
   agent->add_option("--env", ao.env, "Environment (staging, production, ...)")->required();
   agent->add_option("--roles", ao_roles, "Roles, comma-separated (api,worker)");
@@ -259,6 +265,10 @@ int run(int argc, char** argv) {
   agent->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   agent->callback([&] {
     action = [&]() -> int {
+      // First of all, before any thread starts: the token out of what others can read.
+      auto token = agent::take_join_token(ao.token, ao_token_file, argc, argv);
+      if (!token) return fail(token.error());
+      ao.token = std::move(*token);
       ao.roles = split(ao_roles, ',');
       ao.root = ao_root;
       for (const auto& t : ao_tags) {

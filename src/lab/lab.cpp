@@ -27,6 +27,8 @@
 #include "common/strings.h"
 #include "net/http_client.h"
 
+extern char** environ;
+
 namespace slipway::lab {
 
 namespace {
@@ -101,7 +103,8 @@ std::string describe_wait_status(int status) {
 }
 
 // Starts `args` (args[0] is the executable) with stdin from /dev/null and stdout and stderr
-// appended to `log`. Detached: a new session. Attached: SIGTERM when the starting thread dies.
+// appended to `log`, and our environment less the tokens. Detached: a new session. Attached:
+// SIGTERM when the starting thread dies.
 Result<pid_t> spawn(const std::vector<std::string>& args, const fs::path& log, bool detach) {
   const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
@@ -119,6 +122,16 @@ Result<pid_t> spawn(const std::vector<std::string>& args, const fs::path& log, b
   for (const auto& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // Our environment without tokens: an agent given its join token by --token-file refuses a
+  // second one in $SLIPWAY_JOIN_TOKEN, and no process of the lab needs the user's API token.
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    if (!kv.starts_with("SLIPWAY_JOIN_TOKEN=") && !kv.starts_with("SLIPWAY_TOKEN=")) {
+      envp.push_back(*e);
+    }
+  }
+  envp.push_back(nullptr);
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
@@ -144,7 +157,7 @@ Result<pid_t> spawn(const std::vector<std::string>& args, const fs::path& log, b
     ::dup2(log_fd, 2);
     // Descriptors the caller opened without O_CLOEXEC are not the child's business.
     ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     const int e = errno;
     [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &e, sizeof e);
     ::_exit(127);
@@ -628,7 +641,7 @@ Result<LabInfo> Lab::up(const LabOptions& opts) {
     const fs::path node_dir = dir / "nodes" / spec.name;
     n.root = node_dir / "root";
     n.log = node_dir / "agent.log";
-    if (auto s = ensure_dir(n.root); !s) return s.error();
+    if (auto s = ensure_dir(n.root, 0700); !s) return s.error();
     info_.nodes.push_back(std::move(n));
   }
 
@@ -747,8 +760,10 @@ Status Lab::wait_for_server_url() {
 
 Status Lab::start_node_process(NodeInfo& n) {
   std::vector<std::string> args = {
-      info_.slipway_bin.string(), "agent",  "--server",  info_.server_url, "--token",
-      info_.join_token,           "--name", n.spec.name, "--env",          n.spec.env};
+      info_.slipway_bin.string(), "agent", "--server", info_.server_url,
+      // The production way: the token stays off the command line (which every user can read).
+      "--token-file", (server_dir(info_.dir) / "join.token").string(), "--name", n.spec.name,
+      "--env", n.spec.env};
   if (!n.spec.roles.empty()) args.insert(args.end(), {"--roles", join(n.spec.roles, ",")});
   if (!n.spec.zone.empty()) args.insert(args.end(), {"--zone", n.spec.zone});
   for (const auto& [k, v] : n.spec.tags)
@@ -869,7 +884,7 @@ Status Lab::add_node(const NodeSpec& spec) {
   const fs::path node_dir = info_.dir / "nodes" / spec.name;
   n.root = node_dir / "root";
   n.log = node_dir / "agent.log";
-  if (auto s = ensure_dir(n.root); !s) return s;
+  if (auto s = ensure_dir(n.root, 0700); !s) return s;
   if (auto s = start_node_process(n); !s) return s;
   info_.nodes.push_back(std::move(n));
   if (auto s = wait_alive({spec.name}); !s) {

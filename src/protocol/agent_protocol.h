@@ -25,7 +25,8 @@
 //   deactivate {type, action, deploy, app}   stop the app and remove its `current` link
 //   ping       {type}
 //   exec       {type, action, argv[], env{}, timeout_ms}   run argv[0] with these arguments (no
-//              shell: execvp semantics), with the agent's environment plus env, in the agent's
+//              shell: execvp semantics), with env on top of the few variables the agent
+//              passes on (agent/process.h child_environment), in the agent's
 //              root directory; killed (its whole process group) after timeout_ms. Unlike the
 //              other server messages, unknown fields are refused: a field an older agent does
 //              not know could change what runs (a user, a directory), so it must not be ignored.

@@ -66,27 +66,6 @@ class ConfigTest : public E2eTest {
     return *p;
   }
 
-  // The CLI with `input` on its standard input (a file, not a terminal).
-  ProcResult cli_stdin(const std::vector<std::string>& args, const std::string& input) {
-    const fs::path file = dir() / fmt::format("stdin-{}", ++stdin_files_);
-    {
-      std::ofstream out(file, std::ios::binary);
-      out << input;
-    }
-    std::vector<std::string> argv = {"/bin/sh", "-c", R"(exec "$0" "$@" < "$SLIPWAY_TEST_STDIN")",
-                                     SLIPWAY_BIN};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = run_process(argv,
-                         {{"NO_COLOR", "1"},
-                          {"SLIPWAY_SERVER", info().server_url},
-                          {"SLIPWAY_TOKEN", info().admin_token},
-                          {"SLIPWAY_TEST_STDIN", file.string()}},
-                         Millis(90'000));
-    fs::remove(file);
-    return r;
-  }
-  int stdin_files_ = 0;
-
   fs::path release_dir(const std::string& node, const std::string& version) const {
     return node_root(node) / "apps" / "web" / "releases" / version;
   }

@@ -69,6 +69,15 @@ std::string read_small(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Whether the process of /proc/PID `proc` runs with our real user id. From its status, not from
+// the owner of /proc/PID: that is root for a process that made itself non-dumpable (the agent).
+bool real_uid_is_ours(const fs::path& proc) {
+  const std::string status = read_small(proc / "status");
+  const size_t at = status.find("\nUid:\t");
+  return at != std::string::npos &&
+         std::strtoul(status.c_str() + at + 6, nullptr, 10) == ::getuid();
+}
+
 std::string tail_lines(const fs::path& p, size_t lines) {
   const std::string text = read_small(p);
   size_t pos = text.size();
@@ -95,8 +104,7 @@ std::vector<pid_t> processes_under(const fs::path& dir) {
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(name));
     if (pid == ::getpid()) continue;
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) != 0 || st.st_uid != ::getuid()) continue;
+    if (!real_uid_is_ours(e.path())) continue;
     if (process_gone(pid)) continue;
     const std::string base = e.path().string();
     std::string cmdline = read_small(base + "/cmdline");
@@ -451,6 +459,25 @@ ProcResult E2eTest::cli(const std::vector<std::string>& args, Millis timeout) {
                                             {"SLIPWAY_TOKEN", info().admin_token}};
   if (!info().ca_cert.empty()) env["SLIPWAY_CA_CERT"] = info().ca_cert;
   return cli_env(args, env, timeout);
+}
+
+ProcResult E2eTest::cli_stdin(const std::vector<std::string>& args, const std::string& input) {
+  const fs::path file = dir_ / fmt::format("stdin-{}", ++stdin_files_);
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << input;
+  }
+  std::vector<std::string> argv = {"/bin/sh", "-c", R"(exec "$0" "$@" < "$SLIPWAY_TEST_STDIN")",
+                                   SLIPWAY_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::map<std::string, std::string> env = {{"NO_COLOR", "1"},
+                                            {"SLIPWAY_SERVER", info().server_url},
+                                            {"SLIPWAY_TOKEN", info().admin_token},
+                                            {"SLIPWAY_TEST_STDIN", file.string()}};
+  if (!info().ca_cert.empty()) env["SLIPWAY_CA_CERT"] = info().ca_cert;
+  auto r = run_process(argv, env, Millis(90'000));
+  fs::remove(file);
+  return r;
 }
 
 json::value E2eTest::cli_json(std::vector<std::string> args) {

@@ -111,6 +111,8 @@ class E2eTest : public ::testing::Test {
   ProcResult cli_env(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env,
                      Millis timeout = Millis(90'000));
+  // cli(args) with `input` on its standard input (a file, not a terminal): `secret set`.
+  ProcResult cli_stdin(const std::vector<std::string>& args, const std::string& input);
   // cli(args + {-o, json}); throws unless it exits 0 with JSON on standard output.
   json::value cli_json(std::vector<std::string> args);
   // slipway push FILE --app APP --version V.
@@ -144,6 +146,7 @@ class E2eTest : public ::testing::Test {
   // What the lab reported ("stopped agent node-1 (exited with code 0)", ...).
   std::vector<std::string> lab_events_;
   fs::path dir_;
+  int stdin_files_ = 0;
   // Directories of labs started by `slipway lab up` (detached): stopped in TearDown.
   std::vector<fs::path> detached_labs_;
 };

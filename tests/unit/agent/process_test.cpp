@@ -37,18 +37,28 @@ TEST(RunCommand, CapturesOutputExitCodeEnvironmentAndDirectory) {
   EXPECT_NE(r->output.find("to-stderr\n"), std::string::npos) << r->output;
 }
 
-TEST(RunCommand, InheritsTheAgentEnvironmentAndOverridesIt) {
-  ::setenv("SLIPWAY_TEST_INHERITED", "from-agent", 1);
-  ::setenv("SLIPWAY_TEST_OVERRIDDEN", "old", 1);
+// Through the real exec: what the child gets is child_environment(environ, spec.env).
+TEST(RunCommand, GetsTheAllowlistOfTheAgentsVariablesNeverTheRest) {
+  ::setenv("SLIPWAY_TOKEN", "slwt_must-not-leak", 1);
+  ::setenv("SLIPWAY_JOIN_TOKEN", "join-must-not-leak", 1);
+  ::setenv("SLIPWAY_TEST_SECRET", "must-not-leak", 1);
+  ::setenv("LC_MEASUREMENT", "from-agent", 1);
   ProcessSpec spec;
-  spec.command = "echo \"$SLIPWAY_TEST_INHERITED/$SLIPWAY_TEST_OVERRIDDEN\"";
-  spec.env = {{"SLIPWAY_TEST_OVERRIDDEN", "new"}};
+  spec.command = "env";
+  spec.env = {{"SLIPWAY_TEST_OWN", "own"}, {"SLIPWAY_TEST_SECRET", "the-childs-own"}};
   auto r = run_command(spec, 10s);
-  ::unsetenv("SLIPWAY_TEST_INHERITED");
-  ::unsetenv("SLIPWAY_TEST_OVERRIDDEN");
+  for (const char* name :
+       {"SLIPWAY_TOKEN", "SLIPWAY_JOIN_TOKEN", "SLIPWAY_TEST_SECRET", "LC_MEASUREMENT"}) {
+    ::unsetenv(name);
+  }
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->ok());
-  EXPECT_EQ(r->output, "from-agent/new\n");
+  const std::string out = "\n" + r->output;  // every line starts after a newline
+  EXPECT_EQ(r->output.find("leak"), std::string::npos) << r->output;
+  EXPECT_NE(out.find("\nLC_MEASUREMENT=from-agent\n"), std::string::npos) << r->output;
+  EXPECT_NE(out.find("\nSLIPWAY_TEST_OWN=own\n"), std::string::npos) << r->output;
+  EXPECT_NE(out.find("\nSLIPWAY_TEST_SECRET=the-childs-own\n"), std::string::npos) << r->output;
+  EXPECT_NE(out.find("\nPATH="), std::string::npos) << r->output;
 }
 
 TEST(RunCommand, KeepsOnlyTheLastBytesOfLongOutput) {

@@ -165,7 +165,9 @@ int fake_agent(const std::vector<std::string>& args) {
     std::fprintf(stderr, "agent boom: %s cannot start\n", name.c_str());
     return 2;
   }
-  if (arg(args, "--token") != kJoinToken) {
+  // The lab gives the token in a file, never on the command line nor in the environment.
+  if (trim(slurp(arg(args, "--token-file"))) != kJoinToken || std::getenv("SLIPWAY_JOIN_TOKEN") ||
+      std::getenv("SLIPWAY_TOKEN")) {
     std::fprintf(stderr, "wrong join token\n");
     return 3;
   }
@@ -284,8 +286,8 @@ TEST(Lab, UpStartsServerAndAgentsAndDownStopsThem) {
                                              "agent",
                                              "--server",
                                              info->server_url,
-                                             "--token",
-                                             kJoinToken,
+                                             "--token-file",
+                                             (dir / "server" / "join.token").string(),
                                              "--name",
                                              "node-2",
                                              "--env",
@@ -433,6 +435,27 @@ TEST(Lab, AddNode) {
   EXPECT_EQ(lab.add_node(extra).error().code, Errc::conflict);
   extra.address = "10.0.0.1";
   EXPECT_EQ(lab.add_node(extra).error().code, Errc::invalid_argument);
+}
+
+// The lab shows the production way: the join token in a file (the fake agent exits 3 when its
+// --token-file does not hold it, or when a token reaches it through the environment), and agent
+// roots readable by their user only.
+TEST(Lab, AgentsGetTheJoinTokenFromAFileAndNoTokenFromTheEnvironment) {
+  TempDir tmp;
+  Lab lab;
+  ::setenv("SLIPWAY_JOIN_TOKEN", "from-the-users-shell", 1);
+  ::setenv("SLIPWAY_TOKEN", "slwt_the-users-api-token", 1);
+  auto info = lab.up(options(tmp, 2));
+  ::unsetenv("SLIPWAY_JOIN_TOKEN");
+  ::unsetenv("SLIPWAY_TOKEN");
+  ASSERT_TRUE(info) << info.error().message;
+  for (const auto& n : info->nodes) {
+    EXPECT_TRUE(process_alive(n.pid)) << n.spec.name;
+    EXPECT_FALSE(contains(slurp(n.root / "argv.txt"), kJoinToken)) << n.spec.name;
+    struct stat st {};
+    ASSERT_EQ(::stat(n.root.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << n.spec.name;
+  }
 }
 
 TEST(Lab, ProcessesThatIgnoreSigtermAreKilled) {
