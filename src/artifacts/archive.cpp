@@ -152,6 +152,7 @@ class TarStream {
   struct archive* tar() const {
     return tar_.get();
   }
+  uint64_t archive_size() const { return archive_size_; }
 
   // The error after a tar reader call failed: ours when the first stage failed, else libarchive's.
   Error failure() const {
@@ -340,6 +341,44 @@ std::string physically_inside(const std::string& root, const std::string& link) 
   return {};
 }
 
+// The sizes regular files declare, summed over the archive and held to the limits of the bytes
+// that come out (the total, and the ratio once past min_bytes_for_ratio) before a byte of the
+// entry is read or written. A sparse entry declares its apparent size, holes included: gigabytes
+// in a few bytes of data, which the counts of data produced never see. Every tool that later
+// reads such a file (hashing, copying, serving) reads the holes too.
+class DeclaredSizes {
+ public:
+  DeclaredSizes(const ExtractLimits& limits, uint64_t archive_size)
+      : limits_(limits), archive_size_(archive_size) {}
+
+  // Adds a regular file's declared size (hard links declare nothing): too_large over a limit.
+  Status add(struct archive_entry* entry) {
+    if (!archive_entry_size_is_set(entry)) return {};
+    const auto size = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_entry_size(entry)));
+    const char* sparse = archive_entry_sparse_count(entry) > 0 ? " (sparse files count at their "
+                                                                 "full size)"
+                                                               : "";
+    if (size > limits_.max_total_bytes || total_ + size > limits_.max_total_bytes) {
+      return err(Errc::too_large, fmt::format("archive expands to more than {} bytes{}",
+                                              limits_.max_total_bytes, sparse));
+    }
+    total_ += size;
+    if (total_ > limits_.min_bytes_for_ratio &&
+        static_cast<unsigned __int128>(total_) >
+            static_cast<unsigned __int128>(archive_size_) * limits_.max_ratio) {
+      return err(Errc::too_large,
+                 fmt::format("archive expands more than {} times its size of {} bytes{}",
+                             limits_.max_ratio, archive_size_, sparse));
+    }
+    return {};
+  }
+
+ private:
+  const ExtractLimits& limits_;
+  uint64_t archive_size_;
+  uint64_t total_ = 0;
+};
+
 enum class Kind { directory, file, symlink };
 
 class Extractor {
@@ -348,7 +387,8 @@ class Extractor {
       : archive_(std::move(archive)),
         root_(std::move(root)),
         limits_(limits),
-        archive_size_(archive_size) {}
+        archive_size_(archive_size),
+        declared_(limits_, archive_size) {}
 
   Result<ExtractStats> run() {
     auto stream = TarStream::open(archive_, stream_limits(limits_));
@@ -506,11 +546,8 @@ class Extractor {
     seen_[rel] = kind;
 
     // Declared sizes count too, so that a huge sparse or skipped entry is refused up front.
-    if (archive_entry_size_is_set(entry) && !is_hardlink && kind == Kind::file) {
-      const auto size = static_cast<uint64_t>(std::max<int64_t>(0, archive_entry_size(entry)));
-      if (size > limits_.max_total_bytes || stats_.bytes + size > limits_.max_total_bytes) {
-        return too_big();
-      }
+    if (!is_hardlink && kind == Kind::file) {
+      if (auto st = declared_.add(entry); !st) return st;
     }
 
     archive_entry_set_pathname(entry, abs.c_str());
@@ -570,6 +607,7 @@ class Extractor {
   ExtractLimits limits_;
   uint64_t archive_size_;
   uint64_t entries_ = 0;
+  DeclaredSizes declared_;
   ExtractStats stats_;
   std::map<std::string, Kind> seen_;  // every path written or implied so far
   std::vector<std::string> symlinks_;
@@ -680,6 +718,7 @@ Result<std::vector<ListedEntry>> list_archive(const fs::path& archive,
   auto stream = TarStream::open(archive, stream_limits(limits));
   if (!stream) return stream.error();
   struct archive* in = (*stream)->tar();
+  DeclaredSizes declared(limits, (*stream)->archive_size());
   std::vector<ListedEntry> out;
   uint64_t total = 0;
   std::vector<char> buf(64 * 1024);
@@ -735,6 +774,11 @@ Result<std::vector<ListedEntry>> list_archive(const fs::path& archive,
       }
     }
     if (e.type == EntryType::file) {
+      // Reading a sparse file's data fills its holes with zeros: its apparent size is hashed.
+      if (auto st = declared.add(entry); !st) {
+        return err(Errc::too_large,
+                   fmt::format("archive {}: {}", archive.string(), st.error().message));
+      }
       Sha256 h;
       for (;;) {
         const la_ssize_t n = archive_read_data(in, buf.data(), buf.size());

@@ -169,6 +169,14 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0, 1'000'000))
       ->capture_default_str();
   server
+      ->add_option("--db-queue-limit", so.db_queue_limit,
+                   "Database jobs queued from which agents' reports, requests that change "
+                   "something and database reads wait for room (back-pressure; nothing dropped)")
+      ->check(CLI::Range(size_t{2}, size_t{10'000'000}))
+      ->capture_default_str();
+  std::string so_test_db_delay = "0ms";
+  server->add_option("--TEST-db-delay", so_test_db_delay)->group("");  // tests only: a slow disk
+  server
       ->add_option("--notify-retry-base", so_notify_retry_base,
                    "Wait before a failed notification's first retry; doubled for each next one "
                    "(five attempts)")
@@ -204,6 +212,9 @@ int run(int argc, char** argv) {
         return fail(err(Errc::invalid_argument, "--header-timeout must be at least 100ms"));
       }
       so.header_timeout = *ht;
+      auto dd = duration_flag("--TEST-db-delay", so_test_db_delay);
+      if (!dd) return fail(dd.error());
+      so.test_db_delay = *dd;
       auto rb = duration_flag("--notify-retry-base", so_notify_retry_base);
       if (!rb) return fail(rb.error());
       if (rb->count() < 10 || rb->count() > 3'600'000) {

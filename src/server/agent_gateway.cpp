@@ -198,12 +198,21 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     } else {
       spdlog::warn("node {}: unexpected message (hello twice?)", name);
     }
+    if (!ctx_.db->has_room()) co_await wait_for_database(name);
   }
 
   if (auto it = sessions_.find(name); it != sessions_.end() && it->second == conn) {
     sessions_.erase(it);
     on_lost(name, "connection closed");
   }
+}
+
+asio::awaitable<void> AgentGateway::wait_for_database(const std::string& node) {
+  // The agent's next messages wait in its socket meanwhile, and TCP slows the agent down. Its
+  // silence is ours: check_liveness does not count it.
+  auto it = paused_.insert(node);
+  co_await ctx_.db_room();
+  paused_.erase(it);
 }
 
 void AgentGateway::on_lost(const std::string& node, const std::string& why) {
@@ -260,6 +269,9 @@ bool AgentGateway::send_exec(const std::string& node, const protocol::ExecComman
 
 void AgentGateway::check_liveness() {
   const TimeMs now = now_ms();
+  for (const auto& node : paused_) {
+    if (sessions_.contains(node)) ctx_.inventory.touch(node, now);
+  }
   for (const auto& name : ctx_.inventory.expire(now, ctx_.opts.lost_after)) {
     if (auto it = sessions_.find(name); it != sessions_.end()) {
       auto conn = it->second;

@@ -48,6 +48,8 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
   // Marks agents lost that sent nothing for lost_after; call about once a second.
   void check_liveness();
   size_t connected() const { return sessions_.size(); }
+  // Agent connections not read from now, until the database queue has room (back-pressure).
+  size_t paused() const { return paused_.size(); }
   void close_all();
 
   // Cuts a node off for good (slipway nodes revoke): closes its connection, and its name is
@@ -67,11 +69,16 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
   // Returns the credential to send in the welcome (a new enrollment) or "" (an enrolled node);
   // an error (the reason to close with) when the agent is refused.
   boost::asio::awaitable<Result<std::string>> admit(const protocol::Hello& hello);
+  // Returns once the database queue has room; meanwhile the node's connection is not read (its
+  // messages wait in the socket, TCP pushes back on the agent) and the node counts as alive.
+  boost::asio::awaitable<void> wait_for_database(const std::string& node);
 
   ServerContext& ctx_;
   std::map<std::string, std::shared_ptr<WsConnection>> sessions_;
   std::vector<std::pair<std::string, engine::ExecResultHandler*>> exec_handlers_;
   std::set<std::string> revoked_;
+  std::multiset<std::string> paused_;  // nodes whose reading waits for the database (a node's
+                                       // old and new connection may both wait)
   uint64_t ignored_exec_results_ = 0;
 };
 

@@ -203,6 +203,8 @@ void register_inventory_routes(ServerContext& ctx) {
   ctx.router.add(
       "GET", "/api/v1/stats", Access::viewer, "stats.show",
       [c](Request&) -> asio::awaitable<Response> {
+        // The database queue (store/db_executor.h), read without waiting for the database.
+        const auto q = c->db->stats();
         co_return Response::json(
             200,
             json::object{{"version", SLIPWAY_VERSION},
@@ -216,7 +218,15 @@ void register_inventory_routes(ServerContext& ctx) {
                          {"bytes_served", c->stats.bytes_served.load()},
                          {"http_requests", c->stats.http_requests.load()},
                          {"ignored_agent_reports", c->engine->ignored_reports()},
-                         {"ignored_exec_results", c->gateway->ignored_exec_results()}});
+                         {"ignored_exec_results", c->gateway->ignored_exec_results()},
+                         {"db_queue", static_cast<int64_t>(q.depth)},
+                         {"db_queue_peak", static_cast<int64_t>(q.peak)},
+                         {"db_queue_limit", static_cast<int64_t>(q.high_water)},
+                         {"db_waiting", static_cast<int64_t>(q.waiting)},
+                         {"db_waits", q.waits},
+                         {"agents_paused", static_cast<int64_t>(c->gateway->paused())},
+                         {"nodes_unsaved", static_cast<int64_t>(c->node_writes->pending())},
+                         {"node_writes_coalesced", c->node_writes->replaced()}});
       });
 }
 

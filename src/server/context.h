@@ -31,6 +31,7 @@
 #include "server/server.h"
 #include "server/tokens.h"
 #include "store/db_executor.h"
+#include "store/latest_writes.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -62,6 +63,8 @@ class ServerContext {
   asio::io_context& ioc;
   asio::thread_pool workers;
   std::unique_ptr<store::DbExecutor> db;
+  // Nodes' records waiting to be written, the newest of each node only (save_node).
+  std::unique_ptr<store::LatestWrites<inventory::Node>> node_writes;
   artifacts::BlobStore blobs;
   inventory::Inventory inventory;
   std::unique_ptr<AgentGateway> gateway;
@@ -100,7 +103,10 @@ class ServerContext {
   Result<Principal> authenticate(const std::string& authorization);
 
   // Runs f(Store&) on the database thread and resumes the caller on the I/O thread with its
-  // result. Everything posted before runs first, so a read sees every earlier write.
+  // result. Everything posted before runs first, so a read sees every earlier write. When the
+  // database queue is above its mark, the job waits for room before it is queued (the caller
+  // stays suspended; the I/O thread goes on): db_call is how a handler waits for the database,
+  // and its back-pressure (store/db_executor.h).
   // Never write the lambda inside the co_await expression: GCC 12 destroys a lambda temporary
   // of a co_await expression twice (a double free with captures such as strings). Name it first:
   //   auto job = [id](store::Store& s) { return s.get_deploy(id); };
@@ -113,12 +119,28 @@ class ServerContext {
           auto ex = asio::get_associated_executor(handler, ioc.get_executor());
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
           if (journal) journal->flush();  // buffered deploy progress first, so it is seen
-          db->post([ex, h, fn = std::move(fn)](store::Store& s) mutable {
-            auto r = std::make_shared<R>(fn(s));
-            asio::post(ex, [h, r]() mutable { std::move (*h)(std::move(*r)); });
+          // Called at once when there is room, else on the database thread once there is.
+          db->when_room([db = db.get(), ex, h, fn = std::move(fn)]() mutable {
+            db->post([ex, h, fn = std::move(fn)](store::Store& s) mutable {
+              auto r = std::make_shared<R>(fn(s));
+              asio::post(ex, [h, r]() mutable { std::move (*h)(std::move(*r)); });
+            });
           });
         },
         asio::use_awaitable, std::move(f));
+  }
+
+  // Resumes once the database queue has room for one more job: at once (one trip through the
+  // I/O thread's queue) when it has. For producers that post fire-and-forget writes and can wait
+  // before they produce (the agent gateway's read loop, the listener).
+  asio::awaitable<void> db_room() {
+    return asio::async_initiate<const asio::use_awaitable_t<>, void()>(
+        [this](auto handler) {
+          auto ex = asio::get_associated_executor(handler, ioc.get_executor());
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          db->when_room([ex, h] { asio::post(ex, [h]() mutable { std::move (*h)(); }); });
+        },
+        asio::use_awaitable);
   }
 
   // Runs f() on the worker pool (hashing, archive inspection) and resumes on the I/O thread.
@@ -137,7 +159,8 @@ class ServerContext {
         asio::use_awaitable, std::move(f));
   }
 
-  // Persists a node's current record (fire and forget, on the database thread).
+  // Persists a node's current record (fire and forget, on the database thread): a copy waits in
+  // node_writes, replacing the node's earlier copy if that one is not written yet.
   void save_node(const std::string& name);
 };
 

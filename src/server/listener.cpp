@@ -279,6 +279,12 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
     }
     ++ctx.stats.http_requests;
     auto& hdr = hp.get();
+    // A request that changes something appends to the audit log, allowed or refused: while the
+    // database queue is full, it waits here, and so does the client's connection.
+    if (hdr.method() != http::verb::get && hdr.method() != http::verb::head &&
+        !ctx.db->has_room()) {
+      co_await ctx.db_room();
+    }
     const unsigned version = hdr.version();
     bool keep_alive = hdr.keep_alive();
     Request req;

@@ -1,5 +1,8 @@
 #include "server/server.h"
 
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
@@ -182,19 +185,32 @@ Result<Principal> ServerContext::authenticate(const std::string& authorization) 
 }
 
 void ServerContext::save_node(const std::string& name) {
-  const auto* n = inventory.find(name);
-  if (!n) return;
-  db->post([node = *n](store::Store& s) {
-    if (auto st = s.upsert_node(node); !st) {
-      spdlog::error("cannot record node {}: {}", node.name, st.error().message);
-    }
-  });
+  if (const auto* n = inventory.find(name)) node_writes->save(name, *n);
 }
 
 namespace {
 
+// A periodic write that is skipped while its previous one still waits in the database queue, so
+// that a stalled disk does not collect one copy per period.
+// Used on the I/O thread only; the job clears the flag on the database thread.
+class PeriodicWrite {
+ public:
+  // Whether the previous write has run (a new one may be posted).
+  bool idle() const { return !pending_->load(); }
+  // Marks a write as posted; its job calls the function returned once it has run.
+  std::function<void()> start() {
+    pending_->store(true);
+    return [p = pending_] { p->store(false); };
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> pending_ = std::make_shared<std::atomic<bool>>(false);
+};
+
 asio::awaitable<void> housekeeping(ServerContext& ctx) {
   asio::steady_timer timer(ctx.ioc);
+  PeriodicWrite last_seen_write;
+  PeriodicWrite token_use_write;
   int ticks = 0;
   for (;;) {
     timer.expires_after(std::chrono::milliseconds(500));
@@ -212,12 +228,20 @@ asio::awaitable<void> housekeeping(ServerContext& ctx) {
       for (const auto* n : ctx.inventory.all()) {
         if (n->state == inventory::NodeState::alive) seen.emplace_back(n->name, n->last_seen);
       }
-      if (!seen.empty()) {
-        ctx.db->post([seen = std::move(seen)](store::Store& s) { (void)s.save_last_seen(seen); });
+      if (!seen.empty() && last_seen_write.idle()) {
+        ctx.db->post([seen = std::move(seen), done = last_seen_write.start()](store::Store& s) {
+          (void)s.save_last_seen(seen);
+          done();
+        });
       }
-      // When each API token was last used (kept in memory; saved every ten seconds).
-      if (auto used = ctx.tokens.take_used(); !used.empty()) {
-        ctx.db->post([used = std::move(used)](store::Store& s) { (void)s.save_token_use(used); });
+      // When each API token was last used (kept in memory until taken; saved every ten seconds).
+      if (token_use_write.idle()) {
+        if (auto used = ctx.tokens.take_used(); !used.empty()) {
+          ctx.db->post([used = std::move(used), done = token_use_write.start()](store::Store& s) {
+            (void)s.save_token_use(used);
+            done();
+          });
+        }
       }
       // A large deploy leaves freed memory behind in malloc's free lists; give it back to the
       // system (on a worker: trimming a large heap takes a few milliseconds).
@@ -399,7 +423,19 @@ int run_server(const ServerOptions& opts) {
     return kExitFailed;
   }
   ctx.db = std::make_unique<store::DbExecutor>(
-      store::make_sqlite_store((opts.data_dir / "slipway.db").string()));
+      store::make_sqlite_store((opts.data_dir / "slipway.db").string()),
+      store::DbExecutor::Limits{opts.db_queue_limit, opts.db_queue_limit / 2});
+  if (opts.test_db_delay.count() > 0) {
+    spdlog::warn("test hook: the database thread sleeps {} before each job",
+                 format_duration(opts.test_db_delay));
+    ctx.db->TEST_set_job_delay(opts.test_db_delay);
+  }
+  ctx.node_writes = std::make_unique<store::LatestWrites<inventory::Node>>(
+      *ctx.db, [](store::Store& s, const inventory::Node& node) {
+        if (auto st = s.upsert_node(node); !st) {
+          spdlog::error("cannot record node {}: {}", node.name, st.error().message);
+        }
+      });
 
   // Load state: nodes (all lost until their agents reconnect), the next deploy id, and fail the
   // deploys a previous process was running when it died.

@@ -32,6 +32,13 @@ struct ServerOptions {
   // remote address at once (0: no bound), the next answered 503 and closed.
   Millis header_timeout{10'000};
   int max_connections_per_address = 256;
+  // The database queue's high-water mark (store/db_executor.h): from this many queued jobs on,
+  // what can wait (db_call, agents' reports, requests that change something) waits until the
+  // queue is down to half of it. At least 2.
+  size_t db_queue_limit = 1024;
+  // Test hook (--TEST-db-delay): the database thread sleeps this long before each job, as on a
+  // slow disk. Zero in production.
+  Millis test_db_delay{0};
   // Notifications: the first retry's wait (then doubled), and the SMTP relay e-mail goes through
   // (smtp://HOST:PORT or smtps://; "" = no e-mail) with the sender's address.
   Millis notify_retry_base{1'000};

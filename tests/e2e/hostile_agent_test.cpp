@@ -1,11 +1,15 @@
 // A hostile agent: a hand-written WebSocket client (Beast, in this test only) enrolls with the
 // join token as a node of its own, then forges and replays reports while real deploys run on real
 // agents. The deploys' outcomes are those of the real agents, and the server's log names every
-// refusal (the node, the action and why).
+// refusal (the node, the action and why). And it floods the server while its database is slow:
+// the server's memory stays bounded and no record is lost.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -307,6 +311,121 @@ TEST_F(HostileAgentTest, HelloWithHostileNamesIsRefused) {
   EXPECT_TRUE(wait_until([&] { return count_refusals() >= tried; }, Millis(10'000)))
       << count_refusals() << " refusals logged for " << tried << " hellos\n"
       << server_log();
+}
+
+// A flood with a slow disk: the database thread sleeps before each job (--TEST-db-delay) and its
+// queue's mark is low (--db-queue-limit), while an agent sends heartbeats with app state as fast
+// as its socket takes them, clients send requests that each append to the audit log, and a
+// deploy runs. The queue stays near its mark (the producers wait: the agent's socket is not read,
+// the requests are not taken), the deploy finishes, and nothing is lost: every request's audit
+// entry, the deploy and the agent's newest state are in the database, as a restart shows.
+TEST_F(HostileAgentTest, AFloodWithASlowDatabaseStaysBoundedAndLosesNothing) {
+  constexpr int64_t kLimit = 16;
+  constexpr int kHeartbeats = 2000;
+  constexpr int kClients = 4;
+  constexpr int kRequestsEach = 100;
+  server_args_ = {"--db-queue-limit", std::to_string(kLimit), "--TEST-db-delay", "20ms"};
+  ASSERT_NO_THROW(start_lab(2));
+  auto r = push(release("1.0.0"), "web", "1.0.0");
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  std::optional<HandWrittenAgent> flooder;
+  ASSERT_NO_THROW(flooder.emplace(info().server_url, info().join_token));
+  flooder->send(json::object{{"type", "hello"},
+                             {"name", "flooder"},
+                             {"env", "qa"},
+                             {"roles", json::array{"batch"}},
+                             {"zone", "a"},
+                             {"tags", json::object{}},
+                             {"address", "127.0.0.1"},
+                             {"agent_version", "0.0.0"},
+                             {"apps", json::array{}}});
+  ASSERT_TRUE(flooder->read_until("welcome").has_value());
+
+  auto started =
+      cli_json({"deploy", "web", "1.0.0", "--env", "staging", "--batch", "1", "--detach"});
+  const int64_t id = i64(started, "id");
+  ASSERT_GT(id, 0) << to_json(started);
+
+  std::atomic<int> finished{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> other{0};
+  std::thread agent_flood([&] {
+    try {
+      for (int i = 0; i < kHeartbeats; ++i) {
+        flooder->send(
+            json::object{{"type", "heartbeat"},
+                         {"apps", json::array{app_state("batch", fmt::format("1.0.{}", i))}}});
+      }
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "the flood of heartbeats stopped: " << e.what();
+    }
+    ++finished;
+  });
+  // Requests the server refuses (no token), each of which it audits.
+  const std::string target = "/api/v1/deploys/999999/pause";
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      for (int j = 0; j < kRequestsEach; ++j) {
+        auto res = net::http_request("POST", info().server_url + target, {}, "",
+                                     {.timeout = Millis(120'000)});
+        ++(res && res->status == 401 ? refused : other);
+      }
+      ++finished;
+    });
+  }
+  int64_t deepest = 0;  // the queue as seen from outside, while the flood lasts
+  while (finished.load() < kClients + 1) {
+    deepest = std::max(deepest, i64(get_json("/api/v1/stats"), "db_queue"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  agent_flood.join();
+  for (auto& t : clients)
+    t.join();
+  EXPECT_EQ(refused.load(), kClients * kRequestsEach);
+  EXPECT_EQ(other.load(), 0);
+
+  // The last heartbeat is read, and the deploy finishes on the real agents.
+  const std::string last = fmt::format("1.0.{}", kHeartbeats - 1);
+  auto flooder_version = [&] {
+    const auto n = get_json("/api/v1/nodes/flooder");
+    const auto* apps = obj(n).if_contains("apps");
+    if (!apps || !apps->is_object() || !apps->as_object().contains("batch")) return std::string();
+    return str(apps->as_object().at("batch"), "version");
+  };
+  EXPECT_TRUE(wait_until([&] { return flooder_version() == last; }, Millis(120'000)))
+      << flooder_version();
+  const auto d = wait_deploy_finished(id, Millis(120'000));
+  EXPECT_EQ(str(d, "state"), "succeeded") << to_json(d);
+
+  // Bounded: producers waited, and the queue stayed within a few jobs per producer of its mark
+  // (a handful of connections here; the flood was thousands of messages).
+  const auto stats = get_json("/api/v1/stats");
+  EXPECT_GT(i64(stats, "db_waits"), 0) << to_json(stats);
+  EXPECT_LE(i64(stats, "db_queue_peak"), 3 * kLimit) << to_json(stats);
+  EXPECT_LE(deepest, 3 * kLimit);
+  EXPECT_EQ(i64(stats, "db_queue_limit"), kLimit);
+  // A node's record waits at most once: heartbeats read while it waited replaced it.
+  EXPECT_GT(i64(stats, "node_writes_coalesced"), 0) << to_json(stats);
+
+  // Nothing lost: an audit entry for every request...
+  int audited = 0;
+  const auto audit = get_json("/api/v1/audit?limit=10000");
+  for (const auto& e : arr(audit, "entries")) {
+    if (str(e, "path") == target && i64(e, "status") == 401) ++audited;
+  }
+  EXPECT_EQ(audited, kClients * kRequestsEach);
+  // ...and, read back from the database by a restarted server, the deploy and the agent's
+  // newest state.
+  ASSERT_TRUE(lab_.stop_server());
+  ASSERT_TRUE(lab_.start_server());
+  EXPECT_EQ(flooder_version(), last);
+  const auto again = deploy(id);
+  EXPECT_EQ(str(again, "state"), "succeeded") << to_json(again);
+  ASSERT_EQ(arr(again, "nodes").size(), 2u) << to_json(again);
+  for (const auto& n : arr(again, "nodes"))
+    EXPECT_EQ(str(n, "status"), "healthy") << to_json(n);
 }
 
 }  // namespace
