@@ -6,6 +6,7 @@
 #include <ctime>
 #include <random>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 
 #include "common/crypto.h"
 #include "common/strings.h"
+#include "net/tls.h"
 
 namespace slipway::server::notify {
 
@@ -120,6 +122,46 @@ Status validate_smtp_relay(std::string_view url) {
   }
   if (u->has_query() || u->has_fragment()) {
     return err(Errc::invalid_argument, "the relay URL must have no ?query or #fragment");
+  }
+  return {};
+}
+
+bool smtp_relay_is_loopback(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u) return false;
+  std::string host(u->encoded_host());
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return net::is_loopback_host(to_lower(host));
+}
+
+Status validate_smtp_resolve(std::string_view entry, std::string_view relay_url) {
+  const auto bad = [&](std::string_view why) {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not HOST:PORT:ADDRESS ({})", excerpt(entry), why));
+  };
+  const auto first = entry.find(':');
+  const auto second = first == std::string_view::npos ? first : entry.find(':', first + 1);
+  if (second == std::string_view::npos) return bad("two colons are needed");
+  const std::string host = to_lower(entry.substr(0, first));
+  const std::string_view port = entry.substr(first + 1, second - first - 1);
+  std::string address(entry.substr(second + 1));
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(address, ec);
+  if (ec) return bad("the address must be an IPv4 or [IPv6] address");
+  auto u = boost::urls::parse_absolute_uri(relay_url);
+  if (!u) return bad("the relay URL is not valid");
+  const std::string relay_host = to_lower(std::string(u->encoded_host()));
+  const std::string relay_port =
+      u->has_port() ? std::string(u->port())
+                    : (to_lower(u->scheme()) == "smtps" ? std::string("465") : std::string("25"));
+  if (host != relay_host || port != relay_port) {
+    return bad(
+        fmt::format("it must name the relay's host and port, {}:{}", relay_host, relay_port));
   }
   return {};
 }
@@ -323,6 +365,9 @@ double jitter() {
 Notifier::Notifier(Options o, Recorder recorder)
     : opts_(std::move(o)), recorder_(std::move(recorder)) {
   static CurlGlobal global;
+  smtp_loopback_ = smtp_relay_is_loopback(opts_.smtp_relay);
+  for (const auto& r : opts_.smtp_resolve)
+    smtp_resolve_ = curl_slist_append(smtp_resolve_, r.c_str());
   const int n = std::max(1, opts_.threads);
   for (int i = 0; i < n; ++i)
     threads_.emplace_back([this] { work(); });
@@ -338,6 +383,7 @@ Notifier::~Notifier() {
   cv_.notify_all();
   for (auto& t : threads_)
     t.join();
+  curl_slist_free_all(smtp_resolve_);
 }
 
 void Notifier::set_hook(Hook h) {
@@ -516,8 +562,15 @@ store::NotifyDeliveryRecord Notifier::attempt(const Job& job) {
     curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(job.body.size()));
-    // STARTTLS when the relay offers it (smtps:// is TLS from the start).
-    curl_easy_setopt(curl, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_TRY));
+    // TLS off loopback: smtps:// from the start, else STARTTLS before anything else (curl
+    // fails the session when the relay offers none, before AUTH). A loopback relay may speak
+    // plain SMTP (STARTTLS still when it offers it).
+    curl_easy_setopt(curl, CURLOPT_USE_SSL,
+                     static_cast<long>(smtp_loopback_ ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+    if (smtp_resolve_) curl_easy_setopt(curl, CURLOPT_RESOLVE, smtp_resolve_);
+    if (!opts_.smtp_ca_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, opts_.smtp_ca_file.c_str());
+    }
   } else {
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_URL, job.hook.target.c_str());
@@ -545,7 +598,12 @@ store::NotifyDeliveryRecord Notifier::attempt(const Job& job) {
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
   rec.status_code = static_cast<int>(code);
-  if (rc != CURLE_OK) {
+  if (rc == CURLE_USE_SSL_FAILED && job.hook.kind == HookKind::email) {
+    rec.error = fmt::format(
+        "relay {} offers no STARTTLS: e-mail goes over TLS only off loopback (smtps://, or a "
+        "relay with STARTTLS); nothing was sent",
+        redact_url(opts_.smtp_relay, false));
+  } else if (rc != CURLE_OK) {
     rec.error = excerpt(errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc)), 200);
   } else if (job.hook.kind == HookKind::email) {
     rec.ok = true;
