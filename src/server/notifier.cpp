@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 #include <random>
+#include <utility>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
@@ -116,6 +117,11 @@ Status validate_smtp_relay(std::string_view url) {
   if (!u->has_authority() || u->encoded_host().empty()) {
     return err(Errc::invalid_argument, "the relay URL has no host");
   }
+  // What follows the authority is a path ("/EHLO-DOMAIN") or nothing: anything else means the
+  // host was not what it seemed ("smtp://127.0.0.1.example.com" parses as 127.0.0.1 and a path).
+  if (!u->encoded_path().empty() && !u->encoded_path().starts_with("/")) {
+    return err(Errc::invalid_argument, "the relay URL's host is not a valid host name or address");
+  }
   if (u->has_password()) {
     return err(Errc::invalid_argument,
                "put no password in the relay URL: set $SLIPWAY_SMTP_PASSWORD instead");
@@ -126,14 +132,34 @@ Status validate_smtp_relay(std::string_view url) {
   return {};
 }
 
-bool smtp_relay_is_loopback(std::string_view url) {
-  auto u = boost::urls::parse_absolute_uri(url);
-  if (!u) return false;
-  std::string host(u->encoded_host());
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+namespace {
+
+// The host (without brackets) and port ("" when none) of a URL's authority, read from the text as
+// curl reads it: Boost.URL 1.81 takes "smtp://127.0.0.1.example.com" for host 127.0.0.1 and path
+// ".example.com", which must not pass for a loopback relay.
+std::pair<std::string, std::string> authority_host_port(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {};
+  std::string_view auth = url.substr(scheme_end + 3);
+  auth = auth.substr(0, auth.find_first_of("/?#"));
+  if (const auto at = auth.rfind('@'); at != std::string_view::npos) auth = auth.substr(at + 1);
+  if (auth.starts_with('[')) {
+    const auto close = auth.find(']');
+    if (close == std::string_view::npos) return {};
+    const std::string_view rest = auth.substr(close + 1);
+    return {std::string(auth.substr(1, close - 1)),
+            rest.starts_with(':') ? std::string(rest.substr(1)) : std::string()};
   }
-  return net::is_loopback_host(to_lower(host));
+  const auto colon = auth.rfind(':');
+  if (colon == std::string_view::npos) return {std::string(auth), ""};
+  return {std::string(auth.substr(0, colon)), std::string(auth.substr(colon + 1))};
+}
+
+}  // namespace
+
+bool smtp_relay_is_loopback(std::string_view url) {
+  if (!validate_smtp_relay(url)) return false;
+  return net::is_loopback_host(to_lower(authority_host_port(url).first));
 }
 
 Status validate_smtp_resolve(std::string_view entry, std::string_view relay_url) {
@@ -153,12 +179,10 @@ Status validate_smtp_resolve(std::string_view entry, std::string_view relay_url)
   boost::system::error_code ec;
   boost::asio::ip::make_address(address, ec);
   if (ec) return bad("the address must be an IPv4 or [IPv6] address");
-  auto u = boost::urls::parse_absolute_uri(relay_url);
-  if (!u) return bad("the relay URL is not valid");
-  const std::string relay_host = to_lower(std::string(u->encoded_host()));
-  const std::string relay_port =
-      u->has_port() ? std::string(u->port())
-                    : (to_lower(u->scheme()) == "smtps" ? std::string("465") : std::string("25"));
+  if (!validate_smtp_relay(relay_url)) return bad("the relay URL is not valid");
+  auto [relay_host, relay_port] = authority_host_port(relay_url);
+  relay_host = to_lower(relay_host);
+  if (relay_port.empty()) relay_port = to_lower(relay_url.substr(0, 6)) == "smtps:" ? "465" : "25";
   if (host != relay_host || port != relay_port) {
     return bad(
         fmt::format("it must name the relay's host and port, {}:{}", relay_host, relay_port));

@@ -375,6 +375,7 @@ TEST_F(AccessTest, HostileTokenRequests) {
       {R"({"role":"viewer","ttl":"9999d"})", 400, "ttl"},
       {R"({"role":"viewer","ttl":"99999999d"})", 400, "ttl"},
       {R"({"role":"admin","envs":["staging"]})", 400, "cannot be scoped"},
+      {R"({"role":"publisher","envs":["staging"]})", 400, "cannot be scoped to environments"},
       {R"({"role":"viewer","name":1})", 400, "name"},
   };
   for (const auto& c : cases) {

@@ -63,7 +63,7 @@ class IdRaceTest : public E2eTest {
           const std::string t = fmt::format("/api/v1/deploys/{}/{}", d + k, action);
           tally_.add("POST " + t, http("POST", t, "", {}, token));
         }
-        for (const std::string t :
+        for (const std::string& t :
              {fmt::format("/api/v1/deploys/{}", d + k),
               fmt::format("/api/v1/deploys/{}/watch", d + k),
               fmt::format("/api/v1/plans/p{}", p + k), fmt::format("/api/v1/freezes/{}", f + k)}) {
@@ -199,7 +199,8 @@ TEST_F(IdRaceTest, ScopedControlsAtTheNextIdsNeverReachProduction) {
   EXPECT_GT(tally_.statuses[403], 0) << summary;
   EXPECT_GT(tally_.statuses[404], 0) << summary;
   // Nothing in the history names the attacker's token as the actor of anything.
-  for (const auto& e : arr(get_json("/api/v1/audit?limit=10000"), "entries")) {
+  const auto audit = get_json("/api/v1/audit?limit=10000");
+  for (const auto& e : arr(audit, "entries")) {
     if (str(e, "token") == "staging-ci") {
       EXPECT_TRUE(i64(e, "status") == 403 || i64(e, "status") == 404) << to_json(e);
     }

@@ -89,7 +89,8 @@ TEST_F(PushTest, ATokenScopedToEnvironmentsCannotPushAndItsBodyIsNeverRead) {
 
   // Every refusal is in the audit log, with the token and the app.
   int refused = 0;
-  for (const auto& e : arr(get_json("/api/v1/audit"), "entries")) {
+  const auto audit = get_json("/api/v1/audit");
+  for (const auto& e : arr(audit, "entries")) {
     if (str(e, "action") != "artifact.push" || str(e, "token") != "ci") continue;
     EXPECT_EQ(i64(e, "status"), 403) << to_json(e);
     EXPECT_NE(str(e, "target").find("app=web"), std::string::npos) << to_json(e);

@@ -111,6 +111,9 @@ TEST(NotifyTargets, UrlsAndAddressesAreChecked) {
   EXPECT_TRUE(validate_smtp_relay("smtps://relay@mail.example.com"));
   EXPECT_FALSE(validate_smtp_relay("smtp://user:pw@mail.example.com"));
   EXPECT_FALSE(validate_smtp_relay("http://mail.example.com"));
+  // Boost.URL takes this for host 127.0.0.1 and path ".example.com": refused, never loopback.
+  EXPECT_FALSE(validate_smtp_relay("smtp://127.0.0.1.example.com"));
+  EXPECT_FALSE(validate_smtp_relay("smtp://u@127.0.0.1.example.com:25"));
   for (const char* loopback : {"smtp://127.0.0.1:2525", "smtp://127.64.3.2", "smtp://localhost:25",
                                "smtp://LOCALHOST", "smtp://u@[::1]:2525", "smtps://127.0.0.1"}) {
     EXPECT_TRUE(smtp_relay_is_loopback(loopback)) << loopback;
