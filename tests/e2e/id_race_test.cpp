@@ -19,18 +19,22 @@
 namespace slipway::e2e {
 namespace {
 
-// What the attacker saw: every status it got, and the requests answered otherwise than 403/404.
+// What the attacker saw: every status it got, and per kind of request (deploy control, plan
+// control, freeze lift, read) how many were answered otherwise than 403/404, with the first few.
 struct Tally {
   std::mutex mu;
   std::map<int, int64_t> statuses;
+  std::map<std::string, int64_t> accepted_by_kind;
   std::vector<std::string> accepted;  // the first few
   std::atomic<int64_t> requests{0};
 
-  void add(const std::string& what, const net::HttpResult& r) {
+  void add(const std::string& kind, const std::string& what, const net::HttpResult& r) {
     ++requests;
     std::lock_guard lock(mu);
     ++statuses[r.status];
-    if (r.status != 403 && r.status != 404 && accepted.size() < 20) {
+    if (r.status == 403 || r.status == 404) return;
+    ++accepted_by_kind[kind];
+    if (accepted.size() < 20) {
       accepted.push_back(fmt::format("{} -> {} {}", what, r.status, r.body.substr(0, 200)));
     }
   }
@@ -43,41 +47,60 @@ std::string lines(const std::vector<std::string>& v) {
   return out;
 }
 
+// What each attacking thread aims at.
+enum class Aim { deploys, plans, freezes, reads };
+
 class IdRaceTest : public E2eTest {
  protected:
-  // The ids the admin will use next (the attacker aims there, and at the one before).
+  // The ids the admin will use next.
   std::atomic<int64_t> next_deploy_{1};
   std::atomic<int64_t> next_plan_{1};
   std::atomic<int64_t> next_freeze_{1};
   std::atomic<bool> stop_{false};
   Tally tally_;
 
-  void attack(const std::string& token) {
+  // Requests at the next two ids of one kind, as fast as they come back: a check that found no
+  // object must never let the action reach the object the admin creates under that id meanwhile.
+  void attack(const std::string& token, Aim aim) {
+    const auto post = [&](const char* kind, const std::string& t, const std::string& body = "") {
+      tally_.add(kind, "POST " + t + " " + body, http("POST", t, body, {}, token));
+    };
+    const auto get = [&](const std::string& t) {
+      tally_.add("read", "GET " + t, http("GET", t, "", {}, token));
+    };
     while (!stop_) {
       const int64_t d = next_deploy_;
       const int64_t p = next_plan_;
       const int64_t f = next_freeze_;
-      // The one before (in use, or just over) when there is one, and the next three.
-      for (int64_t k = std::min({d, p, f}) > 1 ? -1 : 0; k <= 2 && !stop_; ++k) {
-        for (const char* action : {"pause", "abort", "promote", "resume"}) {
-          const std::string t = fmt::format("/api/v1/deploys/{}/{}", d + k, action);
-          tally_.add("POST " + t, http("POST", t, "", {}, token));
+      for (int64_t k = 0; k <= 1 && !stop_; ++k) {
+        switch (aim) {
+          case Aim::deploys:
+            for (const char* action : {"pause", "abort", "promote", "resume"})
+              post("deploy control", fmt::format("/api/v1/deploys/{}/{}", d + k, action));
+            break;
+          case Aim::plans:
+            for (const char* action : {"abort", "promote"})
+              post("plan control", fmt::format("/api/v1/plans/p{}/{}", p + k, action));
+            break;
+          case Aim::freezes: {
+            const std::string freeze = fmt::format("/api/v1/freezes/{}", f + k);
+            tally_.add("freeze lift", "DELETE " + freeze, http("DELETE", freeze, "", {}, token));
+            post("freeze lift", "/api/v1/freezes/lift", fmt::format(R"({{"id":{}}})", f + k));
+            break;
+          }
+          case Aim::reads:
+            // The current ones too (in use, or just over): 403, never their data.
+            for (const int64_t id : {d + k - 1, d + k}) {
+              if (id < 1) continue;
+              get(fmt::format("/api/v1/deploys/{}", id));
+              get(fmt::format("/api/v1/deploys/{}/watch", id));
+            }
+            if (p + k - 1 >= 1) get(fmt::format("/api/v1/plans/p{}", p + k - 1));
+            get(fmt::format("/api/v1/plans/p{}", p + k));
+            if (f + k - 1 >= 1) get(fmt::format("/api/v1/freezes/{}", f + k - 1));
+            get(fmt::format("/api/v1/freezes/{}", f + k));
+            break;
         }
-        for (const std::string& t :
-             {fmt::format("/api/v1/deploys/{}", d + k),
-              fmt::format("/api/v1/deploys/{}/watch", d + k),
-              fmt::format("/api/v1/plans/p{}", p + k), fmt::format("/api/v1/freezes/{}", f + k)}) {
-          tally_.add("GET " + t, http("GET", t, "", {}, token));
-        }
-        for (const char* action : {"promote", "abort"}) {
-          const std::string t = fmt::format("/api/v1/plans/p{}/{}", p + k, action);
-          tally_.add("POST " + t, http("POST", t, "", {}, token));
-        }
-        const std::string freeze = fmt::format("/api/v1/freezes/{}", f + k);
-        tally_.add("DELETE " + freeze, http("DELETE", freeze, "", {}, token));
-        tally_.add(
-            fmt::format("POST /api/v1/freezes/lift #{}", f + k),
-            http("POST", "/api/v1/freezes/lift", fmt::format(R"({{"id":{}}})", f + k), {}, token));
       }
     }
   }
@@ -116,13 +139,14 @@ TEST_F(IdRaceTest, ScopedControlsAtTheNextIdsNeverReachProduction) {
   const std::string token = str(parse(t.body, "token"), "token");
 
   std::vector<std::thread> attackers;
-  for (int i = 0; i < 3; ++i)
-    attackers.emplace_back([this, token] { attack(token); });
+  for (const Aim aim :
+       {Aim::deploys, Aim::deploys, Aim::plans, Aim::freezes, Aim::freezes, Aim::reads})
+    attackers.emplace_back([this, token, aim] { attack(token, aim); });
 
   // Rounds until both enough rounds and enough attacking requests were made (bounded).
-  constexpr int kMinRounds = 8;
+  constexpr int kMinRounds = 20;
   constexpr int kMaxRounds = 60;
-  constexpr int64_t kMinRequests = 3'000;
+  constexpr int64_t kMinRequests = 10'000;
   std::vector<std::string> harm;
   int rounds = 0;
   for (; rounds < kMaxRounds && (rounds < kMinRounds || tally_.requests < kMinRequests); ++rounds) {
@@ -167,19 +191,24 @@ TEST_F(IdRaceTest, ScopedControlsAtTheNextIdsNeverReachProduction) {
       harm.push_back(fmt::format("deploy #{} aborted by {}", stage_deploy, str(sd, "aborted_by")));
     }
 
-    r = http("POST", "/api/v1/freezes",
-             fmt::format(R"({{"env":"production","app":"web","until":"{}","reason":"race"}})",
-                         format_time(now_ms() + 3'600'000)));
-    ASSERT_EQ(r.status, 201) << r.body;
-    const int64_t freeze = i64(parse(r.body, "freeze"), "id");
-    next_freeze_ = freeze + 1;
-    std::this_thread::sleep_for(Millis(100));  // give the attackers a go at it while it exists
-    const auto f = get_json(fmt::format("/api/v1/freezes/{}", freeze));
-    if (!str(f, "lifted_by").empty()) {
-      harm.push_back(fmt::format("freeze #{} was lifted by {}", freeze, str(f, "lifted_by")));
+    // Three freezes in a row (each a new id under fire), then each checked and lifted.
+    std::vector<int64_t> freezes;
+    for (const char* app : {"web", "api", "worker"}) {
+      r = http("POST", "/api/v1/freezes",
+               fmt::format(R"({{"env":"production","app":"{}","until":"{}","reason":"race"}})", app,
+                           format_time(now_ms() + 3'600'000)));
+      ASSERT_EQ(r.status, 201) << r.body;
+      freezes.push_back(i64(parse(r.body, "freeze"), "id"));
+      next_freeze_ = freezes.back() + 1;
     }
-    r = http("DELETE", fmt::format("/api/v1/freezes/{}", freeze));
-    if (r.status != 200) harm.push_back(fmt::format("lifting freeze #{}: {}", freeze, r.body));
+    for (const int64_t freeze : freezes) {
+      const auto f = get_json(fmt::format("/api/v1/freezes/{}", freeze));
+      if (!str(f, "lifted_by").empty()) {
+        harm.push_back(fmt::format("freeze #{} was lifted by {}", freeze, str(f, "lifted_by")));
+      }
+      r = http("DELETE", fmt::format("/api/v1/freezes/{}", freeze));
+      if (r.status != 200) harm.push_back(fmt::format("lifting freeze #{}: {}", freeze, r.body));
+    }
   }
   stop_ = true;
   for (auto& a : attackers)
@@ -188,6 +217,8 @@ TEST_F(IdRaceTest, ScopedControlsAtTheNextIdsNeverReachProduction) {
   std::string statuses;
   for (const auto& [status, n] : tally_.statuses)
     statuses += fmt::format(" {}x{}", n, status);
+  for (const auto& [kind, n] : tally_.accepted_by_kind)
+    statuses += fmt::format("; {} {} accepted", n, kind);
   const std::string summary =
       fmt::format("{} rounds, {} attacking requests:{}", rounds, tally_.requests.load(), statuses);
   std::cout << summary << "\n";
