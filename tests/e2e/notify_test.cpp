@@ -63,6 +63,15 @@ std::string read_all(const fs::path& p) {
   return ss.str();
 }
 
+// Whether an SMTP server on HOST:2525 greets (raw_exchange throws while nothing listens).
+bool smtp_greets(const std::string& host) {
+  try {
+    return raw_exchange(host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // An SMTP relay for the TLS tests (aiosmtpd): it logs every command it receives (aiosmtpd's own
 // log, "PEER >> b'EHLO x'", AUTH data masked) and stores each message it accepts in MAILDIR. With
 // a certificate (CHAIN KEY) it offers STARTTLS, requires it and offers AUTH only after it; without
@@ -120,16 +129,30 @@ class NotifyTest : public E2eTest {
     o.stdout_path = dir() / "relay.out";
     o.stderr_path = dir() / "relay.err";
     relay.start(o);
-    const auto greets = [&] {
-      try {
-        return raw_exchange(host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0;
-      } catch (const std::exception&) {
-        return false;
-      }
-    };
-    if (!wait_until(greets, Millis(30'000))) {
+    if (!wait_until([&] { return smtp_greets(host); }, Millis(30'000))) {
       throw std::runtime_error("the relay did not start: " + read_all(dir() / "relay.err"));
     }
+  }
+  // A lab (no node) whose server sends e-mail as user ci with `password` to smtp://relay.test:2525,
+  // pinned to `relay_host` (with `more` flags), and an e-mail hook "mail". Throws when it fails.
+  void start_lab_with_relay(const std::string& relay_host, const std::string& password,
+                            const std::vector<std::string>& more) {
+    server_args_ = {"--smtp-relay",   "smtp://ci@relay.test:2525",
+                    "--smtp-resolve", "relay.test:2525:" + relay_host,
+                    "--smtp-from",    "slipway@example.com"};
+    server_args_.insert(server_args_.end(), more.begin(), more.end());
+    // The server reads the password from its environment, inherited from this process.
+    ::setenv("SLIPWAY_SMTP_PASSWORD", password.c_str(), 1);
+    try {
+      start_lab(0);
+    } catch (...) {
+      ::unsetenv("SLIPWAY_SMTP_PASSWORD");
+      throw;
+    }
+    ::unsetenv("SLIPWAY_SMTP_PASSWORD");
+    auto added = cli({"notify", "add", "--name", "mail", "email", "ops@example.com", "--events",
+                      "deploy.failed"});
+    if (added.exit_code != 0) throw std::runtime_error("notify add: " + added.describe());
   }
   // The messages the relay stored.
   std::vector<std::string> relayed() {
@@ -359,15 +382,8 @@ TEST_F(NotifyTest, SlackFormatAndEmailThroughARealSmtpServer) {
   so.stdout_path = dir() / "smtpd.out";
   so.stderr_path = dir() / "smtpd.err";
   smtpd.start(so);
-  // Up once it greets (raw_exchange throws while nothing listens).
-  const auto greets = [&] {
-    try {
-      return raw_exchange(smtp_host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0;
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  ASSERT_TRUE(wait_until(greets, Millis(30'000))) << read_all(dir() / "smtpd.err");
+  ASSERT_TRUE(wait_until([&] { return smtp_greets(smtp_host); }, Millis(30'000)))
+      << read_all(dir() / "smtpd.err");
 
   WebhookReceiver slack;
   server_args_ = {"--notify-retry-base",           "100ms",       "--smtp-relay",
@@ -435,25 +451,7 @@ TEST_F(NotifyTest, ARelayWithoutStartTlsGetsNoPasswordAndNoMail) {
   testing::ChildProcess relay;
   ASSERT_NO_THROW(start_relay(relay, relay_host));
   constexpr const char* kPassword = "smtp-password-never-in-clear";
-  ::setenv("SLIPWAY_SMTP_PASSWORD", kPassword, 1);
-  server_args_ = {"--smtp-relay",   "smtp://ci@relay.test:2525",
-                  "--smtp-resolve", "relay.test:2525:" + relay_host,
-                  "--smtp-from",    "slipway@example.com"};
-  const bool up = [&] {
-    try {
-      start_lab(0);
-      return true;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << e.what();
-      return false;
-    }
-  }();
-  ::unsetenv("SLIPWAY_SMTP_PASSWORD");
-  ASSERT_TRUE(up);
-  ASSERT_EQ(cli({"notify", "add", "--name", "mail", "email", "ops@example.com", "--events",
-                 "deploy.failed"})
-                .exit_code,
-            0);
+  ASSERT_NO_THROW(start_lab_with_relay(relay_host, kPassword, {}));
   auto t = cli({"notify", "test", "mail"});
   EXPECT_EQ(t.exit_code, 1) << t.describe();
   EXPECT_NE(t.all().find("offers no STARTTLS"), std::string::npos) << t.describe();
@@ -483,26 +481,8 @@ TEST_F(NotifyTest, StartTlsWithTheRelaysOwnCaDeliversAfterTls) {
   ASSERT_TRUE(certs) << certs.error().message;
   testing::ChildProcess relay;
   ASSERT_NO_THROW(start_relay(relay, relay_host, {certs->chain.string(), certs->key.string()}));
-  ::setenv("SLIPWAY_SMTP_PASSWORD", "smtp-password-over-tls", 1);
-  server_args_ = {"--smtp-relay",   "smtp://ci@relay.test:2525",
-                  "--smtp-resolve", "relay.test:2525:" + relay_host,
-                  "--smtp-ca-cert", certs->ca.string(),
-                  "--smtp-from",    "slipway@example.com"};
-  const bool up = [&] {
-    try {
-      start_lab(0);
-      return true;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << e.what();
-      return false;
-    }
-  }();
-  ::unsetenv("SLIPWAY_SMTP_PASSWORD");
-  ASSERT_TRUE(up);
-  ASSERT_EQ(cli({"notify", "add", "--name", "mail", "email", "ops@example.com", "--events",
-                 "deploy.failed"})
-                .exit_code,
-            0);
+  ASSERT_NO_THROW(start_lab_with_relay(relay_host, "smtp-password-over-tls",
+                                       {"--smtp-ca-cert", certs->ca.string()}));
   auto t = cli({"notify", "test", "mail"});
   EXPECT_EQ(t.exit_code, 0) << t.describe() << read_all(dir() / "relay.log");
   std::vector<std::string> mail;
