@@ -524,7 +524,8 @@ std::string deploy_ref(engine::DeployId id) {
 // check that found nothing must never let the action reach a deploy that an admin starts in the
 // meantime). A deploy that is not running is looked up in the database only to answer: 404 when
 // there is none (for every caller), 403 outside the token's scope, failed_precondition otherwise.
-// `act` returns the engine's answer; `status` is the success status.
+// `act` returns the engine's answer (a named std::function at the call site: no temporary in a
+// co_await expression, see db_call); `status` is the success status.
 asio::awaitable<Response> control_deploy(ServerContext& ctx, Request& req, engine::DeployId id,
                                          const std::function<Status()>& act, int status) {
   if (const auto* live = ctx.engine->find(id)) {
@@ -679,7 +680,9 @@ void register_deploy_routes(ServerContext& ctx) {
                      rollback = r.boolean_or("rollback", true);
                      if (auto st = r.finish(); !st) co_return Response::error(st.error());
                    }
-                   const auto act = [&] { return c->engine->abort(*id, req.actor, rollback); };
+                   const std::function<Status()> act = [&] {
+                     return c->engine->abort(*id, req.actor, rollback);
+                   };
                    co_return co_await control_deploy(*c, req, *id, act, 202);
                  });
 
@@ -697,7 +700,9 @@ void register_deploy_routes(ServerContext& ctx) {
                      if (!id) co_return Response::error(id.error());
                      if (auto st = expect_empty_body(req, "request"); !st)
                        co_return Response::error(st.error());
-                     const auto act = [&] { return ((*c->engine).*fn)(*id, req.actor); };
+                     const std::function<Status()> act = [&] {
+                       return ((*c->engine).*fn)(*id, req.actor);
+                     };
                      co_return co_await control_deploy(*c, req, *id, act, 200);
                    });
   }

@@ -406,7 +406,7 @@ void register_plan_routes(ServerContext& ctx) {
                    if (!id) co_return Response::error(id.error());
                    if (auto st = expect_empty_body(req, "request"); !st)
                      co_return Response::error(st.error());
-                   const auto act = [&]() -> Status {
+                   const std::function<Status()> act = [&]() -> Status {
                      auto st = c->plans->promote(*id, req.actor);
                      if (st || promote_stage_deploy(*c, *id, req.actor)) return {};
                      return st;
@@ -420,7 +420,9 @@ void register_plan_routes(ServerContext& ctx) {
                    if (!id) co_return Response::error(id.error());
                    if (auto st = expect_empty_body(req, "request"); !st)
                      co_return Response::error(st.error());
-                   const auto act = [&] { return c->plans->abort(*id, req.actor); };
+                   const std::function<Status()> act = [&] {
+                     return c->plans->abort(*id, req.actor);
+                   };
                    co_return co_await control_plan(*c, req, *id, act, 202);
                  });
 }
