@@ -186,6 +186,15 @@ int run(int argc, char** argv) {
                      "(a user as smtp://USER@HOST; the password from $SLIPWAY_SMTP_PASSWORD)");
   server->add_option("--smtp-from", so.smtp_from,
                      "Sender address of e-mail notifications (default slipway@localhost)");
+  server->add_option("--smtp-resolve", so.smtp_resolve,
+                     "Pin the relay's address: HOST:PORT:ADDRESS connects to ADDRESS for the "
+                     "relay's HOST and PORT (as curl --resolve); TLS is still required unless the "
+                     "relay URL itself names a loopback host (repeatable)");
+  server
+      ->add_option("--smtp-ca-cert", so.smtp_ca_cert,
+                   "CA certificates (PEM) the SMTP relay's certificate is checked with "
+                   "(default: the system's)")
+      ->check(CLI::ExistingFile);
   server->add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   server->callback([&] {
     action = [&]() -> int {
@@ -224,6 +233,14 @@ int run(int argc, char** argv) {
       if (!so.smtp_relay.empty()) {
         if (auto st = server::notify::validate_smtp_relay(so.smtp_relay); !st) {
           return fail(err(Errc::invalid_argument, "--smtp-relay: " + st.error().message));
+        }
+      }
+      for (const auto& r : so.smtp_resolve) {
+        if (so.smtp_relay.empty()) {
+          return fail(err(Errc::invalid_argument, "--smtp-resolve goes with --smtp-relay"));
+        }
+        if (auto st = server::notify::validate_smtp_resolve(r, so.smtp_relay); !st) {
+          return fail(err(Errc::invalid_argument, "--smtp-resolve: " + st.error().message));
         }
       }
       if (!so.smtp_from.empty() && !server::notify::is_email_address(so.smtp_from)) {
@@ -550,9 +567,12 @@ int run(int argc, char** argv) {
   TokenCreateArgs tca;
   auto* token_create = token->add_subcommand(
       "create", "Create a token; prints its secret once (the server keeps only a hash)");
-  token_create->add_option("--role", tca.role, "What it may do")
+  token_create
+      ->add_option("--role", tca.role,
+                   "What it may do: viewer (read), publisher (read and push: for CI), "
+                   "deployer (also deploy, roll back, run...), admin")
       ->required()
-      ->check(CLI::IsMember({"admin", "deployer", "viewer"}));
+      ->check(CLI::IsMember({"admin", "deployer", "publisher", "viewer"}));
   token_create->add_option("--env", tca.envs, "Only these environments (comma-separated)")
       ->delimiter(',');
   token_create->add_option("--app", tca.apps, "Only these apps (comma-separated)")->delimiter(',');

@@ -12,6 +12,8 @@ std::string_view role_name(Role r) {
   switch (r) {
     case Role::viewer:
       return "viewer";
+    case Role::publisher:
+      return "publisher";
     case Role::deployer:
       return "deployer";
     case Role::admin:
@@ -22,10 +24,12 @@ std::string_view role_name(Role r) {
 
 Result<Role> parse_role(std::string_view text) {
   if (text == "viewer") return Role::viewer;
+  if (text == "publisher") return Role::publisher;
   if (text == "deployer") return Role::deployer;
   if (text == "admin") return Role::admin;
-  return err(Errc::invalid_argument,
-             fmt::format("'{}' is not a role (admin, deployer or viewer)", text.substr(0, 32)));
+  return err(
+      Errc::invalid_argument,
+      fmt::format("'{}' is not a role (admin, deployer, publisher or viewer)", text.substr(0, 32)));
 }
 
 std::string_view access_name(Access a) {
@@ -36,6 +40,8 @@ std::string_view access_name(Access a) {
       return "agent";
     case Access::viewer:
       return "viewer";
+    case Access::publisher:
+      return "publisher";
     case Access::deployer:
       return "deployer";
     case Access::admin:
@@ -53,6 +59,8 @@ bool access_allowed(const Principal& p, Access need) {
              (p.kind == Principal::Kind::token && p.role == Role::admin);
     case Access::viewer:
       return p.kind == Principal::Kind::token;
+    case Access::publisher:
+      return p.kind == Principal::Kind::token && p.role >= Role::publisher;
     case Access::deployer:
       return p.kind == Principal::Kind::token && p.role >= Role::deployer;
     case Access::admin:
@@ -97,6 +105,28 @@ Status authorize_scope(const Principal& p, std::string_view env, std::string_vie
                                          join(p.apps, ","), app));
   }
   return {};
+}
+
+Status authorize_push(const Principal& p, std::string_view app) {
+  if (p.kind == Principal::Kind::token && !p.envs.empty()) {
+    return err(Errc::forbidden,
+               fmt::format("token '{}' is scoped to environments {}: pushing a version makes it "
+                           "deployable everywhere; use a token valid in every environment of the "
+                           "app, or one with the publisher role",
+                           p.name, join(p.envs, ",")));
+  }
+  return authorize_scope(p, "", app);
+}
+
+Status authorize_object(const Principal& p, std::string_view what, std::string_view env,
+                        std::string_view app) {
+  auto st = authorize_scope(p, env, app);
+  if (st || st.error().code != Errc::forbidden) return st;
+  std::string scope;
+  if (!p.envs.empty()) scope = "environments " + join(p.envs, ",");
+  if (!p.apps.empty()) scope += (scope.empty() ? "apps " : ", apps ") + join(p.apps, ",");
+  return err(Errc::forbidden,
+             fmt::format("{} is outside the scope of token '{}' ({})", what, p.name, scope));
 }
 
 }  // namespace slipway::server

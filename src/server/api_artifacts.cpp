@@ -181,18 +181,28 @@ Status check_app_version(const std::string& app, const std::string& version) {
   return {};
 }
 
+// What a push must pass before its body is read: a valid app and version, and a token that may
+// push this app (authorize_push).
+Status admit_push(Request& req) {
+  const std::string app = req.param("app");
+  if (auto st = check_app_version(app, req.param("version")); !st) return st;
+  req.audit_target = "app=" + app;
+  return authorize_push(req.principal, app);
+}
+
 }  // namespace
 
 void register_artifact_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add(
-      "POST", "/api/v1/artifacts/{app}/{version}", Access::deployer, "artifact.push",
+  // A push is a release decision (a pushed version is deployable everywhere): publishers and
+  // deployers valid in every environment, checked before the body is read (admit_push).
+  ctx.router.add_upload(
+      "POST", "/api/v1/artifacts/{app}/{version}", Access::publisher, "artifact.push", admit_push,
       [c](Request& req) -> asio::awaitable<Response> {
         const std::string app = req.param("app");
         const std::string version = req.param("version");
-        if (auto st = check_app_version(app, version); !st) co_return Response::error(st.error());
-        if (auto st = authorize(req, "", app); !st) co_return Response::error(st.error());
+        if (auto st = admit_push(req); !st) co_return Response::error(st.error());
         const std::string file = req.body_file;
         const std::string scratch = (c->blobs.root() / "tmp").string();
         auto job0 = [file, scratch] { return inspect_upload(file, scratch); };
@@ -249,8 +259,7 @@ void register_artifact_routes(ServerContext& ctx) {
         spdlog::info("pushed {} {} ({} bytes, sha256 {}) by {}", app, version, rec.size,
                      sha.substr(0, 12), req.actor);
         co_return Response::json(201, artifact_json(*inserted, true));
-      },
-      RouteKind::upload);
+      });
 
   ctx.router.add(
       "GET", "/api/v1/artifacts", Access::viewer, "artifact.list",

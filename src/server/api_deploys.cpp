@@ -1,6 +1,7 @@
 // Deploy routes: start a deploy or a rollback, list and show them, abort, watch live.
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <set>
 
 #include <fmt/format.h>
@@ -513,27 +514,50 @@ asio::awaitable<Response> preview_deploy(ServerContext& ctx, Request& req,
   co_return Response::json(200, out);
 }
 
-// The engine says "not running" also of a deploy it never ran: 404 for those.
-asio::awaitable<Response> not_running_error(ServerContext& ctx, engine::DeployId id, Error e) {
-  if (!ctx.engine->find(id)) {
-    auto job = [id](store::Store& s) { return s.get_deploy(id); };
-    auto d = co_await ctx.db_call(job);
-    if (d && !*d) {
-      co_return Response::error(err(Errc::not_found, fmt::format("there is no deploy #{}", id)));
-    }
+std::string deploy_ref(engine::DeployId id) {
+  return fmt::format("deploy #{}", id);
+}
+
+// A control (pause, resume, promote, abort) on deploy `id`. Only a running deploy can be acted on,
+// and the engine holds those on this thread: the lookup, the scope check and `act` run with no
+// suspension point between them, so they concern one and the same deploy (ids are sequential: a
+// check that found nothing must never let the action reach a deploy that an admin starts in the
+// meantime). A deploy that is not running is looked up in the database only to answer: 404 when
+// there is none (for every caller), 403 outside the token's scope, failed_precondition otherwise.
+// `act` returns the engine's answer (a named std::function at the call site: no temporary in a
+// co_await expression, see db_call); `status` is the success status.
+asio::awaitable<Response> control_deploy(ServerContext& ctx, Request& req, engine::DeployId id,
+                                         const std::function<Status()>& act, int status) {
+  if (const auto* live = ctx.engine->find(id)) {
+    if (auto st = authorize_object(req, deploy_ref(id), live->env, live->app); !st)
+      co_return Response::error(st.error());
+    if (auto st = act(); !st) co_return Response::error(st.error());
+    const auto* d = ctx.engine->find(id);
+    co_return Response::json(
+        status, d ? engine::to_json(*d, false) : json::value(json::object{{"id", id}}));
   }
-  co_return Response::error(e);
+  auto job = [id](store::Store& s) { return s.get_deploy(id); };
+  auto d = co_await ctx.db_call(job);
+  if (!d) co_return Response::error(d.error());
+  if (!*d) co_return Response::error(err(Errc::not_found, "there is no " + deploy_ref(id)));
+  if (auto st = authorize_object(req, deploy_ref(id), (*d)->env, (*d)->app); !st)
+    co_return Response::error(st.error());
+  co_return Response::error(
+      err(Errc::failed_precondition, fmt::format("{} is not running ({})", deploy_ref(id),
+                                                 engine::deploy_state_name((*d)->state))));
 }
 
 }  // namespace
 
 asio::awaitable<Status> authorize_deploy(ServerContext& ctx, Request& req, engine::DeployId id) {
-  if (const auto* live = ctx.engine->find(id)) co_return authorize(req, live->env, live->app);
+  if (const auto* live = ctx.engine->find(id)) {
+    co_return authorize_object(req, deploy_ref(id), live->env, live->app);
+  }
   auto job = [id](store::Store& s) { return s.get_deploy(id); };
   auto d = co_await ctx.db_call(job);
   if (!d) co_return d.error();
-  if (!*d) co_return Status{};  // the handler answers 404
-  co_return authorize(req, (*d)->env, (*d)->app);
+  if (!*d) co_return err(Errc::not_found, "there is no " + deploy_ref(id));
+  co_return authorize_object(req, deploy_ref(id), (*d)->env, (*d)->app);
 }
 
 void register_deploy_routes(ServerContext& ctx) {
@@ -600,53 +624,54 @@ void register_deploy_routes(ServerContext& ctx) {
                    co_return Response::json(200, json::object{{"deploys", std::move(out)}});
                  });
 
-  ctx.router.add("GET", "/api/v1/deploys/{id}", Access::viewer, "deploy.show",
-                 [c](Request& req) -> asio::awaitable<Response> {
-                   auto id = parse_id(req.param("id"), "deploy");
-                   if (!id) co_return Response::error(id.error());
-                   if (auto st = co_await authorize_deploy(*c, req, *id); !st)
-                     co_return Response::error(st.error());
-                   json::value body;
-                   engine::Deploy head;  // what the config diff needs
-                   if (const auto* live = c->engine->find(*id)) {
-                     body = engine::to_json(*live, true);
-                     head.id = live->id;
-                     head.app = live->app;
-                     head.env = live->env;
-                     head.config_version = live->config_version;
-                   } else {
-                     auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
-                     auto d = co_await c->db_call(job2);
-                     if (!d) co_return Response::error(d.error());
-                     if (!*d)
-                       co_return Response::error(
-                           err(Errc::not_found, fmt::format("there is no deploy #{}", *id)));
-                     body = engine::to_json(**d, true);
-                     head = std::move(**d);
-                   }
-                   // What changed in config since the previous deploy of the app there (names).
-                   auto job4 = [head](store::Store& s) { return deploy_config_diff(s, head); };
-                   auto diff = co_await c->db_call(job4);
-                   if (!diff) co_return Response::error(diff.error());
-                   body.as_object()["config_changes"] = std::move(*diff);
-                   if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
-                     auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
-                     auto steps = co_await c->db_call(job3);
-                     if (!steps) co_return Response::error(steps.error());
-                     json::array arr;
-                     for (const auto& s : *steps)
-                       arr.push_back(engine::to_json(s));
-                     body.as_object()["steps"] = std::move(arr);
-                   }
-                   co_return Response::json(200, body);
-                 });
+  ctx.router.add(
+      "GET", "/api/v1/deploys/{id}", Access::viewer, "deploy.show",
+      [c](Request& req) -> asio::awaitable<Response> {
+        auto id = parse_id(req.param("id"), "deploy");
+        if (!id) co_return Response::error(id.error());
+        json::value body;
+        engine::Deploy head;  // what the config diff needs
+        // The scope check goes with the copy it was made on (live, or stored).
+        if (const auto* live = c->engine->find(*id)) {
+          if (auto st = authorize_object(req, deploy_ref(*id), live->env, live->app); !st)
+            co_return Response::error(st.error());
+          body = engine::to_json(*live, true);
+          head.id = live->id;
+          head.app = live->app;
+          head.env = live->env;
+          head.config_version = live->config_version;
+        } else {
+          auto job2 = [id = *id](store::Store& s) { return s.get_deploy(id); };
+          auto d = co_await c->db_call(job2);
+          if (!d) co_return Response::error(d.error());
+          if (!*d)
+            co_return Response::error(err(Errc::not_found, "there is no " + deploy_ref(*id)));
+          if (auto st = authorize_object(req, deploy_ref(*id), (*d)->env, (*d)->app); !st)
+            co_return Response::error(st.error());
+          body = engine::to_json(**d, true);
+          head = std::move(**d);
+        }
+        // What changed in config since the previous deploy of the app there (names).
+        auto job4 = [head](store::Store& s) { return deploy_config_diff(s, head); };
+        auto diff = co_await c->db_call(job4);
+        if (!diff) co_return Response::error(diff.error());
+        body.as_object()["config_changes"] = std::move(*diff);
+        if (req.query_or("steps") == "1" || req.query_or("steps") == "true") {
+          auto job3 = [id = *id](store::Store& s) { return s.list_steps(id); };
+          auto steps = co_await c->db_call(job3);
+          if (!steps) co_return Response::error(steps.error());
+          json::array arr;
+          for (const auto& s : *steps)
+            arr.push_back(engine::to_json(s));
+          body.as_object()["steps"] = std::move(arr);
+        }
+        co_return Response::json(200, body);
+      });
 
   ctx.router.add("POST", "/api/v1/deploys/{id}/abort", Access::deployer, "deploy.abort",
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_id(req.param("id"), "deploy");
                    if (!id) co_return Response::error(id.error());
-                   if (auto st = co_await authorize_deploy(*c, req, *id); !st)
-                     co_return Response::error(st.error());
                    bool rollback = true;
                    if (!req.body.empty()) {
                      auto v = parse_json(req.body, "request body");
@@ -655,12 +680,10 @@ void register_deploy_routes(ServerContext& ctx) {
                      rollback = r.boolean_or("rollback", true);
                      if (auto st = r.finish(); !st) co_return Response::error(st.error());
                    }
-                   if (auto st = c->engine->abort(*id, req.actor, rollback); !st) {
-                     co_return co_await not_running_error(*c, *id, st.error());
-                   }
-                   const auto* d = c->engine->find(*id);
-                   co_return Response::json(202, d ? engine::to_json(*d, false)
-                                                   : json::value(json::object{{"id", *id}}));
+                   const std::function<Status()> act = [&] {
+                     return c->engine->abort(*id, req.actor, rollback);
+                   };
+                   co_return co_await control_deploy(*c, req, *id, act, 202);
                  });
 
   // pause, resume, promote: the same shape.
@@ -675,22 +698,20 @@ void register_deploy_routes(ServerContext& ctx) {
                    [c, fn](Request& req) -> asio::awaitable<Response> {
                      auto id = parse_id(req.param("id"), "deploy");
                      if (!id) co_return Response::error(id.error());
-                     if (auto st = co_await authorize_deploy(*c, req, *id); !st)
-                       co_return Response::error(st.error());
                      if (auto st = expect_empty_body(req, "request"); !st)
                        co_return Response::error(st.error());
-                     if (auto st = ((*c->engine).*fn)(*id, req.actor); !st) {
-                       co_return co_await not_running_error(*c, *id, st.error());
-                     }
-                     const auto* d = c->engine->find(*id);
-                     co_return Response::json(200, d ? engine::to_json(*d, false)
-                                                     : json::value(json::object{{"id", *id}}));
+                     const std::function<Status()> act = [&] {
+                       return ((*c->engine).*fn)(*id, req.actor);
+                     };
+                     co_return co_await control_deploy(*c, req, *id, act, 200);
                    });
   }
 
   ctx.router.add(
       "GET", "/api/v1/deploys/{id}/watch", Access::viewer, "deploy.watch",
-      // Called before the upgrade: the scope check (the listener serves the watch itself).
+      // Called before the upgrade: the scope check (the listener serves the watch itself). It
+      // answers 404 for an id with no deploy, so the deploy the watch then serves is the one
+      // checked (ids are never reused, a deploy's env and app never change).
       [c](Request& req) -> asio::awaitable<Response> {
         auto id = parse_id(req.param("id"), "deploy");
         if (!id) co_return Response::error(id.error());

@@ -43,7 +43,8 @@ Result<Freeze> parse_freeze(const std::string& body, TimeMs now) {
   return f;
 }
 
-// POST /api/v1/freezes/lift: {"id"} or {"env", "app"?}.
+// POST /api/v1/freezes/lift: {"id"} or {"env", "app"?}. By id, env and app are those of the
+// freeze the scope check found (authorized_freeze), and the lift checks the freeze again.
 struct LiftRequest {
   engine::FreezeId id = 0;  // 0: by scope
   std::string env;
@@ -95,6 +96,9 @@ Result<std::vector<Freeze>> lift(store::Store& s, const LiftRequest& l, const st
     if (!f) return f.error();
     if (!*f) return err(Errc::not_found, fmt::format("there is no freeze #{}", l.id));
     const Freeze& fz = **f;
+    if (fz.env != l.env || fz.app != l.app) {  // never: a freeze's scope does not change
+      return err(Errc::conflict, fmt::format("freeze #{} is not the freeze checked", l.id));
+    }
     if (fz.lifted_at) {
       return err(Errc::failed_precondition,
                  fmt::format("freeze #{} was lifted already, by {} at {} UTC", fz.id, fz.lifted_by,
@@ -139,13 +143,31 @@ std::string_view freeze_app(const std::string& app) {
   return app.empty() ? kAll : std::string_view(app);
 }
 
-// The scope check of a freeze named by id: ok also when there is none (lift answers 404).
-asio::awaitable<Status> authorize_freeze(ServerContext& ctx, Request& req, engine::FreezeId id) {
+// The freeze `id`, if the request's token may see it (or with `acting`, lift it: a freeze of a
+// whole environment concerns every app of it): not_found when there is none (for every caller),
+// forbidden outside the token's scope.
+asio::awaitable<Result<Freeze>> authorized_freeze(ServerContext& ctx, Request& req,
+                                                  engine::FreezeId id, bool acting) {
   auto job = [id](store::Store& s) { return s.get_freeze(id); };
   auto f = co_await ctx.db_call(job);
+  if (!f) co_return Result<Freeze>(f.error());
+  if (!*f)
+    co_return Result<Freeze>(err(Errc::not_found, fmt::format("there is no freeze #{}", id)));
+  if (auto st = authorize_object(req, fmt::format("freeze #{}", id), (*f)->env,
+                                 acting ? freeze_app((*f)->app) : std::string_view((*f)->app));
+      !st) {
+    co_return Result<Freeze>(st.error());
+  }
+  co_return std::move(**f);
+}
+
+// A lift by id of the freeze the scope check found.
+asio::awaitable<Status> authorize_lift(ServerContext& ctx, Request& req, LiftRequest& l) {
+  auto f = co_await authorized_freeze(ctx, req, l.id, true);
   if (!f) co_return f.error();
-  if (!*f) co_return Status{};
-  co_return authorize(req, (*f)->env, freeze_app((*f)->app));
+  l.env = f->env;
+  l.app = f->app;
+  co_return Status{};
 }
 
 }  // namespace
@@ -225,15 +247,9 @@ void register_freeze_routes(ServerContext& ctx) {
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_freeze_id(req.param("id"));
                    if (!id) co_return Response::error(id.error());
-                   auto job = [id = *id](store::Store& s) { return s.get_freeze(id); };
-                   auto f = co_await c->db_call(job);
+                   auto f = co_await authorized_freeze(*c, req, *id, false);
                    if (!f) co_return Response::error(f.error());
-                   if (!*f)
-                     co_return Response::error(
-                         err(Errc::not_found, fmt::format("there is no freeze #{}", *id)));
-                   if (auto st = authorize(req, (*f)->env, (*f)->app); !st)
-                     co_return Response::error(st.error());
-                   co_return Response::json(200, engine::to_json(**f, now_ms()));
+                   co_return Response::json(200, engine::to_json(*f, now_ms()));
                  });
 
   // Lifting: by id (DELETE, or POST .../lift {"id"}), or by scope (POST .../lift {"env", "app"?}).
@@ -244,7 +260,7 @@ void register_freeze_routes(ServerContext& ctx) {
         if (!l) co_return Response::error(l.error());
         Status scoped;
         if (l->id) {
-          scoped = co_await authorize_freeze(*c, req, l->id);
+          scoped = co_await authorize_lift(*c, req, *l);
         } else {
           scoped = authorize(req, l->env, freeze_app(l->app));
         }
@@ -262,11 +278,11 @@ void register_freeze_routes(ServerContext& ctx) {
                  [c](Request& req) -> asio::awaitable<Response> {
                    auto id = parse_freeze_id(req.param("id"));
                    if (!id) co_return Response::error(id.error());
-                   if (auto st = co_await authorize_freeze(*c, req, *id); !st)
-                     co_return Response::error(st.error());
-                   const TimeMs now = now_ms();
                    LiftRequest l;
                    l.id = *id;
+                   if (auto st = co_await authorize_lift(*c, req, l); !st)
+                     co_return Response::error(st.error());
+                   const TimeMs now = now_ms();
                    auto job = [l, by = req.actor, now](store::Store& s) {
                      return lift(s, l, by, now);
                    };

@@ -241,6 +241,14 @@ Status start_notifications(ServerContext& ctx) {
   o.retry_base = ctx.opts.notify_retry_base;
   o.smtp_relay = ctx.opts.smtp_relay;
   if (!ctx.opts.smtp_from.empty()) o.smtp_from = ctx.opts.smtp_from;
+  o.smtp_resolve = ctx.opts.smtp_resolve;
+  o.smtp_ca_file = ctx.opts.smtp_ca_cert;
+  if (!o.smtp_relay.empty()) {
+    spdlog::info("e-mail through {} ({})", notify::redact_url(o.smtp_relay, false),
+                 notify::smtp_relay_is_loopback(o.smtp_relay)
+                     ? "a loopback relay: STARTTLS when offered"
+                     : "TLS required: smtps:// or STARTTLS");
+  }
   if (const char* pw = std::getenv("SLIPWAY_SMTP_PASSWORD")) o.smtp_password = pw;
   o.user_agent = std::string("slipway/") + SLIPWAY_VERSION;
   store::DbExecutor* db = ctx.db.get();

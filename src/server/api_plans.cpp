@@ -2,6 +2,7 @@
 // plans, promote one waiting for approval, abort one; and the PlanDriver through which the
 // PlanManager starts each stage's deploy and each rollback as any deploy starts (launch_deploy).
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -301,33 +302,42 @@ bool plan_in_scope(const Principal& who, const engine::DeployPlan& p) {
                      [&](const engine::PlanStage& s) { return in_scope(who, p.env, s.app); });
 }
 
-// The scope check of a plan named by id (every stage): ok also when there is none (404 later).
-asio::awaitable<Status> authorize_plan(ServerContext& ctx, Request& req, engine::PlanId id) {
-  auto p = co_await load_plan(ctx, id);
-  if (!p) co_return p.error();
-  if (!*p) co_return Status{};
-  for (const auto& s : (*p)->stages) {
-    if (auto st = authorize(req, (*p)->env, s.app); !st) co_return st;
+// The scope check of plan `p` (every stage's app in its environment).
+Status authorize_plan(Request& req, const engine::DeployPlan& p) {
+  for (const auto& s : p.stages) {
+    if (auto st = authorize_object(req, "plan " + engine::plan_ref(p.id), p.env, s.app); !st)
+      return st;
   }
-  co_return Status{};
+  return {};
 }
 
-// The error of a control (promote, abort) on a plan that is not running: 404 when there is no
-// such plan at all.
-asio::awaitable<Response> control_error(ServerContext& ctx, engine::PlanId id, Error e) {
-  if (!ctx.plans->find(id)) {
-    auto p = co_await load_plan(ctx, id);
-    if (p && !*p) {
-      co_return Response::error(
-          err(Errc::not_found, fmt::format("there is no plan {}", engine::plan_ref(id))));
-    }
-    if (p && *p) {
-      e.message = fmt::format("plan {} is over ({}{})", engine::plan_ref(id),
-                              engine::plan_state_name((*p)->state),
-                              (*p)->reason.empty() ? "" : ": " + (*p)->reason);
-    }
+// A control (promote, abort) on plan `id`. Only a running plan can be acted on, and the plan
+// manager holds those on this thread: the lookup, the scope check and `act` run with no
+// suspension point between them, so they concern one and the same plan (ids are sequential: a
+// check that found nothing must never let the action reach a plan started in the meantime). A
+// plan that is not running is looked up in the database only to answer: 404 when there is none
+// (for every caller), 403 outside the token's scope, failed_precondition (it is over) otherwise.
+asio::awaitable<Response> control_plan(ServerContext& ctx, Request& req, engine::PlanId id,
+                                       const std::function<Status()>& act, int status) {
+  if (const auto* live = ctx.plans->find(id)) {
+    if (auto st = authorize_plan(req, *live); !st) co_return Response::error(st.error());
+    if (auto st = act(); !st) co_return Response::error(st.error());
+    const auto* p = ctx.plans->find(id);
+    co_return Response::json(status,
+                             p ? engine::to_json(*p) : json::value(json::object{{"id", id}}));
   }
-  co_return Response::error(e);
+  auto job = [id](store::Store& s) { return s.get_plan(id); };
+  auto p = co_await ctx.db_call(job);
+  if (!p) co_return Response::error(p.error());
+  if (!*p) {
+    co_return Response::error(
+        err(Errc::not_found, fmt::format("there is no plan {}", engine::plan_ref(id))));
+  }
+  if (auto st = authorize_plan(req, **p); !st) co_return Response::error(st.error());
+  co_return Response::error(
+      err(Errc::failed_precondition, fmt::format("plan {} is over ({}{})", engine::plan_ref(id),
+                                                 engine::plan_state_name((*p)->state),
+                                                 (*p)->reason.empty() ? "" : ": " + (*p)->reason)));
 }
 
 // Promote on a plan whose running stage's deploy waits after its canaries promotes that deploy.
@@ -386,10 +396,7 @@ void register_plan_routes(ServerContext& ctx) {
           co_return Response::error(
               err(Errc::not_found, fmt::format("there is no plan {}", engine::plan_ref(*id))));
         }
-        for (const auto& s : (*p)->stages) {
-          if (auto st = authorize(req, (*p)->env, s.app); !st)
-            co_return Response::error(st.error());
-        }
+        if (auto st = authorize_plan(req, **p); !st) co_return Response::error(st.error());
         co_return Response::json(200, engine::to_json(**p));
       });
 
@@ -399,15 +406,12 @@ void register_plan_routes(ServerContext& ctx) {
                    if (!id) co_return Response::error(id.error());
                    if (auto st = expect_empty_body(req, "request"); !st)
                      co_return Response::error(st.error());
-                   if (auto st = co_await authorize_plan(*c, req, *id); !st)
-                     co_return Response::error(st.error());
-                   auto st = c->plans->promote(*id, req.actor);
-                   if (!st && !promote_stage_deploy(*c, *id, req.actor)) {
-                     co_return co_await control_error(*c, *id, st.error());
-                   }
-                   const auto* p = c->plans->find(*id);
-                   co_return Response::json(
-                       200, p ? engine::to_json(*p) : json::value(json::object{{"id", *id}}));
+                   const std::function<Status()> act = [&]() -> Status {
+                     auto st = c->plans->promote(*id, req.actor);
+                     if (st || promote_stage_deploy(*c, *id, req.actor)) return {};
+                     return st;
+                   };
+                   co_return co_await control_plan(*c, req, *id, act, 200);
                  });
 
   ctx.router.add("POST", "/api/v1/plans/{id}/abort", Access::deployer, "plan.abort",
@@ -416,14 +420,10 @@ void register_plan_routes(ServerContext& ctx) {
                    if (!id) co_return Response::error(id.error());
                    if (auto st = expect_empty_body(req, "request"); !st)
                      co_return Response::error(st.error());
-                   if (auto st = co_await authorize_plan(*c, req, *id); !st)
-                     co_return Response::error(st.error());
-                   if (auto st = c->plans->abort(*id, req.actor); !st) {
-                     co_return co_await control_error(*c, *id, st.error());
-                   }
-                   const auto* p = c->plans->find(*id);
-                   co_return Response::json(
-                       202, p ? engine::to_json(*p) : json::value(json::object{{"id", *id}}));
+                   const std::function<Status()> act = [&] {
+                     return c->plans->abort(*id, req.actor);
+                   };
+                   co_return co_await control_plan(*c, req, *id, act, 202);
                  });
 }
 

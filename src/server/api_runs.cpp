@@ -146,7 +146,8 @@ void register_run_routes(ServerContext& ctx) {
         if (!run) co_return Response::error(run.error());
         if (!*run)
           co_return Response::error(err(Errc::not_found, fmt::format("there is no run r{}", *id)));
-        if (auto st = authorize(req, (*run)->env, ""); !st) co_return Response::error(st.error());
+        if (auto st = authorize_object(req, fmt::format("run r{}", *id), (*run)->env, ""); !st)
+          co_return Response::error(st.error());
         co_return Response::json(200, engine::to_json(**run, true, since));
       });
 }

@@ -54,6 +54,11 @@ Result<store::TokenRecord> parse_create(const std::string& body, const std::stri
                "an admin token cannot be scoped (it could create unscoped tokens): give "
                "--env/--app to deployer and viewer tokens only");
   }
+  if (*role == Role::publisher && !envs->empty()) {
+    return err(Errc::invalid_argument,
+               "a publisher token cannot be scoped to environments: what it pushes is deployable "
+               "in every one of them (--app limits which apps it may push)");
+  }
   if (t.name.empty()) t.name = fmt::format("{}-{}", t.role, random_hex(4));
   if (auto st = validate_name(NameKind::token, t.name); !st) return st.error();
   if (!ttl.empty()) {

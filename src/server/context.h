@@ -177,8 +177,9 @@ void register_deploy_routes(ServerContext& ctx);
 void register_freeze_routes(ServerContext& ctx);
 void register_token_routes(ServerContext& ctx);  // tokens, audit, routes (api_tokens.cpp)
 
-// The scope check of a deploy's routes (authorize with the deploy's env and app, looked up): ok
-// also when there is no such deploy (the handler answers 404). In api_deploys.cpp.
+// The scope check of a route that reads deploy `id` (authorize_object with the deploy's env and
+// app, looked up): not_found when there is no such deploy, for every caller. A route that acts on
+// a deploy checks and acts in one step instead (control_deploy). In api_deploys.cpp.
 asio::awaitable<Status> authorize_deploy(ServerContext& ctx, Request& req, engine::DeployId id);
 
 // The freeze check of a deploy of `app` to `env` (rollbacks do not ask): "" when no freeze

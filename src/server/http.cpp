@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <stdexcept>
 
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
@@ -39,6 +40,9 @@ Response Response::error(const Error& e) {
 
 void Router::add(std::string method, std::string_view pattern, Access access, std::string action,
                  Handler h, RouteKind kind) {
+  if (kind == RouteKind::upload) {
+    throw std::logic_error("an upload route is added with add_upload: " + std::string(pattern));
+  }
   Route r;
   r.method = std::move(method);
   r.pattern = std::string(pattern);
@@ -48,6 +52,14 @@ void Router::add(std::string method, std::string_view pattern, Access access, st
   r.kind = kind;
   r.handler = std::move(h);
   routes_.push_back(std::move(r));
+}
+
+void Router::add_upload(std::string method, std::string_view pattern, Access access,
+                        std::string action, BodyCheck admit, Handler h) {
+  if (!admit) throw std::logic_error("an upload route needs a check: " + std::string(pattern));
+  add(std::move(method), pattern, access, std::move(action), std::move(h));
+  routes_.back().kind = RouteKind::upload;
+  routes_.back().admit = std::move(admit);
 }
 
 const Route* Router::match(const std::string& method, const std::string& path,
@@ -107,6 +119,12 @@ Status authorize(Request& req, std::string_view env, std::string_view app) {
     req.audit_target += target;
   }
   return authorize_scope(req.principal, env, app);
+}
+
+Status authorize_object(Request& req, std::string_view what, std::string_view env,
+                        std::string_view app) {
+  if (auto st = authorize(req, env, app); st || st.error().code != Errc::forbidden) return st;
+  return authorize_object(req.principal, what, env, app);
 }
 
 Result<int64_t> parse_path_id(std::string_view text, std::string_view what) {

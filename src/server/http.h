@@ -59,6 +59,8 @@ struct Response {
 };
 
 using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+// A check an upload route makes before its body is read (see Router::add_upload).
+using BodyCheck = std::function<Status(Request&)>;
 
 // Streaming routes the listener handles itself (bodies that must not be held in memory).
 enum class RouteKind { normal, upload, download, websocket };
@@ -71,6 +73,7 @@ struct Route {
   std::string action;                 // what it does, for the audit log: "deploy.create"
   RouteKind kind = RouteKind::normal;
   Handler handler;
+  BodyCheck admit;  // upload routes only: run before the body is read
 };
 
 class Router {
@@ -78,6 +81,12 @@ class Router {
   // Every route declares its access level and an action label (the audit log's "what").
   void add(std::string method, std::string_view pattern, Access access, std::string action,
            Handler h, RouteKind kind = RouteKind::normal);
+  // A streamed upload (RouteKind::upload; the only way to add one). The listener calls `admit`
+  // once the token and role are checked and before it reads a byte of the body, synchronously
+  // on the I/O thread: a refusal (the scope check, with what the path names) is answered at once
+  // and the body is never stored. The handler runs with the body in Request::body_file.
+  void add_upload(std::string method, std::string_view pattern, Access access, std::string action,
+                  BodyCheck admit, Handler h);
   // The matching route and its captured parameters; `method_allowed` is false when the path
   // exists for another method only (405).
   const Route* match(const std::string& method, const std::string& path,
@@ -93,6 +102,10 @@ class Router {
 // ok, or forbidden when the request's token is scoped elsewhere. Records env and app as the
 // request's audit target. Call it with the resource's own env and app (looked up for ids).
 Status authorize(Request& req, std::string_view env, std::string_view app);
+// authorize for an object addressed by id (`what`: "deploy #12"), with its own env and app: a
+// refusal names the token's scope only (authorize_object in access.h).
+Status authorize_object(Request& req, std::string_view what, std::string_view env,
+                        std::string_view app);
 
 // Parses a Range request header (RFC 9110 section 14) for a representation of `size` bytes. One
 // range of bytes is supported: "bytes=A-B" (B is clamped to the last byte), "bytes=A-" (to the

@@ -413,6 +413,16 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
     }
 
     if (route->kind == RouteKind::upload) {
+      // The route's own check (a push's scope) before a byte of the body is read: a refused
+      // upload is answered at once and nothing of it is stored.
+      if (auto admitted = route->admit(req); !admitted) {
+        bool ok = false;
+        res = Response::error(admitted.error());
+        record_audit(ctx, req, *route, res);
+        co_await write_response(stream, res, version, false, false, ok);
+        unread_body = has_body;
+        break;
+      }
       http::request_parser<http::file_body> fp(std::move(hp));
       fp.body_limit(ctx.opts.max_artifact_bytes);
       const auto tmp = ctx.blobs.temp_path();

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <ctime>
 #include <random>
+#include <utility>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -15,6 +17,7 @@
 
 #include "common/crypto.h"
 #include "common/strings.h"
+#include "net/tls.h"
 
 namespace slipway::server::notify {
 
@@ -114,12 +117,75 @@ Status validate_smtp_relay(std::string_view url) {
   if (!u->has_authority() || u->encoded_host().empty()) {
     return err(Errc::invalid_argument, "the relay URL has no host");
   }
+  // What follows the authority is a path ("/EHLO-DOMAIN") or nothing: anything else means the
+  // host was not what it seemed ("smtp://127.0.0.1.example.com" parses as 127.0.0.1 and a path).
+  if (!u->encoded_path().empty() && !u->encoded_path().starts_with("/")) {
+    return err(Errc::invalid_argument, "the relay URL's host is not a valid host name or address");
+  }
   if (u->has_password()) {
     return err(Errc::invalid_argument,
                "put no password in the relay URL: set $SLIPWAY_SMTP_PASSWORD instead");
   }
   if (u->has_query() || u->has_fragment()) {
     return err(Errc::invalid_argument, "the relay URL must have no ?query or #fragment");
+  }
+  return {};
+}
+
+namespace {
+
+// The host (without brackets) and port ("" when none) of a URL's authority, read from the text as
+// curl reads it: Boost.URL 1.81 takes "smtp://127.0.0.1.example.com" for host 127.0.0.1 and path
+// ".example.com", which must not pass for a loopback relay.
+std::pair<std::string, std::string> authority_host_port(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {};
+  std::string_view auth = url.substr(scheme_end + 3);
+  auth = auth.substr(0, auth.find_first_of("/?#"));
+  if (const auto at = auth.rfind('@'); at != std::string_view::npos) auth = auth.substr(at + 1);
+  if (auth.starts_with('[')) {
+    const auto close = auth.find(']');
+    if (close == std::string_view::npos) return {};
+    const std::string_view rest = auth.substr(close + 1);
+    return {std::string(auth.substr(1, close - 1)),
+            rest.starts_with(':') ? std::string(rest.substr(1)) : std::string()};
+  }
+  const auto colon = auth.rfind(':');
+  if (colon == std::string_view::npos) return {std::string(auth), ""};
+  return {std::string(auth.substr(0, colon)), std::string(auth.substr(colon + 1))};
+}
+
+}  // namespace
+
+bool smtp_relay_is_loopback(std::string_view url) {
+  if (!validate_smtp_relay(url)) return false;
+  return net::is_loopback_host(to_lower(authority_host_port(url).first));
+}
+
+Status validate_smtp_resolve(std::string_view entry, std::string_view relay_url) {
+  const auto bad = [&](std::string_view why) {
+    return err(Errc::invalid_argument,
+               fmt::format("'{}' is not HOST:PORT:ADDRESS ({})", excerpt(entry), why));
+  };
+  const auto first = entry.find(':');
+  const auto second = first == std::string_view::npos ? first : entry.find(':', first + 1);
+  if (second == std::string_view::npos) return bad("two colons are needed");
+  const std::string host = to_lower(entry.substr(0, first));
+  const std::string_view port = entry.substr(first + 1, second - first - 1);
+  std::string address(entry.substr(second + 1));
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(address, ec);
+  if (ec) return bad("the address must be an IPv4 or [IPv6] address");
+  if (!validate_smtp_relay(relay_url)) return bad("the relay URL is not valid");
+  auto [relay_host, relay_port] = authority_host_port(relay_url);
+  relay_host = to_lower(relay_host);
+  if (relay_port.empty()) relay_port = to_lower(relay_url.substr(0, 6)) == "smtps:" ? "465" : "25";
+  if (host != relay_host || port != relay_port) {
+    return bad(
+        fmt::format("it must name the relay's host and port, {}:{}", relay_host, relay_port));
   }
   return {};
 }
@@ -323,6 +389,9 @@ double jitter() {
 Notifier::Notifier(Options o, Recorder recorder)
     : opts_(std::move(o)), recorder_(std::move(recorder)) {
   static CurlGlobal global;
+  smtp_loopback_ = smtp_relay_is_loopback(opts_.smtp_relay);
+  for (const auto& r : opts_.smtp_resolve)
+    smtp_resolve_ = curl_slist_append(smtp_resolve_, r.c_str());
   const int n = std::max(1, opts_.threads);
   for (int i = 0; i < n; ++i)
     threads_.emplace_back([this] { work(); });
@@ -338,6 +407,7 @@ Notifier::~Notifier() {
   cv_.notify_all();
   for (auto& t : threads_)
     t.join();
+  curl_slist_free_all(smtp_resolve_);
 }
 
 void Notifier::set_hook(Hook h) {
@@ -516,8 +586,15 @@ store::NotifyDeliveryRecord Notifier::attempt(const Job& job) {
     curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(job.body.size()));
-    // STARTTLS when the relay offers it (smtps:// is TLS from the start).
-    curl_easy_setopt(curl, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_TRY));
+    // TLS off loopback: smtps:// from the start, else STARTTLS before anything else (curl
+    // fails the session when the relay offers none, before AUTH). A loopback relay may speak
+    // plain SMTP (STARTTLS still when it offers it).
+    curl_easy_setopt(curl, CURLOPT_USE_SSL,
+                     static_cast<long>(smtp_loopback_ ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+    if (smtp_resolve_) curl_easy_setopt(curl, CURLOPT_RESOLVE, smtp_resolve_);
+    if (!opts_.smtp_ca_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, opts_.smtp_ca_file.c_str());
+    }
   } else {
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_URL, job.hook.target.c_str());
@@ -545,7 +622,12 @@ store::NotifyDeliveryRecord Notifier::attempt(const Job& job) {
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
   rec.status_code = static_cast<int>(code);
-  if (rc != CURLE_OK) {
+  if (rc == CURLE_USE_SSL_FAILED && job.hook.kind == HookKind::email) {
+    rec.error = fmt::format(
+        "relay {} offers no STARTTLS: e-mail goes over TLS only off loopback (smtps://, or a "
+        "relay with STARTTLS); nothing was sent",
+        redact_url(opts_.smtp_relay, false));
+  } else if (rc != CURLE_OK) {
     rec.error = excerpt(errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc)), 200);
   } else if (job.hook.kind == HookKind::email) {
     rec.ok = true;

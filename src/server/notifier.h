@@ -37,6 +37,8 @@
 #include "common/json.h"
 #include "store/store.h"
 
+struct curl_slist;
+
 namespace slipway::server::notify {
 
 enum class HookKind { webhook, slack, email };
@@ -55,6 +57,14 @@ Status validate_target(HookKind kind, std::string_view target);
 // The --smtp-relay URL: smtp:// or smtps:// with a host, a user perhaps but no password (that
 // comes from $SLIPWAY_SMTP_PASSWORD).
 Status validate_smtp_relay(std::string_view url);
+// Whether the relay URL's host is written as a loopback one (localhost, 127.0.0.0/8, ::1): the
+// only relay e-mail may reach without TLS. What a name resolves to does not count (a name pinned
+// to 127.0.0.1 with --smtp-resolve still needs TLS): only the URL says where the password goes.
+bool smtp_relay_is_loopback(std::string_view url);
+// A --smtp-resolve entry, HOST:PORT:ADDRESS (curl's --resolve): the relay's host and port (as its
+// URL names them; the port defaults to 25 for smtp://, 465 for smtps://) and the IPv4 or
+// [IPv6] address to connect to instead of resolving the name.
+Status validate_smtp_resolve(std::string_view entry, std::string_view relay_url);
 // An e-mail address: LOCAL@DOMAIN, the local part of RFC 5322 atom characters and dots, the
 // domain of DNS labels; at most 254 characters.
 bool is_email_address(std::string_view s);
@@ -109,9 +119,14 @@ struct Options {
   Millis timeout{10'000};  // one attempt, connection included
   size_t queue_capacity = 1'000;
   int threads = 2;
-  std::string smtp_relay;  // smtp://HOST:PORT or smtps://HOST:PORT ("" = no e-mail)
+  // smtp://HOST:PORT or smtps://HOST:PORT ("" = no e-mail). Off loopback (smtp_relay_is_loopback)
+  // every session is TLS: smtps://, or STARTTLS required before anything else is sent (a relay
+  // that offers none, or a stripped offer, fails the delivery; the password never goes in clear).
+  std::string smtp_relay;
   std::string smtp_from = "slipway@localhost";
-  std::string smtp_password;  // with the user of smtp_relay's URL
+  std::string smtp_password;              // with the user of smtp_relay's URL
+  std::vector<std::string> smtp_resolve;  // HOST:PORT:ADDRESS pins (validate_smtp_resolve)
+  std::string smtp_ca_file;  // PEM CA certificates the relay's is checked with; "" = the system's
   std::string user_agent = "slipway";
 };
 
@@ -163,6 +178,9 @@ class Notifier {
   store::NotifyDeliveryRecord attempt(const Job& job);
 
   Options opts_;
+  // From opts_, fixed before the workers start (read-only afterwards).
+  bool smtp_loopback_ = false;          // plain SMTP allowed (smtp_relay_is_loopback)
+  curl_slist* smtp_resolve_ = nullptr;  // opts_.smtp_resolve for CURLOPT_RESOLVE
   Recorder recorder_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

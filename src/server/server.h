@@ -44,6 +44,10 @@ struct ServerOptions {
   Millis notify_retry_base{1'000};
   std::string smtp_relay;
   std::string smtp_from;
+  // HOST:PORT:ADDRESS pins of the relay's address (--smtp-resolve), and the CA certificates its
+  // certificate is checked with (--smtp-ca-cert; "" = the system's).
+  std::vector<std::string> smtp_resolve;
+  std::string smtp_ca_cert;
   // The web console's built files, served at / (empty: none; the CLI's default is
   // default_console_dir()).
   std::filesystem::path console_dir;

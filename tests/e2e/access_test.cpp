@@ -1,6 +1,7 @@
 // Who may do what: every route of the server (as GET /api/v1/routes lists them) tried with no
-// token, a viewer, a deployer scoped to staging, a deployer scoped to another app, an admin, the
-// agent join token, an expired and a revoked token; and the token and audit commands of the CLI.
+// token, a viewer, a publisher, a deployer scoped to staging, a deployer scoped to another app, an
+// admin, the agent join token, an expired and a revoked token; and the token and audit commands of
+// the CLI.
 //
 // "Allowed" means the server did not answer 401 or 403 (the probes use ids and versions that make
 // the handler answer at once: 404, 400, 412 are all "allowed"). A route that is not in kProbes
@@ -25,12 +26,15 @@ struct Probe {
   std::string production;  // the same on production ("" = the route names no environment)
   std::string production_body;
   AppScope app = AppScope::none;
+  // What it does reaches every environment (a push: the version becomes deployable everywhere):
+  // refused to a token scoped to environments.
+  bool every_env = false;
 };
 
 struct Caller {
   std::string label;
   std::string token;  // "" = none
-  std::string role;   // "", agent, viewer, deployer, admin, dead (expired or revoked)
+  std::string role;   // "", agent, viewer, publisher, deployer, admin, dead (expired or revoked)
   bool staging_only = false;
   bool other_app = false;  // scoped to the app "api"
 };
@@ -65,9 +69,10 @@ int expected(const Caller& who, const std::string& access, const Probe& p, bool 
   if (who.role.empty() || who.role == "dead") return 401;
   if (access == "agent") return who.role == "agent" || who.role == "admin" ? 0 : 403;
   if (who.role == "agent") return 403;
-  static const std::map<std::string, int> rank = {{"viewer", 1}, {"deployer", 2}, {"admin", 3}};
+  static const std::map<std::string, int> rank = {
+      {"viewer", 1}, {"publisher", 2}, {"deployer", 3}, {"admin", 4}};
   if (rank.at(who.role) < rank.at(access)) return 403;
-  if (who.staging_only && production) return 403;
+  if (who.staging_only && (production || p.every_env)) return 403;
   if (who.other_app && p.app != AppScope::none) return 403;
   return 0;
 }
@@ -105,7 +110,7 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
   const std::map<std::string, Probe> kProbes = {
       {"GET /healthz", {"/healthz", "", "", "", AppScope::none}},
       {"POST /api/v1/artifacts/{app}/{version}",
-       {"/api/v1/artifacts/web/7.7.7", "not a tarball", "", "", AppScope::web}},
+       {"/api/v1/artifacts/web/7.7.7", "not a tarball", "", "", AppScope::web, true}},
       {"GET /api/v1/artifacts", {"/api/v1/artifacts", "", "", "", AppScope::none}},
       {"GET /api/v1/artifacts/{app}", {"/api/v1/artifacts/web", "", "", "", AppScope::web}},
       {"GET /api/v1/artifacts/{app}/{version}",
@@ -244,6 +249,7 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
   const std::vector<Caller> callers = {
       {"no token", "", ""},
       {"viewer", create_token(R"({"role":"viewer","name":"viewer"})"), "viewer"},
+      {"publisher", create_token(R"({"role":"publisher","name":"publisher"})"), "publisher"},
       {"deployer for staging",
        create_token(R"({"role":"deployer","name":"staging-deployer","envs":["staging"]})"),
        "deployer", true},
@@ -369,6 +375,7 @@ TEST_F(AccessTest, HostileTokenRequests) {
       {R"({"role":"viewer","ttl":"9999d"})", 400, "ttl"},
       {R"({"role":"viewer","ttl":"99999999d"})", 400, "ttl"},
       {R"({"role":"admin","envs":["staging"]})", 400, "cannot be scoped"},
+      {R"({"role":"publisher","envs":["staging"]})", 400, "cannot be scoped to environments"},
       {R"({"role":"viewer","name":1})", 400, "name"},
   };
   for (const auto& c : cases) {

@@ -206,8 +206,8 @@ TEST_F(ApiTest, LimitsTokensRoutesAndMethods) {
   for (const auto& [m, t] : wrong_methods)
     expect_error(http(m, t), 405, m + " " + t);
 
-  // WebSocket routes without an upgrade.
-  expect_error(http("GET", "/api/v1/deploys/1/watch"), 400, "watch without an upgrade");
+  // WebSocket routes without an upgrade (the watch checks its deploy first: there is none).
+  expect_error(http("GET", "/api/v1/deploys/1/watch"), 404, "watch of no deploy");
   expect_error(http("GET", "/api/v1/agent/ws", "", {}, info().join_token), 400,
                "agent socket without an upgrade");
 

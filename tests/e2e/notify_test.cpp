@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "e2e/harness.h"
+#include "net/tls.h"
 #include "support/child_process.h"
 #include "support/webhook_receiver.h"
 
@@ -62,8 +63,106 @@ std::string read_all(const fs::path& p) {
   return ss.str();
 }
 
+// Whether an SMTP server on HOST:2525 greets (raw_exchange throws while nothing listens).
+bool smtp_greets(const std::string& host) {
+  try {
+    return raw_exchange(host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// An SMTP relay for the TLS tests (aiosmtpd): it logs every command it receives (aiosmtpd's own
+// log, "PEER >> b'EHLO x'", AUTH data masked) and stores each message it accepts in MAILDIR. With
+// a certificate (CHAIN KEY) it offers STARTTLS, requires it and offers AUTH only after it; without
+// one it offers AUTH in clear, as a relay looks whose STARTTLS offer a man in the middle removed.
+// Usage: relay.py HOST PORT LOG MAILDIR [CHAIN KEY]
+constexpr const char* kRelayScript = R"PY(
+import logging, os, ssl, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+host, port, log_path, mail_dir = sys.argv[1:5]
+tls = None
+if len(sys.argv) > 6:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(sys.argv[5], sys.argv[6])
+logging.basicConfig(filename=log_path, level=logging.INFO, format="%(message)s")
+os.makedirs(mail_dir, exist_ok=True)
+
+class Store:
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(mail_dir, "%d.eml" % len(os.listdir(mail_dir)))
+        with open(name + ".part", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(name + ".part", name)
+        return "250 OK"
+
+def accept(server, session, envelope, mechanism, auth_data):
+    logging.getLogger("mail.log").info(
+        "authenticated %s over %s", auth_data.login.decode(), "TLS" if session.ssl else "plain text")
+    return AuthResult(success=True)
+
+Controller(Store(), hostname=host, port=int(port), tls_context=tls,
+           require_starttls=tls is not None, auth_require_tls=tls is not None,
+           authenticator=accept).start()
+print("ready", flush=True)
+threading.Event().wait()
+)PY";
+
 class NotifyTest : public E2eTest {
  protected:
+  // Starts the relay of kRelayScript on HOST:2525 (a certificate chain and key: with STARTTLS);
+  // returns once it greets.
+  void start_relay(testing::ChildProcess& relay, const std::string& host,
+                   const std::vector<std::string>& tls = {}) {
+    const fs::path script = dir() / "relay.py";
+    std::ofstream(script) << kRelayScript;
+    testing::ChildOptions o;
+    o.argv = {"/usr/bin/python3",
+              script.string(),
+              host,
+              "2525",
+              (dir() / "relay.log").string(),
+              (dir() / "relay-mail").string()};
+    o.argv.insert(o.argv.end(), tls.begin(), tls.end());
+    o.stdout_path = dir() / "relay.out";
+    o.stderr_path = dir() / "relay.err";
+    relay.start(o);
+    if (!wait_until([&] { return smtp_greets(host); }, Millis(30'000))) {
+      throw std::runtime_error("the relay did not start: " + read_all(dir() / "relay.err"));
+    }
+  }
+  // A lab (no node) whose server sends e-mail as user ci with `password` to smtp://relay.test:2525,
+  // pinned to `relay_host` (with `more` flags), and an e-mail hook "mail". Throws when it fails.
+  void start_lab_with_relay(const std::string& relay_host, const std::string& password,
+                            const std::vector<std::string>& more) {
+    server_args_ = {"--smtp-relay",   "smtp://ci@relay.test:2525",
+                    "--smtp-resolve", "relay.test:2525:" + relay_host,
+                    "--smtp-from",    "slipway@example.com"};
+    server_args_.insert(server_args_.end(), more.begin(), more.end());
+    // The server reads the password from its environment, inherited from this process.
+    ::setenv("SLIPWAY_SMTP_PASSWORD", password.c_str(), 1);
+    try {
+      start_lab(0);
+    } catch (...) {
+      ::unsetenv("SLIPWAY_SMTP_PASSWORD");
+      throw;
+    }
+    ::unsetenv("SLIPWAY_SMTP_PASSWORD");
+    auto added = cli({"notify", "add", "--name", "mail", "email", "ops@example.com", "--events",
+                      "deploy.failed"});
+    if (added.exit_code != 0) throw std::runtime_error("notify add: " + added.describe());
+  }
+  // The messages the relay stored.
+  std::vector<std::string> relayed() {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir() / "relay-mail", ec)) {
+      if (e.path().extension() == ".eml") out.push_back(read_all(e.path()));
+    }
+    return out;
+  }
   // Adds a webhook to `url` for every event; returns the signing secret it printed.
   std::string add_webhook(const std::string& name, const std::string& url) {
     auto added =
@@ -283,15 +382,8 @@ TEST_F(NotifyTest, SlackFormatAndEmailThroughARealSmtpServer) {
   so.stdout_path = dir() / "smtpd.out";
   so.stderr_path = dir() / "smtpd.err";
   smtpd.start(so);
-  // Up once it greets (raw_exchange throws while nothing listens).
-  const auto greets = [&] {
-    try {
-      return raw_exchange(smtp_host, "2525", "QUIT\r\n", Millis(2'000)).find("220") == 0;
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  ASSERT_TRUE(wait_until(greets, Millis(30'000))) << read_all(dir() / "smtpd.err");
+  ASSERT_TRUE(wait_until([&] { return smtp_greets(smtp_host); }, Millis(30'000)))
+      << read_all(dir() / "smtpd.err");
 
   WebhookReceiver slack;
   server_args_ = {"--notify-retry-base",           "100ms",       "--smtp-relay",
@@ -348,6 +440,78 @@ TEST_F(NotifyTest, SlackFormatAndEmailThroughARealSmtpServer) {
   // The production-only hook got nothing but what went to the Slack receiver's other path.
   for (const auto& q : slack.requests())
     EXPECT_NE(q.target, "/prod");
+}
+
+// E-mail off loopback goes over TLS only. The relay's URL names relay.test, pinned to a loopback
+// address with --smtp-resolve (the only traffic a test may send): the name is not a loopback
+// literal, so STARTTLS is required. A relay that offers none (or whose offer was stripped) gets
+// no AUTH, no password and no message, and the delivery fails saying why.
+TEST_F(NotifyTest, ARelayWithoutStartTlsGetsNoPasswordAndNoMail) {
+  const std::string relay_host = unique_first_address(1);
+  testing::ChildProcess relay;
+  ASSERT_NO_THROW(start_relay(relay, relay_host));
+  constexpr const char* kPassword = "smtp-password-never-in-clear";
+  ASSERT_NO_THROW(start_lab_with_relay(relay_host, kPassword, {}));
+  auto t = cli({"notify", "test", "mail"});
+  EXPECT_EQ(t.exit_code, 1) << t.describe();
+  EXPECT_NE(t.all().find("offers no STARTTLS"), std::string::npos) << t.describe();
+  auto log = cli({"notify", "log", "mail"});
+  ASSERT_EQ(log.exit_code, 0) << log.describe();
+  EXPECT_NE(log.out.find("relay smtp://relay.test:2525 offers no STARTTLS: e-mail goes over TLS "
+                         "only off loopback"),
+            std::string::npos)
+      << log.out;
+
+  // What the relay received (it offers AUTH in clear): EHLO, then the client went away.
+  const std::string commands = read_all(dir() / "relay.log");
+  EXPECT_NE(commands.find("Available AUTH mechanisms: LOGIN"), std::string::npos) << commands;
+  EXPECT_NE(commands.find(">> b'EHLO"), std::string::npos) << commands;
+  for (const char* never :
+       {">> b'AUTH", "authenticated ", ">> b'MAIL", ">> b'RCPT", ">> b'DATA", kPassword}) {
+    EXPECT_EQ(commands.find(never), std::string::npos) << never << " in:\n" << commands;
+  }
+  EXPECT_TRUE(relayed().empty());
+}
+
+// The same relay name with STARTTLS and a certificate from a CA of its own, given to the server
+// with --smtp-ca-cert: TLS first, then AUTH, then the message.
+TEST_F(NotifyTest, StartTlsWithTheRelaysOwnCaDeliversAfterTls) {
+  const std::string relay_host = unique_first_address(1);
+  auto certs = net::ensure_server_certificate(dir() / "relay-tls", {"relay.test"});
+  ASSERT_TRUE(certs) << certs.error().message;
+  testing::ChildProcess relay;
+  ASSERT_NO_THROW(start_relay(relay, relay_host, {certs->chain.string(), certs->key.string()}));
+  ASSERT_NO_THROW(start_lab_with_relay(relay_host, "smtp-password-over-tls",
+                                       {"--smtp-ca-cert", certs->ca.string()}));
+  auto t = cli({"notify", "test", "mail"});
+  EXPECT_EQ(t.exit_code, 0) << t.describe() << read_all(dir() / "relay.log");
+  std::vector<std::string> mail;
+  ASSERT_TRUE(wait_until([&] { return !(mail = relayed()).empty(); }, Millis(30'000)))
+      << read_all(dir() / "relay.log");
+  EXPECT_NE(mail.front().find("To: ops@example.com"), std::string::npos) << mail.front();
+  const std::string commands = read_all(dir() / "relay.log");
+  const auto starttls = commands.find(">> b'STARTTLS'");
+  const auto auth = commands.find(">> b'AUTH");
+  ASSERT_NE(starttls, std::string::npos) << commands;
+  ASSERT_NE(auth, std::string::npos) << commands;
+  EXPECT_LT(starttls, auth) << commands;
+  EXPECT_NE(commands.find("authenticated ci over TLS"), std::string::npos) << commands;
+  EXPECT_EQ(commands.find("smtp-password-over-tls"), std::string::npos) << commands;
+}
+
+// --smtp-resolve is checked before the server starts.
+TEST_F(NotifyTest, SmtpResolveFlagsAreChecked) {
+  for (const std::string bad :
+       {"relay.test:2525", "relay.test:2525:not-an-address", "other.test:2525:127.0.0.1",
+        "relay.test:25:127.0.0.1", "relay.test:2525:127.0.0.1\nx", "::::"}) {
+    auto r = run_process(
+        {SLIPWAY_BIN, "server", "--data", (dir() / "data").string(), "--listen", "127.0.0.1:0",
+         "--smtp-relay", "smtp://relay.test:2525", "--smtp-resolve", bad},
+        {}, Millis(30'000));
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.describe();
+    EXPECT_NE(r.err.find("--smtp-resolve"), std::string::npos) << bad << ": " << r.describe();
+  }
+  EXPECT_FALSE(fs::exists(dir() / "data" / "slipway.db"));
 }
 
 TEST_F(NotifyTest, MalformedAndHostileInputIsRefused) {

@@ -119,7 +119,7 @@ export interface WatchEvent {
 export interface Whoami {
   kind: string;
   name: string;
-  role: "viewer" | "deployer" | "admin";
+  role: "viewer" | "publisher" | "deployer" | "admin";
   envs: string[];
   apps: string[];
 }

@@ -40,7 +40,7 @@ export function setQuery(path: string, params: Record<string, string>): void {
 export const Me = createContext<Whoami | null>(null);
 export const useMe = () => useContext(Me);
 
-const rank = { viewer: 0, deployer: 1, admin: 2 } as const;
+const rank = { viewer: 0, publisher: 1, deployer: 2, admin: 3 } as const;
 
 // Whether the signed-in token may change things in env/app (the server checks it again).
 export function canDeploy(me: Whoami | null, env?: string, app?: string): boolean {

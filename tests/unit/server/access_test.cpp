@@ -25,21 +25,24 @@ TEST(Access, RolesAreOrderedAndAgentsReachOnlyAgentRoutes) {
   Principal agent;
   agent.kind = Principal::Kind::agent;
   const auto viewer = token_of(Role::viewer);
+  const auto publisher = token_of(Role::publisher);
   const auto deployer = token_of(Role::deployer);
   const auto admin = token_of(Role::admin);
   struct Want {
     Access need;
-    bool none, agent, viewer, deployer, admin;
+    bool none, agent, viewer, publisher, deployer, admin;
   };
-  for (const auto& w : {Want{Access::public_, true, true, true, true, true},
-                        Want{Access::agent, false, true, false, false, true},
-                        Want{Access::viewer, false, false, true, true, true},
-                        Want{Access::deployer, false, false, false, true, true},
-                        Want{Access::admin, false, false, false, false, true}}) {
+  for (const auto& w : {Want{Access::public_, true, true, true, true, true, true},
+                        Want{Access::agent, false, true, false, false, false, true},
+                        Want{Access::viewer, false, false, true, true, true, true},
+                        Want{Access::publisher, false, false, false, true, true, true},
+                        Want{Access::deployer, false, false, false, false, true, true},
+                        Want{Access::admin, false, false, false, false, false, true}}) {
     SCOPED_TRACE(access_name(w.need));
     EXPECT_EQ(access_allowed(none, w.need), w.none);
     EXPECT_EQ(access_allowed(agent, w.need), w.agent);
     EXPECT_EQ(access_allowed(viewer, w.need), w.viewer);
+    EXPECT_EQ(access_allowed(publisher, w.need), w.publisher);
     EXPECT_EQ(access_allowed(deployer, w.need), w.deployer);
     EXPECT_EQ(access_allowed(admin, w.need), w.admin);
   }
@@ -47,8 +50,10 @@ TEST(Access, RolesAreOrderedAndAgentsReachOnlyAgentRoutes) {
 
 TEST(Access, RolesParse) {
   EXPECT_EQ(parse_role("viewer").value(), Role::viewer);
+  EXPECT_EQ(parse_role("publisher").value(), Role::publisher);
   EXPECT_EQ(parse_role("deployer").value(), Role::deployer);
   EXPECT_EQ(parse_role("admin").value(), Role::admin);
+  EXPECT_EQ(role_name(Role::publisher), "publisher");
   for (const char* bad : {"", "Admin", "root", "admin ", "viewer\n"}) {
     auto r = parse_role(bad);
     ASSERT_FALSE(r) << bad;
@@ -100,6 +105,44 @@ TEST(Scope, NoTokenIsUnauthenticatedAndAuthorizeRecordsTheTarget) {
   EXPECT_EQ(req.audit_target, "env=staging app=web") << "recorded once";
   EXPECT_TRUE(authorize(req, "qa", "web"));
   EXPECT_EQ(req.audit_target, "env=staging app=web; env=qa app=web");
+}
+
+TEST(Scope, OnlyATokenValidInEveryEnvironmentPushes) {
+  EXPECT_TRUE(authorize_push(token_of(Role::publisher), "web"));
+  EXPECT_TRUE(authorize_push(token_of(Role::deployer), "web"));
+  EXPECT_TRUE(authorize_push(token_of(Role::deployer, {}, {"web"}), "web"));
+  auto other_app = authorize_push(token_of(Role::publisher, {}, {"api"}), "web");
+  ASSERT_FALSE(other_app);
+  EXPECT_EQ(other_app.error().code, Errc::forbidden);
+  auto p = token_of(Role::deployer, {"staging"}, {"web"});
+  p.name = "ci";
+  auto staging = authorize_push(p, "web");
+  ASSERT_FALSE(staging);
+  EXPECT_EQ(staging.error().code, Errc::forbidden);
+  EXPECT_EQ(staging.error().message,
+            "token 'ci' is scoped to environments staging: pushing a version makes it deployable "
+            "everywhere; use a token valid in every environment of the app, or one with the "
+            "publisher role");
+  Principal none;
+  EXPECT_EQ(authorize_push(none, "web").error().code, Errc::unauthenticated);
+}
+
+TEST(Scope, AnObjectOutsideTheScopeIsRefusedWithoutNamingItsPlace) {
+  auto p = token_of(Role::deployer, {"staging"});
+  p.name = "ci";
+  EXPECT_TRUE(authorize_object(p, "deploy #3", "staging", "web"));
+  auto prod = authorize_object(p, "deploy #4", "production", "web");
+  ASSERT_FALSE(prod);
+  EXPECT_EQ(prod.error().code, Errc::forbidden);
+  EXPECT_EQ(prod.error().message,
+            "deploy #4 is outside the scope of token 'ci' (environments staging)");
+  Request req;
+  req.principal = p;
+  EXPECT_FALSE(authorize_object(req, "deploy #4", "production", "web"));
+  EXPECT_EQ(req.audit_target, "env=production app=web") << "the audit log has the whole target";
+  Principal none;
+  EXPECT_EQ(authorize_object(none, "deploy #4", "production", "web").error().code,
+            Errc::unauthenticated);
 }
 
 TEST(Tokens, SecretsAreLongRandomAndStoredAsHashes) {

@@ -111,6 +111,27 @@ TEST(NotifyTargets, UrlsAndAddressesAreChecked) {
   EXPECT_TRUE(validate_smtp_relay("smtps://relay@mail.example.com"));
   EXPECT_FALSE(validate_smtp_relay("smtp://user:pw@mail.example.com"));
   EXPECT_FALSE(validate_smtp_relay("http://mail.example.com"));
+  // Boost.URL takes this for host 127.0.0.1 and path ".example.com": refused, never loopback.
+  EXPECT_FALSE(validate_smtp_relay("smtp://127.0.0.1.example.com"));
+  EXPECT_FALSE(validate_smtp_relay("smtp://u@127.0.0.1.example.com:25"));
+  for (const char* loopback : {"smtp://127.0.0.1:2525", "smtp://127.64.3.2", "smtp://localhost:25",
+                               "smtp://LOCALHOST", "smtp://u@[::1]:2525", "smtps://127.0.0.1"}) {
+    EXPECT_TRUE(smtp_relay_is_loopback(loopback)) << loopback;
+  }
+  for (const char* remote : {"smtp://mail.example.com", "smtp://relay.test:2525", "smtp://10.0.0.1",
+                             "smtp://[::2]", "smtp://128.0.0.1", "smtp://localhost.example.com",
+                             "smtp://127.0.0.1.example.com", "not a url", ""}) {
+    EXPECT_FALSE(smtp_relay_is_loopback(remote)) << remote;
+  }
+  EXPECT_TRUE(validate_smtp_resolve("relay.test:2525:127.0.0.1", "smtp://relay.test:2525"));
+  EXPECT_TRUE(validate_smtp_resolve("Relay.Test:25:[::1]", "smtp://u@relay.test"));
+  EXPECT_TRUE(validate_smtp_resolve("relay.test:465:10.1.2.3", "smtps://relay.test"));
+  for (const char* bad :
+       {"", "relay.test", "relay.test:2525", "relay.test:2525:", "relay.test:2525:name.example",
+        "relay.test:2525:127.0.0.1:1", "other.test:2525:127.0.0.1", "relay.test:25:127.0.0.1",
+        "relay.test:2525:[127.0.0.1"}) {
+    EXPECT_FALSE(validate_smtp_resolve(bad, "smtp://relay.test:2525")) << bad;
+  }
   EXPECT_EQ(redact_url("https://u:p@hooks.slack.com/services/T/B/X?x=1", false),
             "https://hooks.slack.com/…");
   EXPECT_EQ(redact_url("https://u:p@h.example:8443/hook?token=1", true),
