@@ -95,7 +95,13 @@ void set_actor(Request& req) {
 
 asio::awaitable<Response> run_audited(ServerContext& ctx, Request& req, const Route& route) {
   if (!audited(req)) co_return co_await call_handler(route, req);
-  auto job = [a = entry_of(req, route)](store::Store& s) { return s.append_audit(a); };
+  // Committed before the handler runs: the database thread would commit it after its batch.
+  auto job = [a = entry_of(req, route)](store::Store& s) -> Result<int64_t> {
+    auto id = s.append_audit(a);
+    if (!id) return id;
+    if (auto st = s.commit_now(); !st) return st.error();
+    return id;
+  };
   auto entry = co_await ctx.db_call(job);
   if (!entry) {
     spdlog::error("refused {} {} by {}: the audit log cannot be written: {}", req.method, req.path,
@@ -137,6 +143,7 @@ Status open_audit_log(store::Store& s, const std::filesystem::path& data_dir) {
   const SecretKey key = SecretKey::random();
   s.set_audit_key(key);
   if (auto st = s.adopt_legacy_audit(); !st) return st;
+  if (auto st = s.commit_now(); !st) return st;
   const auto tmp = data_dir / "audit.key.tmp";
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
     return err(Errc::io, fmt::format("cannot remove {}: {}", tmp.string(), std::strerror(errno)));

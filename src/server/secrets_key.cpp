@@ -111,20 +111,18 @@ Result<Rotated> reseal(std::vector<store::SealedValue>& values, const SecretKey&
   return out;
 }
 
-// Steps 2 and 3: the transaction, then the key in use.
+// Steps 2 and 3: the transaction, then the key in use. The database thread runs its jobs in a
+// transaction of its own (DbExecutor): what came before is committed first, so that this
+// transaction holds the rotation alone and is committed (or rolled back) whole here.
 Result<Rotated> commit_rotation(store::Store& s, SecretKey& key, const SecretKey& next) {
+  if (auto st = s.commit_now(); !st) return st.error();
   auto values = s.list_sealed_values();
   if (!values) return values.error();
   auto rotated = reseal(*values, key, next);
   if (!rotated) return rotated.error();
-  if (auto st = s.begin(); !st) return st.error();
-  Status st = s.replace_sealed_values(*values);
-  if (st) st = s.set_meta(kCheckMeta, next.seal(kCheckText, kCheckPlace));
-  if (st) st = s.commit();
-  if (!st) {
-    (void)s.rollback();
-    return st.error();
-  }
+  const std::map<std::string, std::string> check{{kCheckMeta, next.seal(kCheckText, kCheckPlace)}};
+  if (auto st = s.replace_sealed_values(*values, check); !st) return st.error();
+  if (auto st = s.commit_now(); !st) return st.error();
   key = next;
   return rotated;
 }

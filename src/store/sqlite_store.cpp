@@ -439,8 +439,26 @@ class SqliteStore final : public Store {
   }
 
   Status begin() override { return db_.exec("BEGIN IMMEDIATE"); }
-  Status commit() override { return db_.exec("COMMIT"); }
-  Status rollback() override { return db_.exec("ROLLBACK"); }
+  Status commit() override {
+    auto st = db_.exec("COMMIT");
+    if (!st) audit_head_.reset();  // the rows it appended may be gone
+    return st;
+  }
+  Status rollback() override {
+    audit_head_.reset();
+    return db_.exec("ROLLBACK");
+  }
+
+  Status commit_now() override {
+    if (!db_.in_transaction()) return {};
+    Status st = db_.exec("COMMIT");
+    if (!st) {
+      if (db_.in_transaction()) (void)db_.exec("ROLLBACK");
+      audit_head_.reset();  // the rows it appended are gone: read the head again
+    }
+    (void)db_.exec("BEGIN IMMEDIATE");
+    return st;
+  }
 
   Result<std::optional<std::string>> get_meta(const std::string& key) override {
     auto s = db_.prepare("SELECT value FROM meta WHERE key = ?");
@@ -1471,7 +1489,22 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status replace_sealed_values(const std::vector<SealedValue>& values) override {
+  Status replace_sealed_values(const std::vector<SealedValue>& values,
+                               const std::map<std::string, std::string>& meta) override {
+    if (auto st = db_.exec("SAVEPOINT reseal"); !st) return st;
+    Status st = reseal_in_place(values);
+    for (auto it = meta.begin(); st && it != meta.end(); ++it)
+      st = set_meta(it->first, it->second);
+    if (st) st = db_.exec("RELEASE reseal");
+    if (!st) {
+      (void)db_.exec("ROLLBACK TO reseal");
+      (void)db_.exec("RELEASE reseal");
+    }
+    return st;
+  }
+
+ private:
+  Status reseal_in_place(const std::vector<SealedValue>& values) {
     for (const auto& v : values) {
       const bool config = v.kind == SealedValue::Kind::config;
       auto s = db_.prepare(config ? "UPDATE config_entries SET value = ? WHERE env = ? AND app = ? "
@@ -1494,6 +1527,7 @@ class SqliteStore final : public Store {
     return {};
   }
 
+ public:
  private:
   Result<engine::ConfigVersion> apply_config(const std::string& env, const std::string& app,
                                              const std::vector<ConfigEdit>& edits,

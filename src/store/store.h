@@ -205,6 +205,13 @@ class Store {
   virtual Status begin() = 0;
   virtual Status commit() = 0;
   virtual Status rollback() = 0;
+  // The database thread runs each batch of jobs in one transaction, committed after the batch
+  // (DbExecutor). A job that must know its writes are durable before it answers (an audit entry
+  // before the action it records, a key rotation before the key files change) calls
+  // commit_now(): it commits what the batch wrote so far and begins the next transaction (when
+  // the commit fails, everything since the last commit is rolled back: as when the batch's own
+  // commit fails). Outside a transaction (each statement commits itself) it does nothing.
+  virtual Status commit_now() = 0;
 
   virtual Result<std::optional<std::string>> get_meta(const std::string& key) = 0;
   virtual Status set_meta(const std::string& key, const std::string& value) = 0;
@@ -334,9 +341,11 @@ class Store {
 
   // Every sealed value of the database (secrets of config_entries, notification hooks' secrets).
   virtual Result<std::vector<SealedValue>> list_sealed_values() = 0;
-  // Replaces the sealed text of each value (its place unchanged); not_found when a place does not
-  // exist. Call inside begin()/commit() to replace them all or none.
-  virtual Status replace_sealed_values(const std::vector<SealedValue>& values) = 0;
+  // Replaces the sealed text of each value (its place unchanged) and sets the meta records in
+  // `meta` (what says which key they are sealed with), all or none (a savepoint); not_found when
+  // a place does not exist. Durable when the transaction it runs in commits (commit_now).
+  virtual Status replace_sealed_values(const std::vector<SealedValue>& values,
+                                       const std::map<std::string, std::string>& meta) = 0;
 
   // Notification hooks and their delivery log (schema 10). insert_notify_hook returns the new id;
   // conflict when the name is taken. delete_notify_hook: false when there is no such hook.

@@ -32,6 +32,20 @@ std::string raw_exec(const std::string& path, const std::string& sql) {
   return out;
 }
 
+// SELECT COUNT(*) through a second connection: what another process sees (committed rows only).
+int64_t raw_count(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close_v2(db);
+  return n;
+}
+
 AuditRecord entry(TimeMs at, const std::string& action, int status = 200) {
   AuditRecord a;
   a.at = at;
@@ -343,6 +357,24 @@ TEST_F(AuditStoreTest, AnEntryAndItsOutcomeAreListedAsOneAction) {
                      "DROP TRIGGER audit_no_update; UPDATE audit SET outcome_of = 2 WHERE id = 3"),
             "");
   EXPECT_EQ(verify().bad_row, 3);
+}
+
+// The database thread runs its jobs in a transaction committed after the batch; an audit entry
+// must be on disk before the action it records: commit_now commits it (and what came before) and
+// goes on in a new transaction.
+TEST_F(AuditStoreTest, CommitNowMakesAnEntryDurableInsideABatch) {
+  ASSERT_TRUE(store_->begin());
+  ASSERT_TRUE(store_->append_audit(entry(1'000, "deploy.create", 0)));
+  EXPECT_EQ(raw_count(path(), "SELECT COUNT(*) FROM audit"), 0) << "not committed yet";
+  ASSERT_TRUE(store_->commit_now());
+  EXPECT_EQ(raw_count(path(), "SELECT COUNT(*) FROM audit"), 1);
+  ASSERT_TRUE(store_->append_audit(entry(2'000, "deploy.create", 201)));
+  ASSERT_TRUE(store_->rollback());  // the batch's own commit failed: the outcome is lost
+  EXPECT_EQ(raw_count(path(), "SELECT COUNT(*) FROM audit"), 1);
+  ASSERT_TRUE(store_->append_audit(entry(3'000, "token.create", 201)));
+  const auto v = verify();
+  EXPECT_TRUE(v.intact()) << "the next row chains to what is in the database: " << v.why;
+  EXPECT_TRUE(store_->commit_now()) << "outside a transaction: nothing to do";
 }
 
 // A log written by a server from before the key (a plain SHA-256 chain, schema 8 to 11).

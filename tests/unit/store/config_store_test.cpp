@@ -142,9 +142,8 @@ TEST_F(ConfigStoreTest, SealedValuesAreListedAndReplacedInPlace) {
   ASSERT_EQ(values->size(), 3u) << "secrets and the webhook's; no plain value, no e-mail hook";
   for (auto& v : *values)
     v.sealed = "v1:new-" + v.sealed.substr(7);
-  ASSERT_TRUE(store_->begin());
-  ASSERT_TRUE(store_->replace_sealed_values(*values));
-  ASSERT_TRUE(store_->commit());
+  ASSERT_TRUE(store_->replace_sealed_values(*values, {{"secrets/key_check", "v1:check"}}));
+  EXPECT_EQ(store_->get_meta("secrets/key_check").value().value_or(""), "v1:check");
   const auto prod = store_->get_config("prod", "web").value();
   ASSERT_EQ(prod.entries.size(), 2u);
   EXPECT_EQ(prod.entries[0].value, "plain");
@@ -153,10 +152,15 @@ TEST_F(ConfigStoreTest, SealedValuesAreListedAndReplacedInPlace) {
   EXPECT_EQ(store_->get_config("dev", "api").value().entries[0].value, "v1:new-t");
   EXPECT_EQ(store_->list_notify_hooks().value()[0].secret, "v1:new-h");
 
-  std::vector<SealedValue> gone{{SealedValue::Kind::config, "prod", "web", "NOPE", "", "v1:x"}};
-  auto st = store_->replace_sealed_values(gone);
+  // All or none: a place that does not exist refuses the whole change.
+  std::vector<SealedValue> gone = *values;
+  gone.front().sealed = "v1:newer";
+  gone.push_back({SealedValue::Kind::config, "prod", "web", "NOPE", "", "v1:x"});
+  auto st = store_->replace_sealed_values(gone, {{"secrets/key_check", "v1:other"}});
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::not_found);
+  EXPECT_EQ(store_->get_config("dev", "api").value().entries[0].value, "v1:new-t");
+  EXPECT_EQ(store_->get_meta("secrets/key_check").value().value_or(""), "v1:check");
 }
 
 }  // namespace
