@@ -196,6 +196,9 @@ TEST_F(AuditTest, TheActorIsTheTokensNameWhateverUserTheClientClaims) {
   h = http("POST", "/api/v1/freezes/lift", R"({"env":"staging"})",
            {{"X-Slipway-User", std::string(300, 'x')}}, ci);
   ASSERT_EQ(h.status, 200) << h.body;
+  h = http("POST", "/api/v1/freezes/lift", R"({"env":"staging"})",
+           {{"X-Slipway-User", "alice\tadmin"}}, ci);
+  EXPECT_NE(h.status, 503) << h.body;
 
   const auto d = latest_deploy();
   EXPECT_EQ(str(d, "actor"), "ci") << to_json(d);
