@@ -72,6 +72,8 @@ const Router& router() {
         {"GET", "/api/v1/tokens"},
         {"DELETE", "/api/v1/tokens/{ref}"},
         {"GET", "/api/v1/audit"},
+        {"GET", "/api/v1/audit/verify"},
+        {"POST", "/api/v1/secrets/rotate-key"},
         {"GET", "/api/v1/routes"},
         {"POST", "/api/v1/notify/hooks"},
         {"GET", "/api/v1/notify/hooks"},

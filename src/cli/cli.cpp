@@ -561,6 +561,13 @@ int run(int argc, char** argv) {
     });
   }
 
+  auto* rotate_key = secret->add_subcommand(
+      "rotate-key",
+      "Re-seal every secret and notification hook secret under a new key, in one transaction; the "
+      "previous key is kept as DATA_DIR/secrets.key.old until the next rotation (admin)");
+  client_flags(rotate_key, cf);
+  rotate_key->callback([&] { action = [&] { return cmd_secret_rotate_key(cf); }; });
+
   // token create|list|revoke
   auto* token = app.add_subcommand("token", "API tokens with a role and a scope (admin)");
   token->require_subcommand(1);
@@ -600,7 +607,15 @@ int run(int argc, char** argv) {
   audit->add_option("--limit", audit_limit, "At most this many (the newest)")
       ->capture_default_str();
   client_flags(audit, cf);
-  audit->callback([&] { action = [&] { return cmd_audit(cf, audit_since, audit_limit); }; });
+  auto* audit_verify = audit->add_subcommand(
+      "verify",
+      "Check the audit log's HMAC chain: exit 0 when intact, 1 naming the first bad row (admin)");
+  client_flags(audit_verify, cf);
+  audit_verify->callback([&] { action = [&] { return cmd_audit_verify(cf); }; });
+  audit->callback([&] {
+    if (audit_verify->parsed()) return;  // its own action
+    action = [&] { return cmd_audit(cf, audit_since, audit_limit); };
+  });
 
   // run
   RunArgs run_args;

@@ -60,7 +60,10 @@ int cmd_versions(const ClientFlags& f, const std::string& app) {
     if (version == latest) version += paint(" (latest)", Color::dim);
     t.row({version, std::string(a.at("sha256").as_string()).substr(0, 12),
            human_bytes(a.at("size").to_number<uint64_t>()),
-           std::string(a.at("pushed_by").as_string()),
+           actor_cell(a.at("pushed_by").as_string(),
+                      a.contains("claimed_user") && a.at("claimed_user").is_string()
+                          ? std::string_view(a.at("claimed_user").as_string())
+                          : std::string_view()),
            std::string(a.at("created_at").as_string()).substr(0, 19)});
   }
   t.print(std::cout);

@@ -172,4 +172,33 @@ int cmd_secret(const ClientFlags& f, const ConfigArgs& a) {
   return print_changes(f, *r);
 }
 
+int cmd_secret_rotate_key(const ClientFlags& f) {
+  auto c = make_client(f);
+  auto r = c.post("/api/v1/secrets/rotate-key", nullptr);
+  if (!r) return fail(r.error());
+  if (f.json()) {
+    print_json(*r);
+    return kExitOk;
+  }
+  const auto& o = r->as_object();
+  auto number = [&o](std::string_view k) {
+    const auto* v = o.if_contains(k);
+    return v && v->is_int64() ? v->as_int64() : 0;
+  };
+  auto text = [&o](std::string_view k) {
+    const auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  std::cout << paint("✓", Color::green) << " "
+            << fmt::format(
+                   "rotated the secrets key: {} config secret(s) and {} notification hook "
+                   "secret(s) re-sealed in one transaction\n",
+                   number("config_secrets"), number("notify_hooks"))
+            << fmt::format(
+                   "  the server uses the new key now ({}); the previous one is kept as {} "
+                   "until the next rotation\n",
+                   text("key"), text("old_key"));
+  return kExitOk;
+}
+
 }  // namespace slipway::cli

@@ -42,7 +42,8 @@ HistoryRow run_row(const engine::Run& r, const json::object& o) {
       r.created_at,
       {fmt::format("r{}", r.id), "run", shorten(engine::command_line(r.argv), 40), "-",
        r.env + (r.selector.empty() ? "" : " (" + r.selector + ")"),
-       state_cell(engine::run_state_name(r.state)), r.actor, format_time_short(r.created_at),
+       state_cell(engine::run_state_name(r.state)), actor_cell(r.actor, r.claimed_user),
+       format_time_short(r.created_at),
        r.finished_at ? format_duration(r.duration(r.finished_at)) : "-",
        fmt::format("{}/{} ok", o.at("ok_count").as_int64(), o.at("node_count").as_int64())}};
 }
@@ -158,7 +159,7 @@ int cmd_history(const ClientFlags& f, const std::string& app, const std::string&
          std::string(engine::deploy_kind_name(d->kind)) +
              (d->forced_freeze.empty() ? "" : paint(" (forced)", Color::yellow)),
          d->app, d->version, d->env + (d->selector.empty() ? "" : " (" + d->selector + ")"),
-         state_cell(engine::deploy_state_name(d->state)), d->actor,
+         state_cell(engine::deploy_state_name(d->state)), actor_cell(d->actor, d->claimed_user),
          format_time_short(d->created_at),
          d->finished_at ? format_duration(d->duration(d->finished_at)) : "-",
          fmt::format("{}/{} healthy", o.at("healthy_count").as_int64(),
@@ -216,7 +217,7 @@ int cmd_history_show(const ClientFlags& f, const std::string& text) {
             << (d->selector.empty() ? "" : " (" + d->selector + ")") << "\n";
   std::cout << fmt::format("  state     {}\n", state_cell(engine::deploy_state_name(d->state)));
   if (!d->reason.empty()) std::cout << fmt::format("  reason    {}\n", d->reason);
-  std::cout << fmt::format("  by        {}\n", d->actor);
+  std::cout << fmt::format("  by        {}\n", actor_cell(d->actor, d->claimed_user));
   if (!d->forced_freeze.empty()) {
     std::cout << fmt::format("  forced    {}\n",
                              paint("through " + d->forced_freeze + " (--force)", Color::yellow));

@@ -177,7 +177,7 @@ int cmd_run_show(const ClientFlags& f, int64_t id) {
             << engine::command_line(run->argv) << " on " << run->env
             << (run->selector.empty() ? "" : " (" + run->selector + ")") << "\n";
   std::cout << fmt::format("  state     {}\n", engine::run_state_name(run->state));
-  std::cout << fmt::format("  by        {}\n", run->actor);
+  std::cout << fmt::format("  by        {}\n", actor_cell(run->actor, run->claimed_user));
   std::cout << fmt::format("  batches   of {}, timeout {}\n", run->batch.to_string(),
                            format_duration(run->timeout));
   std::cout << fmt::format("  started   {}\n", format_time_short(run->created_at));

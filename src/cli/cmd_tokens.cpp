@@ -175,11 +175,14 @@ int cmd_audit(const ClientFlags& f, const std::string& since, int limit) {
       if (!e.is_object()) continue;
       const int64_t status = int_of(e, "status");
       std::string outcome = std::to_string(status);
-      if (status >= 400) {
+      if (status == 0) {
+        outcome = paint("unknown (not recorded)", Color::yellow);
+      } else if (status >= 400) {
         outcome = paint(fmt::format("{} {}", status, str_of(e, "error_code")), Color::red);
       }
-      t.row({time_cell(e, "at"), str_of(e, "actor"), str_of(e, "token"), str_of(e, "remote"),
-             str_of(e, "action"), str_of(e, "target"), outcome});
+      t.row({time_cell(e, "at"), actor_cell(str_of(e, "actor"), str_of(e, "claimed_user")),
+             str_of(e, "token"), str_of(e, "remote"), str_of(e, "action"), str_of(e, "target"),
+             outcome});
     }
   }
   if (t.empty()) {
@@ -188,6 +191,36 @@ int cmd_audit(const ClientFlags& f, const std::string& since, int limit) {
     t.print(std::cout);
   }
   return kExitOk;
+}
+
+int cmd_audit_verify(const ClientFlags& f) {
+  auto c = make_client(f);
+  auto r = c.get("/api/v1/audit/verify");
+  if (!r) return fail(r.error());
+  const auto* intact = r->is_object() ? r->as_object().if_contains("intact") : nullptr;
+  const bool ok = intact && intact->is_bool() && intact->as_bool();
+  if (f.json()) {
+    print_json(*r);
+    return ok ? kExitOk : kExitFailed;
+  }
+  const int64_t rows = int_of(*r, "rows");
+  const int64_t legacy = int_of(*r, "legacy_rows");
+  if (ok) {
+    std::cout << paint("✓", Color::green) << " "
+              << fmt::format("the audit log is intact: {} row(s) checked{}\n", rows,
+                             legacy > 0 ? fmt::format(" ({} from before audit.key, as a plain "
+                                                      "SHA-256 chain anchored under it)",
+                                                      legacy)
+                                        : std::string());
+    return kExitOk;
+  }
+  const auto* bad = r->as_object().if_contains("first_bad");
+  const json::value none;
+  const json::value& b = bad ? *bad : none;
+  std::cerr << paint("✗", Color::red) << " "
+            << fmt::format("the audit log is NOT intact: row {} is bad: {}\n", int_of(b, "id"),
+                           str_of(b, "reason"));
+  return kExitFailed;
 }
 
 }  // namespace slipway::cli

@@ -155,6 +155,8 @@ struct ConfigArgs {
 };
 int cmd_config(const ClientFlags& f, const ConfigArgs& a);
 int cmd_secret(const ClientFlags& f, const ConfigArgs& a);
+// slipway secret rotate-key (admin): every secret re-sealed under a new key.
+int cmd_secret_rotate_key(const ClientFlags& f);
 
 // API tokens: slipway token create|list|revoke (admin)
 struct TokenCreateArgs {
@@ -171,6 +173,8 @@ int cmd_token_revoke(const ClientFlags& f, const std::string& name_or_id);
 
 // The audit log (admin): since is a duration back from now ("1h") or an RFC 3339 time.
 int cmd_audit(const ClientFlags& f, const std::string& since, int limit);
+// slipway audit verify (admin): 0 when the chain is intact, 1 naming the first bad row.
+int cmd_audit_verify(const ClientFlags& f);
 
 // Ad-hoc commands
 struct RunArgs {

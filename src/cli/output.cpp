@@ -91,6 +91,11 @@ void Table::print(std::ostream& out) const {
     line(r, false);
 }
 
+std::string actor_cell(std::string_view actor, std::string_view claimed_user) {
+  if (claimed_user.empty() || claimed_user == actor) return std::string(actor);
+  return fmt::format("{} (claims {})", actor, claimed_user);
+}
+
 std::string human_bytes(uint64_t n) {
   if (n < 1024) return fmt::format("{} B", n);
   const char* units[] = {"KiB", "MiB", "GiB", "TiB"};

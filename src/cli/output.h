@@ -29,6 +29,9 @@ class Table {
 };
 
 std::string human_bytes(uint64_t n);
+// Who did something, for a table: the actor (a token's name), and the user the client claimed to
+// be when it named another one: "ci (claims alice@laptop)".
+std::string actor_cell(std::string_view actor, std::string_view claimed_user);
 // Display width of UTF-8 text without ANSI escapes.
 size_t display_width(const std::string& s);
 // Indents every line of `text` by `indent` spaces, keeping at most `max_lines` (the last ones).

@@ -33,11 +33,12 @@ std::string to_hex(const unsigned char* p, size_t n) {
   return out;
 }
 
-Error key_file_error(const std::filesystem::path& path, std::string_view what) {
+Error key_file_error(const std::filesystem::path& path, std::string_view what,
+                     std::string_view problem) {
   return err(Errc::failed_precondition,
-             fmt::format("the secrets key {} {}; it must be a regular file of exactly {} bytes, "
+             fmt::format("the {} {} {}; it must be a regular file of exactly {} bytes, "
                          "readable by its owner only (chmod 600), or absent (a new key is made)",
-                         path.string(), what, SecretKey::kSize));
+                         what, path.string(), problem, SecretKey::kSize));
 }
 
 }  // namespace
@@ -59,53 +60,93 @@ SecretKey SecretKey::random() {
   return k;
 }
 
-Result<SecretKey> SecretKey::load_or_create(const std::filesystem::path& path) {
+Result<SecretKey> SecretKey::load_or_create(const std::filesystem::path& path,
+                                            std::string_view what) {
+  auto existing = load(path, what);
+  if (!existing) return existing.error();
+  if (*existing) return std::move(**existing);
+  SecretKey k = random();
+  if (auto st = k.write_file(path, what); !st) return st.error();
+  return k;
+}
+
+Result<std::optional<SecretKey>> SecretKey::load(const std::filesystem::path& path,
+                                                 std::string_view what) {
   init_sodium();
   const std::string p = path.string();
-  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
-    SecretKey k = random();
-    fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return err(Errc::io,
-                 fmt::format("cannot create the secrets key {}: {}", p, std::strerror(errno)));
-    }
-    const ssize_t n = ::write(fd, k.key_.data(), k.key_.size());
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    if (n != static_cast<ssize_t>(k.key_.size()) || !synced) {
-      ::unlink(p.c_str());
-      return err(Errc::io, fmt::format("cannot write the secrets key {}", p));
-    }
-    return k;
-  }
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return std::optional<SecretKey>();
   if (fd < 0) {
-    if (errno == ELOOP) return key_file_error(path, "is a symbolic link");
-    return err(Errc::io,
-               fmt::format("cannot open the secrets key {}: {}", p, std::strerror(errno)));
+    if (errno == ELOOP) return key_file_error(path, what, "is a symbolic link");
+    return err(Errc::io, fmt::format("cannot open the {} {}: {}", what, p, std::strerror(errno)));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
-    return err(Errc::io, fmt::format("cannot stat the secrets key {}", p));
+    return err(Errc::io, fmt::format("cannot stat the {} {}", what, p));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return key_file_error(path, "is not a regular file");
+    return key_file_error(path, what, "is not a regular file");
   }
   if ((st.st_mode & 077) != 0) {
     ::close(fd);
-    return key_file_error(path, fmt::format("has mode {:o}, open to others", st.st_mode & 0777));
+    return key_file_error(path, what,
+                          fmt::format("has mode {:o}, open to others", st.st_mode & 0777));
   }
   if (st.st_size != static_cast<off_t>(kSize)) {
     ::close(fd);
-    return key_file_error(path, fmt::format("holds {} bytes", st.st_size));
+    return key_file_error(path, what, fmt::format("holds {} bytes", st.st_size));
   }
   SecretKey k;
   const ssize_t n = ::read(fd, k.key_.data(), k.key_.size());
   ::close(fd);
-  if (n != static_cast<ssize_t>(kSize)) return key_file_error(path, "could not be read whole");
-  return k;
+  if (n != static_cast<ssize_t>(kSize))
+    return key_file_error(path, what, "could not be read whole");
+  return std::optional<SecretKey>(std::move(k));
+}
+
+Status SecretKey::write_file(const std::filesystem::path& path, std::string_view what) const {
+  const std::string p = path.string();
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return err(Errc::io, fmt::format("cannot create the {} {}: {}", what, p, std::strerror(errno)));
+  }
+  const ssize_t n = ::write(fd, key_.data(), key_.size());
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(key_.size()) || !synced) {
+    ::unlink(p.c_str());
+    return err(Errc::io, fmt::format("cannot write the {} {}", what, p));
+  }
+  return {};
+}
+
+std::string SecretKey::mac_hex(std::string_view data) const {
+  init_sodium();
+  static_assert(kSize == crypto_auth_hmacsha256_KEYBYTES);
+  std::array<unsigned char, crypto_auth_hmacsha256_BYTES> mac{};
+  crypto_auth_hmacsha256(mac.data(), reinterpret_cast<const unsigned char*>(data.data()),
+                         data.size(), key_.data());
+  return to_hex(mac.data(), mac.size());
+}
+
+bool SecretKey::verify_mac(std::string_view data, std::string_view mac) const {
+  const std::string expected = mac_hex(data);
+  return mac.size() == expected.size() &&
+         sodium_memcmp(expected.data(), mac.data(), expected.size()) == 0;
+}
+
+Status sync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return err(Errc::io, fmt::format("cannot open {}: {}", dir.string(), std::strerror(errno)));
+  }
+  const bool ok = ::fsync(fd) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok) return err(Errc::io, fmt::format("cannot sync {}: {}", dir.string(), std::strerror(e)));
+  return {};
 }
 
 std::string SecretKey::seal(std::string_view plain, std::string_view associated) const {

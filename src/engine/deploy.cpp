@@ -128,6 +128,7 @@ json::value to_json(const Deploy& d, bool with_nodes) {
                  {"phase", d.phase == Phase::forward ? "forward" : "revert"},
                  {"reason", d.reason},
                  {"actor", d.actor},
+                 {"claimed_user", d.claimed_user},
                  {"aborted_by", d.aborted_by},
                  {"forced_freeze", d.forced_freeze},
                  {"config_version", d.config_version},
@@ -187,6 +188,7 @@ Result<Deploy> deploy_from_json(const json::value& v) {
   d.phase = r.str_or("phase", "forward") == "revert" ? Phase::revert : Phase::forward;
   d.reason = r.str_or("reason", "");
   d.actor = r.str_or("actor", "");
+  d.claimed_user = r.str_or("claimed_user", "");
   d.aborted_by = r.str_or("aborted_by", "");
   d.forced_freeze = r.str_or("forced_freeze", "");
   d.config_version = r.i64_or("config_version", 0);

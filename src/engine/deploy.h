@@ -112,7 +112,9 @@ struct Deploy {
   DeployState state = DeployState::running;
   Phase phase = Phase::forward;
   std::string reason;  // why it failed or was rolled back
-  std::string actor;   // who started it
+  std::string actor;   // who started it: the token's name
+  // The user the client named (X-Slipway-User): shown as "ACTOR (claims USER)", never trusted.
+  std::string claimed_user;
   std::string aborted_by;
   // The freezes this deploy was forced through (`deploy --force`), as described when it started;
   // "" = none applied.

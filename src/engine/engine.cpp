@@ -111,6 +111,7 @@ Result<std::unique_ptr<Engine::Run>> Engine::prepare(DeployRequest req,
   d.healthy_deadline_ms = run->healthy_deadline.count();
   d.progress_deadline_ms = req.progress_deadline.count();
   d.actor = req.actor;
+  d.claimed_user = req.claimed_user;
   d.forced_freeze = req.forced_freeze;
   d.config_version = req.config_version;
   d.created_at = clock_.now();

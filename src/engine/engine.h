@@ -79,7 +79,8 @@ struct DeployRequest {
   std::optional<LbHook> drain;
   std::optional<LbHook> undrain;
   std::map<std::string, std::string> addresses;  // node -> address, for the hooks
-  std::string actor;
+  std::string actor;                             // the token's name
+  std::string claimed_user;                      // X-Slipway-User: a claim, never trusted
   std::string forced_freeze;  // the freezes a forced deploy goes through (Deploy::forced_freeze)
   // The (env, app) config with secrets in clear, passed to the agents with every install, and
   // its version (recorded on the deploy). Never logged.

@@ -59,6 +59,7 @@ Run Run::header() const {
   h.batch = batch;
   h.timeout = timeout;
   h.actor = actor;
+  h.claimed_user = claimed_user;
   h.state = state;
   h.created_at = created_at;
   h.finished_at = finished_at;
@@ -111,6 +112,7 @@ json::value to_json(const Run& r, bool with_nodes, int64_t min_seq) {
                  {"timeout_ms", r.timeout.count()},
                  {"state", run_state_name(r.state)},
                  {"actor", r.actor},
+                 {"claimed_user", r.claimed_user},
                  {"started_at", format_time(r.created_at)},
                  {"finished_at",
                   r.finished_at ? json::value(format_time(r.finished_at)) : json::value(nullptr)},
@@ -155,6 +157,7 @@ Result<Run> run_from_json(const json::value& v) {
   run.timeout = Millis(r.i64_or("timeout_ms", 60'000));
   auto state = run_state_from_name(r.str("state"));
   run.actor = r.str_or("actor", "");
+  run.claimed_user = r.str_or("claimed_user", "");
   run.created_at = time_field(r, "started_at");
   run.finished_at = time_field(r, "finished_at");
   run.batches = static_cast<int>(r.i64_or("batches", 0));

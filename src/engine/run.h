@@ -49,7 +49,8 @@ struct Run {
   std::vector<std::string> argv;
   BatchSize batch{100, true};
   Millis timeout{60'000};
-  std::string actor;
+  std::string actor;         // the token's name
+  std::string claimed_user;  // the user the client named (X-Slipway-User), never trusted
   RunState state = RunState::running;
   TimeMs created_at = 0;
   TimeMs finished_at = 0;

@@ -31,6 +31,7 @@ Result<RunId> RunManager::start(RunRequest req, std::vector<RunTarget> targets) 
   run->batch = req.batch;
   run->timeout = req.timeout;
   run->actor = std::move(req.actor);
+  run->claimed_user = std::move(req.claimed_user);
   run->created_at = clock_.now();
   const int total = static_cast<int>(targets.size());
   const int size = run->batch.resolve(total);

@@ -39,7 +39,8 @@ struct RunRequest {
   std::vector<std::string> argv;
   BatchSize batch{100, true};
   Millis timeout{60'000};
-  std::string actor;
+  std::string actor;         // the token's name
+  std::string claimed_user;  // the user the client named (X-Slipway-User), "" for none
 };
 
 struct RunTarget {

@@ -16,9 +16,13 @@ namespace slipway::server {
 namespace {
 
 json::value artifact_json(const store::ArtifactRecord& a, bool with_manifest) {
-  json::object o{
-      {"app", a.app},   {"version", a.version},     {"sha256", a.sha256},
-      {"size", a.size}, {"pushed_by", a.pushed_by}, {"created_at", format_time(a.created_at)}};
+  json::object o{{"app", a.app},
+                 {"version", a.version},
+                 {"sha256", a.sha256},
+                 {"size", a.size},
+                 {"pushed_by", a.pushed_by},
+                 {"created_at", format_time(a.created_at)},
+                 {"claimed_user", a.claimed_user}};
   if (with_manifest) {
     auto m = parse_json(a.manifest_json, "stored manifest");
     o["manifest"] = m ? *m : json::value(nullptr);
@@ -244,6 +248,7 @@ void register_artifact_routes(ServerContext& ctx) {
         rec.size = inspected->size;
         rec.manifest_json = to_json(artifacts::manifest_to_json(inspected->manifest));
         rec.pushed_by = req.actor;
+        rec.claimed_user = req.claimed_user;
         rec.created_at = now_ms();
         auto job3 = [rec](store::Store& s) -> Result<store::ArtifactRecord> {
           if (auto st = s.insert_artifact(rec); !st) {

@@ -4,8 +4,9 @@
 //   GET    /api/v1/envs/{env}/apps/{app}/secrets           the names of the secrets
 //   PUT    /api/v1/envs/{env}/apps/{app}/secrets/{key}     {"value": V}
 //   DELETE /api/v1/envs/{env}/apps/{app}/secrets/{key}
-// Secret values are sealed here (ServerContext::secret_key) before they reach the database and no
-// route ever returns one. Every change makes a new version of the (env, app) config.
+// Secret values are sealed here (ServerContext::secret_key, on the database thread) before they
+// reach the database and no route ever returns one. Every change makes a new version of the (env,
+// app) config.
 #include <algorithm>
 #include <set>
 #include <tuple>
@@ -22,11 +23,6 @@ namespace slipway::server {
 namespace {
 
 constexpr std::string_view kMask = "********";
-
-// Binds a sealed value to its place: a value copied to another key, app or env does not open.
-std::string sealed_place(const std::string& env, const std::string& app, const std::string& key) {
-  return env + "/" + app + "/" + key;
-}
 
 // The (env, app) of a request, validated.
 struct Scope {
@@ -56,10 +52,21 @@ json::value change_body(const Scope& s, const engine::ConfigVersion& cv) {
                       {"changes", engine::to_json(cv.changes)}};
 }
 
+// Applies `edits`; the value of a secret set is given in clear and sealed on the database thread,
+// where the key is replaced by a rotation: a value is never sealed with a key the database no
+// longer uses.
 asio::awaitable<Response> apply(ServerContext& ctx, const Request& req, const Scope& scope,
                                 std::vector<store::ConfigEdit> edits) {
-  auto job = [env = scope.env, app = scope.app, edits = std::move(edits), actor = req.actor](
-                 store::Store& s) { return s.change_config(env, app, edits, actor, now_ms()); };
+  auto job = [c = &ctx, env = scope.env, app = scope.app, edits = std::move(edits),
+              actor = req.actor](store::Store& s) mutable {
+    for (auto& e : edits) {
+      if (!e.secret || !e.value) continue;
+      std::string sealed = c->secret_key->seal(*e.value, config_secret_place(env, app, e.key));
+      std::fill(e.value->begin(), e.value->end(), '\0');
+      e.value = std::move(sealed);
+    }
+    return s.change_config(env, app, edits, actor, now_ms());
+  };
   auto cv = co_await ctx.db_call(job);
   if (!cv) co_return Response::error(cv.error());
   // Names only: values (secret or not) are never logged.
@@ -160,9 +167,8 @@ asio::awaitable<Response> put_secret(ServerContext& ctx, const Request& req) {
   }
   if (auto st = engine::validate_config_value(key, value); !st)
     co_return Response::error(st.error());
-  std::string sealed = ctx.secret_key->seal(value, sealed_place(scope->env, scope->app, key));
+  std::vector<store::ConfigEdit> edits{store::ConfigEdit{key, true, value}};
   std::fill(value.begin(), value.end(), '\0');
-  std::vector<store::ConfigEdit> edits{store::ConfigEdit{key, true, std::move(sealed)}};
   co_return co_await apply(ctx, req, *scope, std::move(edits));
 }
 
@@ -177,6 +183,11 @@ asio::awaitable<Response> delete_secret(ServerContext& ctx, const Request& req) 
 
 }  // namespace
 
+std::string config_secret_place(const std::string& env, const std::string& app,
+                                const std::string& key) {
+  return env + "/" + app + "/" + key;
+}
+
 Result<ResolvedConfig> resolve_config(store::Store& s, const SecretKey& key, const std::string& env,
                                       const std::string& app) {
   auto cfg = s.get_config(env, app);
@@ -188,7 +199,7 @@ Result<ResolvedConfig> resolve_config(store::Store& s, const SecretKey& key, con
       out.vars[e.key] = e.value;
       continue;
     }
-    auto plain = key.open(e.value, sealed_place(env, app, e.key));
+    auto plain = key.open(e.value, config_secret_place(env, app, e.key));
     if (!plain) {
       return err(Errc::failed_precondition,
                  fmt::format("the secret {} of {} in {} cannot be opened ({}); set it again with "

@@ -381,6 +381,7 @@ asio::awaitable<Result<PreparedDeploy>> prepare_deploy(ServerContext& ctx, const
                                                                   : engine::BatchSize{};
   dr.max_failures = p.max_failures;
   dr.actor = actor;
+  dr.claimed_user = p.claimed_user;
   dr.forced_freeze = forced_freeze;
   if (auto hooks = lb_hooks(ctx, in->manifests[version], in->env_lb, p.env, dr); !hooks)
     co_return R(hooks.error());
@@ -420,6 +421,7 @@ asio::awaitable<Response> start_deploy(ServerContext& ctx, Request& req, engine:
   if (auto st = authorize(req, p->env, p->app); !st) co_return Response::error(st.error());
   const std::string app = p->app;
   const std::string env = p->env;
+  p->claimed_user = req.claimed_user;
   auto started = co_await launch_deploy(ctx, std::move(*p), req.actor);
   if (!started) co_return Response::error(started.error());
   const engine::DeployId id = started->id;

@@ -30,10 +30,6 @@ constexpr size_t kMaxSecret = 256;
 constexpr int kMaxLimit = 1000;
 
 // Where a hook's credential is sealed: bound to its name.
-std::string sealed_place(const std::string& name) {
-  return "notify/" + name;
-}
-
 // POST /api/v1/notify/hooks {name, kind, target, events, env?, app?, secret?}.
 struct AddRequest {
   Hook hook;
@@ -148,11 +144,11 @@ store::NotifyHookRecord to_record(const Hook& h, const SecretKey& key, const std
   switch (h.kind) {
     case HookKind::webhook:
       r.target = h.target;
-      r.secret = key.seal(h.secret, sealed_place(h.name));
+      r.secret = key.seal(h.secret, notify_secret_place(h.name));
       break;
     case HookKind::slack:
       r.target = notify::redact_url(h.target, false);
-      r.secret = key.seal(h.target, sealed_place(h.name));
+      r.secret = key.seal(h.target, notify_secret_place(h.name));
       break;
     case HookKind::email:
       r.target = h.target;
@@ -172,7 +168,7 @@ Result<Hook> from_record(const store::NotifyHookRecord& r, const SecretKey& key)
   h.env = r.env;
   h.app = r.app;
   if (h.kind != HookKind::email) {
-    auto secret = key.open(r.secret, sealed_place(r.name));
+    auto secret = key.open(r.secret, notify_secret_place(r.name));
     if (!secret) {
       return err(Errc::failed_precondition,
                  fmt::format("the secret of notification hook '{}' does not open with "
@@ -224,6 +220,10 @@ std::vector<std::string> node_apps(const inventory::Node& n) {
 }
 
 }  // namespace
+
+std::string notify_secret_place(const std::string& name) {
+  return "notify/" + name;
+}
 
 Status start_notifications(ServerContext& ctx) {
   std::vector<store::NotifyHookRecord> records;
@@ -288,8 +288,9 @@ void register_notify_routes(ServerContext& ctx) {
                   "(and --smtp-from ADDRESS) to send e-mail"));
         }
         if (h.kind == HookKind::webhook && !a->secret_given) h.secret = "whsec_" + random_hex(24);
-        auto rec = to_record(h, *c->secret_key, req.actor);
-        auto job = [rec](store::Store& s) -> Result<int64_t> {
+        // Sealed on the database thread, where a key rotation replaces the key.
+        auto job = [c, h, actor = req.actor](store::Store& s) -> Result<store::NotifyHookRecord> {
+          store::NotifyHookRecord rec = to_record(h, *c->secret_key, actor);
           auto existing = s.list_notify_hooks();
           if (!existing) return existing.error();
           if (existing->size() >= kMaxHooks) {
@@ -298,14 +299,17 @@ void register_notify_routes(ServerContext& ctx) {
                                    "server keeps): remove one first",
                                    kMaxHooks));
           }
-          return s.insert_notify_hook(rec);
+          auto id = s.insert_notify_hook(rec);
+          if (!id) return id.error();
+          rec.id = *id;
+          return rec;
         };
-        auto id = co_await c->db_call(job);
-        if (!id) co_return Response::error(id.error());
+        auto rec = co_await c->db_call(job);
+        if (!rec) co_return Response::error(rec.error());
         c->notifier->set_hook(h);
         spdlog::info("notification hook '{}' ({} to {}) added by {}", h.name,
-                     notify::hook_kind_name(h.kind), rec.target, req.actor);
-        json::object body = hook_json(rec);
+                     notify::hook_kind_name(h.kind), rec->target, req.actor);
+        json::object body = hook_json(*rec);
         // The only time the signing secret is shown (and not at all when the caller gave it).
         if (h.kind == HookKind::webhook && !a->secret_given) body["secret"] = h.secret;
         co_return Response::json(201, body);

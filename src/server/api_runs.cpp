@@ -90,6 +90,7 @@ asio::awaitable<Response> start_run(ServerContext& ctx, Request& req) {
             quarantined.empty() ? "" : ", matching but quarantined: " + node_list(quarantined))));
   }
   p->request.actor = req.actor;
+  p->request.claimed_user = req.claimed_user;
   const size_t count = targets.size();
   const std::string command = engine::command_line(p->request.argv);
   auto id = ctx.runs->start(std::move(p->request), std::move(targets));

@@ -77,12 +77,31 @@ Result<store::TokenRecord> parse_create(const std::string& body, const std::stri
   return t;
 }
 
+// One entry: a request with its outcome (status 0: none was recorded, the server stopped first).
 json::object audit_to_json(const store::AuditRecord& a) {
-  return json::object{{"id", a.id},         {"at", format_time(a.at)},    {"actor", a.actor},
-                      {"token", a.token},   {"remote", a.remote},         {"method", a.method},
-                      {"path", a.path},     {"action", a.action},         {"target", a.target},
-                      {"status", a.status}, {"error_code", a.error_code}, {"error", a.error},
+  return json::object{{"id", a.id},
+                      {"at", format_time(a.at)},
+                      {"actor", a.actor},
+                      {"token", a.token},
+                      {"claimed_user", a.claimed_user},
+                      {"remote", a.remote},
+                      {"method", a.method},
+                      {"path", a.path},
+                      {"action", a.action},
+                      {"target", a.target},
+                      {"status", a.status},
+                      {"error_code", a.error_code},
+                      {"error", a.error},
                       {"hash", a.hash}};
+}
+
+json::object verdict_to_json(const store::AuditVerdict& v) {
+  return json::object{
+      {"intact", v.intact()},
+      {"rows", v.rows},
+      {"legacy_rows", v.legacy_rows},
+      {"first_bad", v.intact() ? json::value(nullptr)
+                               : json::value(json::object{{"id", v.bad_row}, {"reason", v.why}})}};
 }
 
 // ?since= as RFC 3339 (0 when absent).
@@ -195,6 +214,18 @@ void register_token_routes(ServerContext& ctx) {
                    for (const auto& a : *list)
                      out.push_back(audit_to_json(a));
                    co_return Response::json(200, json::object{{"entries", std::move(out)}});
+                 });
+
+  // Checks the whole chain on the database thread (one pass over every row).
+  ctx.router.add("GET", "/api/v1/audit/verify", Access::admin, "audit.verify",
+                 [c](Request&) -> asio::awaitable<Response> {
+                   auto job = [](store::Store& s) { return s.verify_audit(); };
+                   auto v = co_await c->db_call(job);
+                   if (!v) co_return Response::error(v.error());
+                   if (!v->intact()) {
+                     spdlog::warn("audit log check: row {} is bad: {}", v->bad_row, v->why);
+                   }
+                   co_return Response::json(200, verdict_to_json(*v));
                  });
 
   // Who the caller is: what the console signs in with, and what it shows buttons for (the

@@ -80,7 +80,9 @@ class ServerContext {
   std::unique_ptr<engine::PlanDriver> plan_driver;
   std::unique_ptr<engine::PlanManager> plans;  // deploy plans (slipway deploy -f)
   Router router;
-  // Seals and opens secret config values (DATA_DIR/secrets.key); set before the routes run.
+  // Seals and opens secret config values and notification hooks' credentials
+  // (DATA_DIR/secrets.key); set before the routes run. A rotation replaces it on the database
+  // thread: after start, use it only there (inside db_call jobs), never on the I/O thread.
   std::optional<SecretKey> secret_key;
   std::string admin_token;
   std::string join_token;
@@ -164,11 +166,41 @@ class ServerContext {
   void save_node(const std::string& name);
 };
 
-// Appends the audit entry of a request that changes something (every method but GET and HEAD),
-// allowed or refused, once its answer is known: who (actor and token name), what (the route's
-// action, its path parameters and the env/app authorize() was asked about; never the body), when,
-// from where and the outcome. The write goes to the database thread (never blocks). audit.cpp.
-void record_audit(ServerContext& ctx, const Request& req, const Route& route, const Response& res);
+// The audit log's one writer (audit.cpp). Every request that changes something (every method
+// but GET and HEAD) is recorded: who (the token's name, and the user the client claims to be),
+// what (the route's action, its path parameters and the env/app authorize() was asked about;
+// never the body), when, from where and the outcome.
+//
+// Sets req.actor to the authenticated token's name and req.claimed_user to X-Slipway-User (when
+// it is a short line of printable text): a client names a user, it never chooses the actor.
+void set_actor(Request& req);
+// Runs the route's handler. An audited request is fail-closed (as Vault refuses a request it
+// cannot log): its entry is appended first, awaited on the database thread, and when that fails
+// the handler does not run and the answer is 503 saying why; after the handler its outcome is
+// appended as a second row linked to the entry (fire and forget: the action happened). An
+// exception from the handler becomes a 500.
+asio::awaitable<Response> run_audited(ServerContext& ctx, Request& req, const Route& route);
+// A request refused before its handler (401, 403, 413): one row with its outcome (fire and
+// forget: nothing was done).
+void audit_refusal(ServerContext& ctx, const Request& req, const Route& route, const Response& res);
+
+// At start, on the database thread once the store is open (DATA_DIR = ctx.opts.data_dir):
+// finishes or discards a key rotation a stop interrupted, loads DATA_DIR/secrets.key (made on the
+// first start) into ctx.secret_key and checks it against the database (secrets_key.cpp).
+Status load_secrets_key(ServerContext& ctx, store::Store& s);
+// POST /api/v1/secrets/rotate-key (secrets_key.cpp).
+void register_secret_key_routes(ServerContext& ctx);
+// Where a sealed value belongs, the associated data it is sealed with: "ENV/APP/KEY" for a config
+// secret (api_config.cpp), "notify/NAME" for a notification hook's credential (api_notify.cpp). A
+// sealed value moved to another place does not open.
+std::string config_secret_place(const std::string& env, const std::string& app,
+                                const std::string& key);
+std::string notify_secret_place(const std::string& name);
+// At start, on the database thread once the store is open: keys the audit chain with
+// DATA_DIR/audit.key. When the file does not exist (a new server, or the first start of this
+// version), a key is made, the rows already in the log are recorded as legacy (store.h), and only
+// then is the file written (audit.cpp).
+Status open_audit_log(store::Store& s, const std::filesystem::path& data_dir);
 
 // Registers the API routes (api_*.cpp).
 void register_artifact_routes(ServerContext& ctx);

@@ -41,6 +41,8 @@ struct DeployParams {
   // Only these nodes (of those the selector matches); empty = every one. Not part of the HTTP
   // request: a plan's rollback of a stage uses it to take back exactly the nodes it changed.
   std::vector<std::string> only_nodes;
+  // The user the client named (X-Slipway-User), recorded beside the actor; not part of the body.
+  std::string claimed_user;
 };
 
 // A deploy (or rollback) request body, checked strictly; errors start with `context` ("deploy

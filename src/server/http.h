@@ -28,7 +28,8 @@ struct Request {
   std::string body_file;                      // for streamed uploads: where the body was written
   std::string remote;                         // peer address
   Principal principal;                        // who is calling (from the bearer token)
-  std::string actor;                          // who, for the history
+  std::string actor;                          // who, for the history: the token's name
+  std::string claimed_user;                   // X-Slipway-User: a claim, never trusted
   std::string audit_target;                   // what authorize() was asked about, for the audit
   std::map<std::string, std::string> params;  // from the route pattern
 

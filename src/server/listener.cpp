@@ -348,10 +348,8 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
         }
       }
     }
-    if (refused) {
-      req.actor = req.principal.name;
-      record_audit(ctx, req, *refused, res);
-    }
+    set_actor(req);
+    if (refused) audit_refusal(ctx, req, *refused, res);
     if (!route) {
       // Do not read a body we refuse: answer and close.
       const bool ok = co_await send_response(ctx, stream, res, version, keep_alive && !has_body,
@@ -360,11 +358,6 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       if (!ok || !keep_alive || has_body) break;
       continue;
     }
-    auto user = req.headers.find("x-slipway-user");
-    req.actor = user != req.headers.end() && !user->second.empty() && user->second.size() < 128
-                    ? user->second
-                    : req.principal.name;
-
     // Beast compares a body limit with Content-Length only while it parses the header, which was
     // parsed without one: refuse an over-long body here, before reading a byte of it.
     const uint64_t body_limit =
@@ -375,7 +368,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
           Errc::too_large,
           fmt::format("the {} is larger than the limit of {} bytes",
                       route->kind == RouteKind::upload ? "artifact" : "request body", body_limit)));
-      record_audit(ctx, req, *route, res);
+      audit_refusal(ctx, req, *route, res);
       co_await write_response(stream, res, version, false, false, ok);
       unread_body = true;
       break;
@@ -461,8 +454,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       if (failed) break;
       fp.get().body().close();
       req.body_file = tmp.string();
-      res = co_await route->handler(req);
-      record_audit(ctx, req, *route, res);
+      res = co_await run_audited(ctx, req, *route);
       std::error_code rm;
       std::filesystem::remove(tmp, rm);  // the handler moved it into the store if it kept it
     } else {
@@ -482,13 +474,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
         break;
       }
       req.body = std::move(sp.get().body());
-      try {
-        res = co_await route->handler(req);
-      } catch (const std::exception& e) {
-        spdlog::error("{} {}: {}", req.method, req.path, e.what());
-        res = Response::error(err(Errc::internal, e.what()));
-      }
-      record_audit(ctx, req, *route, res);
+      res = co_await run_audited(ctx, req, *route);
     }
 
     const bool ok =

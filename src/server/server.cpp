@@ -411,12 +411,6 @@ int run_server(const ServerOptions& opts) {
     spdlog::info("wrote the agent join token to {}", (opts.data_dir / "join.token").string());
   ctx.admin_token = *admin;
   ctx.join_token = join_token->secret;
-  auto secret_key = SecretKey::load_or_create(opts.data_dir / "secrets.key");
-  if (!secret_key) {
-    spdlog::error("{}", secret_key.error().message);
-    return kExitFailed;
-  }
-  ctx.secret_key = std::move(*secret_key);
 
   if (auto st = ctx.blobs.open(); !st) {
     spdlog::error("{}", st.error().message);
@@ -453,6 +447,15 @@ int run_server(const ServerOptions& opts) {
   std::vector<std::string> revoked;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
+      load_status = st;
+      return;
+    }
+    // The keys kept outside the database: secrets (sealed values) and the audit chain's HMAC.
+    if (auto st = load_secrets_key(ctx, s); !st) {
+      load_status = st;
+      return;
+    }
+    if (auto st = open_audit_log(s, opts.data_dir); !st) {
       load_status = st;
       return;
     }
@@ -498,7 +501,7 @@ int run_server(const ServerOptions& opts) {
       revoked.push_back(c.node);
   });
   if (!load_status) {
-    spdlog::error("cannot open the database: {}", load_status.error().message);
+    spdlog::error("cannot open the database or its keys: {}", load_status.error().message);
     return kExitFailed;
   }
   for (auto id : interrupted) {
@@ -551,6 +554,7 @@ int run_server(const ServerOptions& opts) {
   register_config_routes(ctx);
   register_metrics_routes(ctx);
   register_token_routes(ctx);
+  register_secret_key_routes(ctx);
   if (auto st = start_notifications(ctx); !st) {
     spdlog::error("cannot start notifications: {}", st.error().message);
     return kExitFailed;

@@ -126,6 +126,10 @@ Result<Statement> Database::prepare(const std::string& sql) {
 int64_t Database::last_insert_id() const {
   return sqlite3_last_insert_rowid(db_);
 }
+bool Database::in_transaction() const {
+  return sqlite3_get_autocommit(db_) == 0;
+}
+
 int Database::changes() const {
   return sqlite3_changes(db_);
 }

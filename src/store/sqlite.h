@@ -64,6 +64,8 @@ class Database {
   Result<Statement> prepare(const std::string& sql);
   int64_t last_insert_id() const;
   int changes() const;
+  // Whether a transaction is open (BEGIN without its COMMIT or ROLLBACK yet).
+  bool in_transaction() const;
 
  private:
   sqlite3* db_ = nullptr;

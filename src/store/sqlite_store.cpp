@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <charconv>
 #include <optional>
 
 #include <fmt/format.h>
@@ -173,6 +174,17 @@ CREATE TRIGGER notify_deliveries_no_update BEFORE UPDATE ON notify_deliveries
 CREATE TRIGGER notify_deliveries_no_delete BEFORE DELETE ON notify_deliveries
   BEGIN SELECT RAISE(ABORT, 'the delivery log is append-only'); END;
 )sql",
+    // 12: the audit log keyed (rows from now on hold an HMAC under DATA/audit.key, see
+    // append_audit), a request's entry and its outcome as two rows (outcome_of), and the user a
+    // client claims to be, kept apart from the actor (the token's name) in the audit log, pushes
+    // and runs. It adds columns only, and depends on no other schema change of its release.
+    R"sql(
+ALTER TABLE audit ADD COLUMN claimed_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN outcome_of INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX audit_outcomes ON audit (outcome_of) WHERE outcome_of > 0;
+ALTER TABLE artifacts ADD COLUMN claimed_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN claimed_user TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 // The strategy options of a deploy, kept in one JSON column.
@@ -180,6 +192,7 @@ std::string options_json(const Deploy& d) {
   json::object o = engine::strategy_options_json(d);
   o["promote_at"] = d.promote_at;
   o["config_version"] = d.config_version;
+  if (!d.claimed_user.empty()) o["claimed_user"] = d.claimed_user;
   return to_json(o);
 }
 
@@ -190,6 +203,7 @@ void options_from_json(const std::string& text, Deploy& d) {
   engine::read_strategy_options(r, d);
   d.promote_at = r.i64_or("promote_at", 0);
   d.config_version = r.i64_or("config_version", 0);
+  d.claimed_user = r.str_or("claimed_user", "");
 }
 
 json::value apps_to_json(const std::map<std::string, inventory::NodeApp>& apps) {
@@ -227,12 +241,170 @@ std::map<std::string, inventory::NodeApp> apps_from_json(const std::string& text
 
 }  // namespace
 
-std::string audit_hash(const AuditRecord& r) {
+std::string legacy_audit_hash(const AuditRecord& r) {
   // A JSON array: every field delimited unambiguously, whatever it holds.
   const json::array fields{r.id,   r.at,     r.actor,  r.token,  r.remote,     r.method,
                            r.path, r.action, r.target, r.status, r.error_code, r.error};
   return sha256_hex(r.prev_hash + "\n" + to_json(fields));
 }
+
+std::string audit_mac(const SecretKey& key, const AuditRecord& r) {
+  // A label of its own, so that no other MAC under the key (the meta records) can pass for a row.
+  const json::array fields{r.id,     r.at,         r.actor, r.token,     r.claimed_user,
+                           r.remote, r.method,     r.path,  r.action,    r.target,
+                           r.status, r.error_code, r.error, r.outcome_of};
+  return key.mac_hex("slipway audit row\n" + r.prev_hash + "\n" + to_json(fields));
+}
+
+namespace {
+
+// A meta record of the audit chain: "ID HASH MAC", MAC = HMAC(key, LABEL \n ID \n HASH).
+struct ChainMark {
+  int64_t id = 0;
+  std::string hash;
+};
+
+std::string format_mark(const SecretKey& key, std::string_view label, const ChainMark& m) {
+  const std::string body = fmt::format("{} {}", m.id, m.hash.empty() ? "-" : m.hash);
+  return body + " " + key.mac_hex(fmt::format("{}\n{}\n{}", label, m.id, m.hash));
+}
+
+// The mark a record holds when its MAC verifies under `key`.
+std::optional<ChainMark> parse_mark(const SecretKey& key, std::string_view label,
+                                    const std::string& text) {
+  const auto parts = split(text, ' ');
+  if (parts.size() != 3) return std::nullopt;
+  ChainMark m;
+  auto [p, ec] = std::from_chars(parts[0].data(), parts[0].data() + parts[0].size(), m.id);
+  if (ec != std::errc() || p != parts[0].data() + parts[0].size() || m.id < 0) return std::nullopt;
+  m.hash = parts[1] == "-" ? "" : parts[1];
+  if (!key.verify_mac(fmt::format("{}\n{}\n{}", label, m.id, m.hash), parts[2]))
+    return std::nullopt;
+  return m;
+}
+
+constexpr std::string_view kHeadLabel = "slipway audit head";
+constexpr std::string_view kLegacyLabel = "slipway audit legacy";
+constexpr const char* kHeadKey = "audit/head";
+constexpr const char* kLegacyKey = "audit/legacy";
+
+// Walks the audit rows in id order and finds where the chain first breaks: a missing id, a
+// prev_hash that is not the previous row's hash, a row whose hash is neither its HMAC nor (for
+// the rows the legacy record covers) its plain SHA-256, then the head record against the end.
+class AuditVerifier {
+ public:
+  explicit AuditVerifier(const SecretKey& key) : key_(key) {}
+
+  void set_records(const std::optional<std::string>& legacy,
+                   const std::optional<std::string>& head) {
+    if (legacy) {
+      legacy_ = parse_mark(key_, kLegacyLabel, *legacy);
+      legacy_forged_ = !legacy_;
+    }
+    if (head) {
+      head_ = parse_mark(key_, kHeadLabel, *head);
+      head_forged_ = !head_;
+    }
+    head_present_ = head.has_value();
+  }
+
+  // False once a row failed: the verdict is known.
+  bool check(const AuditRecord& a) {
+    ++v_.rows;
+    if (a.id != last_id_ + 1) {
+      return fail(last_id_ + 1,
+                  fmt::format("row {} is missing: the log goes from row {} to row {} (rows were "
+                              "deleted)",
+                              last_id_ + 1, last_id_, a.id));
+    }
+    if (a.prev_hash != prev_) {
+      return fail(a.id, last_id_ == 0
+                            ? std::string("its prev_hash should be empty (it is the first row)")
+                            : fmt::format("its prev_hash is not the hash of row {} (a row was "
+                                          "changed, removed or put in between)",
+                                          last_id_));
+    }
+    if (legacy_ && a.id <= legacy_->id) {
+      ++v_.legacy_rows;
+      if (legacy_audit_hash(a) != a.hash) {
+        return fail(a.id,
+                    "its SHA-256 does not match its fields: a row from before audit.key was "
+                    "changed");
+      }
+      if (a.id == legacy_->id && a.hash != legacy_->hash) {
+        return fail(a.id,
+                    "the rows from before audit.key no longer end with the hash recorded when the "
+                    "key was made: they were rewritten");
+      }
+    } else if (!constant_time_equal(audit_mac(key_, a), a.hash)) {
+      std::string why =
+          "its HMAC does not verify under audit.key: the row was changed, or written by someone "
+          "without the key";
+      if (legacy_forged_) {
+        why +=
+            "; the record of the rows from before the key (meta audit/legacy) does not verify "
+            "either: it was forged";
+      } else if (legacy_audit_hash(a) == a.hash) {
+        why +=
+            "; it holds a plain SHA-256 as rows from before audit.key do, but no valid record "
+            "(meta audit/legacy) says it is one of them";
+      }
+      return fail(a.id, std::move(why));
+    }
+    prev_ = a.hash;
+    last_id_ = a.id;
+    return true;
+  }
+
+  AuditVerdict finish() {
+    if (!v_.intact()) return v_;
+    if (legacy_forged_) {
+      fail(1,
+           "the record of the rows from before audit.key (meta audit/legacy) does not verify: "
+           "it was forged");
+    } else if (head_forged_) {
+      fail(std::max<int64_t>(last_id_, 1),
+           "the head record (meta audit/head) does not verify under audit.key: it was forged");
+    } else if (!head_present_) {
+      if (last_id_ > 0) {
+        fail(last_id_,
+             "the head record (meta audit/head) is missing: it was deleted, so rows cut from the "
+             "end would not show");
+      }
+    } else if (head_->id > last_id_) {
+      fail(last_id_ + 1, fmt::format("rows {} to {} are missing: the log ends at row {} but its "
+                                     "head record says {} (rows were cut from the end)",
+                                     last_id_ + 1, head_->id, last_id_, head_->id));
+    } else if (head_->id < last_id_) {
+      fail(head_->id + 1,
+           fmt::format("row {} comes after the newest row the head record knows ({}): it was "
+                       "added without the key",
+                       head_->id + 1, head_->id));
+    } else if (head_->hash != prev_) {
+      fail(last_id_, "its hash is not the one the head record holds: the newest row was replaced");
+    }
+    return v_;
+  }
+
+ private:
+  bool fail(int64_t row, std::string why) {
+    v_.bad_row = row;
+    v_.why = std::move(why);
+    return false;
+  }
+
+  const SecretKey& key_;
+  std::optional<ChainMark> legacy_;  // verified
+  bool legacy_forged_ = false;       // a record is there, but its MAC does not verify
+  std::optional<ChainMark> head_;    // verified
+  bool head_forged_ = false;
+  bool head_present_ = false;
+  int64_t last_id_ = 0;
+  std::string prev_;
+  AuditVerdict v_;
+};
+
+}  // namespace
 
 namespace {
 
@@ -267,8 +439,26 @@ class SqliteStore final : public Store {
   }
 
   Status begin() override { return db_.exec("BEGIN IMMEDIATE"); }
-  Status commit() override { return db_.exec("COMMIT"); }
-  Status rollback() override { return db_.exec("ROLLBACK"); }
+  Status commit() override {
+    auto st = db_.exec("COMMIT");
+    if (!st) audit_head_.reset();  // the rows it appended may be gone
+    return st;
+  }
+  Status rollback() override {
+    audit_head_.reset();
+    return db_.exec("ROLLBACK");
+  }
+
+  Status commit_now() override {
+    if (!db_.in_transaction()) return {};
+    Status st = db_.exec("COMMIT");
+    if (!st) {
+      if (db_.in_transaction()) (void)db_.exec("ROLLBACK");
+      audit_head_.reset();  // the rows it appended are gone: read the head again
+    }
+    (void)db_.exec("BEGIN IMMEDIATE");
+    return st;
+  }
 
   Result<std::optional<std::string>> get_meta(const std::string& key) override {
     auto s = db_.prepare("SELECT value FROM meta WHERE key = ?");
@@ -291,8 +481,8 @@ class SqliteStore final : public Store {
   Result<std::optional<ArtifactRecord>> get_artifact(const std::string& app,
                                                      const std::string& version) override {
     auto s = db_.prepare(
-        "SELECT app, version, sha256, size, manifest, pushed_by, created_at FROM artifacts WHERE "
-        "app = ? AND version = ?");
+        "SELECT app, version, sha256, size, manifest, pushed_by, created_at, claimed_user FROM "
+        "artifacts WHERE app = ? AND version = ?");
     if (!s) return s.error();
     s->bind(1, app).bind(2, version);
     auto row = s->step();
@@ -303,18 +493,19 @@ class SqliteStore final : public Store {
 
   Status insert_artifact(const ArtifactRecord& a) override {
     auto s = db_.prepare(
-        "INSERT INTO artifacts (app, version, sha256, size, manifest, pushed_by, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO artifacts (app, version, sha256, size, manifest, pushed_by, created_at, "
+        "claimed_user) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!s) return s.error();
     s->bind(1, a.app).bind(2, a.version).bind(3, a.sha256).bind(4, static_cast<int64_t>(a.size));
     s->bind(5, a.manifest_json).bind(6, a.pushed_by).bind(7, a.created_at);
+    s->bind(8, a.claimed_user);
     return s->run();
   }
 
   Result<std::vector<ArtifactRecord>> list_artifacts(const std::string& app) override {
     auto s = db_.prepare(
-        "SELECT app, version, sha256, size, manifest, pushed_by, created_at FROM artifacts WHERE "
-        "app = ?");
+        "SELECT app, version, sha256, size, manifest, pushed_by, created_at, claimed_user FROM "
+        "artifacts WHERE app = ?");
     if (!s) return s.error();
     s->bind(1, app);
     std::vector<ArtifactRecord> out;
@@ -613,8 +804,9 @@ class SqliteStore final : public Store {
   Status save_run(const Run& r, bool with_nodes) override {
     auto s = db_.prepare(
         "INSERT INTO runs (id, env, selector, argv, batch, timeout_ms, actor, state, created_at, "
-        "finished_at, batches, current_batch, finished_nodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = "
+        "finished_at, batches, current_batch, finished_nodes, claimed_user) VALUES (?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+        "finished_at = "
         "excluded.finished_at, current_batch = excluded.current_batch, finished_nodes = "
         "excluded.finished_nodes");
     if (!s) return s.error();
@@ -625,7 +817,7 @@ class SqliteStore final : public Store {
     s->bind(5, r.batch.to_string()).bind(6, static_cast<int64_t>(r.timeout.count()));
     s->bind(7, r.actor).bind(8, engine::run_state_name(r.state)).bind(9, r.created_at);
     s->bind(10, r.finished_at).bind(11, r.batches).bind(12, r.current_batch);
-    s->bind(13, r.finished_nodes);
+    s->bind(13, r.finished_nodes).bind(14, r.claimed_user);
     if (auto st = s->run(); !st) return st;
     if (!with_nodes) return {};
     for (const auto& n : r.nodes) {
@@ -1164,40 +1356,75 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  void set_audit_key(const SecretKey& key) override {
+    audit_key_ = key;
+    audit_head_.reset();
+  }
+
+  Status adopt_legacy_audit() override {
+    if (!audit_key_) return no_audit_key();
+    auto last = last_audit_row();
+    if (!last) return last.error();
+    if (auto st = set_meta(kLegacyKey, format_mark(*audit_key_, kLegacyLabel, *last)); !st)
+      return st;
+    if (auto st = set_meta(kHeadKey, format_mark(*audit_key_, kHeadLabel, *last)); !st) return st;
+    audit_head_ = *last;
+    return {};
+  }
+
   Result<int64_t> append_audit(const AuditRecord& r) override {
-    if (!last_audit_hash_) {
-      auto s = db_.prepare("SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
-      if (!s) return s.error();
-      auto row = s->step();
-      if (!row) return row.error();
-      last_audit_hash_ = *row ? s->text(0) : std::string();
+    if (!audit_key_) return no_audit_key();
+    if (!audit_head_) {
+      auto head = chain_head();
+      if (!head) return head.error();
+      audit_head_ = *head;
     }
     auto m = db_.prepare("SELECT COALESCE(MAX(id), 0) FROM audit");
     if (!m) return m.error();
     auto mrow = m->step();
     if (!mrow) return mrow.error();
     AuditRecord a = r;
-    a.id = m->i64(0) + 1;
-    a.prev_hash = *last_audit_hash_;
-    a.hash = audit_hash(a);
-    auto s = db_.prepare(
-        "INSERT INTO audit (id, at, actor, token, remote, method, path, action, target, status, "
-        "error_code, error, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!s) return s.error();
-    s->bind(1, a.id).bind(2, a.at).bind(3, a.actor).bind(4, a.token).bind(5, a.remote);
-    s->bind(6, a.method).bind(7, a.path).bind(8, a.action).bind(9, a.target);
-    s->bind(10, a.status).bind(11, a.error_code).bind(12, a.error).bind(13, a.prev_hash);
-    s->bind(14, a.hash);
-    if (auto st = s->run(); !st) {
-      last_audit_hash_.reset();
+    // After the head even when rows were cut from the end: the gap stays visible.
+    a.id = std::max(m->i64(0), audit_head_->id) + 1;
+    a.prev_hash = audit_head_->hash;
+    a.hash = audit_mac(*audit_key_, a);
+    const ChainMark next{a.id, a.hash};
+    if (auto st = db_.exec("SAVEPOINT audit_append"); !st) {
+      audit_head_.reset();
       return st.error();
     }
-    last_audit_hash_ = a.hash;
+    auto s = db_.prepare(
+        "INSERT INTO audit (id, at, actor, token, claimed_user, remote, method, path, action, "
+        "target, status, error_code, error, outcome_of, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Status st = s ? Status{} : Status(s.error());
+    if (st) {
+      s->bind(1, a.id).bind(2, a.at).bind(3, a.actor).bind(4, a.token).bind(5, a.claimed_user);
+      s->bind(6, a.remote).bind(7, a.method).bind(8, a.path).bind(9, a.action).bind(10, a.target);
+      s->bind(11, a.status).bind(12, a.error_code).bind(13, a.error).bind(14, a.outcome_of);
+      s->bind(15, a.prev_hash).bind(16, a.hash);
+      st = s->run();
+    }
+    if (st) st = set_meta(kHeadKey, format_mark(*audit_key_, kHeadLabel, next));
+    if (st) st = db_.exec("RELEASE audit_append");
+    if (!st) {
+      (void)db_.exec("ROLLBACK TO audit_append");
+      (void)db_.exec("RELEASE audit_append");
+      audit_head_.reset();  // read again from the database next time
+      return st.error();
+    }
+    audit_head_ = next;
     return a.id;
   }
 
   Result<std::vector<AuditRecord>> list_audit(TimeMs since, int limit) override {
-    auto s = db_.prepare(std::string(kAuditColumns) + " WHERE at >= ? ORDER BY id DESC LIMIT ?");
+    // Each request's entry, with its outcome's status, error and target when there is one.
+    auto s = db_.prepare(
+        "SELECT e.id, e.at, e.actor, e.token, e.claimed_user, e.remote, e.method, e.path, "
+        "e.action, COALESCE(o.target, e.target), COALESCE(o.status, e.status), "
+        "COALESCE(o.error_code, e.error_code), COALESCE(o.error, e.error), e.outcome_of, "
+        "e.prev_hash, e.hash FROM audit e LEFT JOIN audit o ON o.outcome_of = e.id "
+        "WHERE e.outcome_of = 0 AND e.at >= ? ORDER BY e.id DESC LIMIT ?");
     if (!s) return s.error();
     s->bind(1, since).bind(2, static_cast<int64_t>(limit));
     std::vector<AuditRecord> out;
@@ -1211,21 +1438,96 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<int64_t> verify_audit() override {
+  Result<AuditVerdict> verify_audit() override {
+    if (!audit_key_) return no_audit_key();
+    AuditVerifier v(*audit_key_);
+    auto legacy = get_meta(kLegacyKey);
+    if (!legacy) return legacy.error();
+    auto head = get_meta(kHeadKey);
+    if (!head) return head.error();
+    v.set_records(*legacy, *head);
     auto s = db_.prepare(std::string(kAuditColumns) + " ORDER BY id");
     if (!s) return s.error();
-    std::string prev;
     for (;;) {
       auto row = s->step();
       if (!row) return row.error();
       if (!*row) break;
-      const AuditRecord a = audit_row(*s);
-      if (a.prev_hash != prev || audit_hash(a) != a.hash) return a.id;
-      prev = a.hash;
+      if (!v.check(audit_row(*s))) break;
     }
-    return int64_t{0};
+    return v.finish();
   }
 
+  Result<std::vector<SealedValue>> list_sealed_values() override {
+    std::vector<SealedValue> out;
+    auto c = db_.prepare(
+        "SELECT env, app, key, value FROM config_entries WHERE secret = 1 ORDER BY env, app, key");
+    if (!c) return c.error();
+    for (;;) {
+      auto row = c->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      SealedValue v;
+      v.kind = SealedValue::Kind::config;
+      v.env = c->text(0);
+      v.app = c->text(1);
+      v.key = c->text(2);
+      v.sealed = c->text(3);
+      out.push_back(std::move(v));
+    }
+    auto h = db_.prepare("SELECT name, secret FROM notify_hooks WHERE secret != '' ORDER BY name");
+    if (!h) return h.error();
+    for (;;) {
+      auto row = h->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      SealedValue v;
+      v.kind = SealedValue::Kind::notify_hook;
+      v.hook = h->text(0);
+      v.sealed = h->text(1);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  Status replace_sealed_values(const std::vector<SealedValue>& values,
+                               const std::map<std::string, std::string>& meta) override {
+    if (auto st = db_.exec("SAVEPOINT reseal"); !st) return st;
+    Status st = reseal_in_place(values);
+    for (auto it = meta.begin(); st && it != meta.end(); ++it)
+      st = set_meta(it->first, it->second);
+    if (st) st = db_.exec("RELEASE reseal");
+    if (!st) {
+      (void)db_.exec("ROLLBACK TO reseal");
+      (void)db_.exec("RELEASE reseal");
+    }
+    return st;
+  }
+
+ private:
+  Status reseal_in_place(const std::vector<SealedValue>& values) {
+    for (const auto& v : values) {
+      const bool config = v.kind == SealedValue::Kind::config;
+      auto s = db_.prepare(config ? "UPDATE config_entries SET value = ? WHERE env = ? AND app = ? "
+                                    "AND key = ? AND secret = 1"
+                                  : "UPDATE notify_hooks SET secret = ? WHERE name = ?");
+      if (!s) return s.error();
+      s->bind(1, v.sealed);
+      if (config) {
+        s->bind(2, v.env).bind(3, v.app).bind(4, v.key);
+      } else {
+        s->bind(2, v.hook);
+      }
+      if (auto st = s->run(); !st) return st;
+      if (db_.changes() == 0) {
+        return err(Errc::not_found,
+                   config ? fmt::format("there is no secret {} of {} in {}", v.key, v.app, v.env)
+                          : fmt::format("there is no notification hook '{}'", v.hook));
+      }
+    }
+    return {};
+  }
+
+ public:
  private:
   Result<engine::ConfigVersion> apply_config(const std::string& env, const std::string& app,
                                              const std::vector<ConfigEdit>& edits,
@@ -1307,8 +1609,8 @@ class SqliteStore final : public Store {
   }
 
   static constexpr const char* kAuditColumns =
-      "SELECT id, at, actor, token, remote, method, path, action, target, status, error_code, "
-      "error, prev_hash, hash FROM audit";
+      "SELECT id, at, actor, token, claimed_user, remote, method, path, action, target, status, "
+      "error_code, error, outcome_of, prev_hash, hash FROM audit";
 
   static AuditRecord audit_row(const Statement& s) {
     AuditRecord a;
@@ -1316,20 +1618,48 @@ class SqliteStore final : public Store {
     a.at = s.i64(1);
     a.actor = s.text(2);
     a.token = s.text(3);
-    a.remote = s.text(4);
-    a.method = s.text(5);
-    a.path = s.text(6);
-    a.action = s.text(7);
-    a.target = s.text(8);
-    a.status = static_cast<int>(s.i64(9));
-    a.error_code = s.text(10);
-    a.error = s.text(11);
-    a.prev_hash = s.text(12);
-    a.hash = s.text(13);
+    a.claimed_user = s.text(4);
+    a.remote = s.text(5);
+    a.method = s.text(6);
+    a.path = s.text(7);
+    a.action = s.text(8);
+    a.target = s.text(9);
+    a.status = static_cast<int>(s.i64(10));
+    a.error_code = s.text(11);
+    a.error = s.text(12);
+    a.outcome_of = s.i64(13);
+    a.prev_hash = s.text(14);
+    a.hash = s.text(15);
     return a;
   }
 
-  std::optional<std::string> last_audit_hash_;  // of the newest row, once read
+  static Error no_audit_key() {
+    return err(Errc::failed_precondition,
+               "the audit log has no key (DATA_DIR/audit.key): nothing can be appended or checked");
+  }
+
+  // The id and hash of the newest row ({0, ""} for an empty log).
+  Result<ChainMark> last_audit_row() {
+    auto s = db_.prepare("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1");
+    if (!s) return s.error();
+    auto row = s->step();
+    if (!row) return row.error();
+    return *row ? ChainMark{s->i64(0), s->text(1)} : ChainMark{};
+  }
+
+  // What the next row chains to: the head record when its MAC verifies, else the newest row (a
+  // log whose head record is missing or forged: verify_audit reports it).
+  Result<ChainMark> chain_head() {
+    auto text = get_meta(kHeadKey);
+    if (!text) return text.error();
+    if (*text) {
+      if (auto mark = parse_mark(*audit_key_, kHeadLabel, **text)) return *mark;
+    }
+    return last_audit_row();
+  }
+
+  std::optional<SecretKey> audit_key_;
+  std::optional<ChainMark> audit_head_;  // of the newest row, once read
 
   static constexpr const char* kFreezeColumns =
       "SELECT id, env, app, until, reason, created_by, created_at, lifted_by, lifted_at FROM "
@@ -1408,7 +1738,7 @@ class SqliteStore final : public Store {
 
   static constexpr const char* kRunColumns =
       "SELECT id, env, selector, argv, batch, timeout_ms, actor, state, created_at, finished_at, "
-      "batches, current_batch, finished_nodes FROM runs";
+      "batches, current_batch, finished_nodes, claimed_user FROM runs";
 
   static Run run_row(const Statement& s) {
     Run r;
@@ -1429,6 +1759,7 @@ class SqliteStore final : public Store {
     r.batches = static_cast<int>(s.i64(10));
     r.current_batch = static_cast<int>(s.i64(11));
     r.finished_nodes = s.i64(12);
+    r.claimed_user = s.text(13);
     return r;
   }
 
@@ -1470,7 +1801,7 @@ class SqliteStore final : public Store {
 
   static ArtifactRecord artifact_row(const Statement& s) {
     return ArtifactRecord{s.text(0), s.text(1), s.text(2), static_cast<uint64_t>(s.i64(3)),
-                          s.text(4), s.text(5), s.i64(6)};
+                          s.text(4), s.text(5), s.i64(6),  s.text(7)};
   }
 
   static Deploy deploy_row(const Statement& s) {

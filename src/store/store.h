@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/secret_box.h"
 #include "engine/config.h"
 #include "engine/deploy.h"
 #include "engine/desired.h"
@@ -32,8 +33,9 @@ struct ArtifactRecord {
   std::string sha256;
   uint64_t size = 0;
   std::string manifest_json;
-  std::string pushed_by;
+  std::string pushed_by;  // the token's name
   TimeMs created_at = 0;
+  std::string claimed_user{};  // the user the client named (X-Slipway-User), "" for none; schema 12
 };
 
 // A node's enrollment (schema 7): the SHA-256 (hex) of the credential the server gave its agent.
@@ -110,23 +112,39 @@ struct TokenRecord {
   TimeMs last_used = 0;   // 0 = never (saved now and then, not on every request)
 };
 
-// One entry of the audit log (schema 8): append-only, each row chained to the previous one by
-// hash = SHA-256(prev_hash, the row's fields).
+// One row of the audit log (schema 8; claimed_user and outcome_of schema 12): append-only, each
+// row chained to the previous one. A request that changes something has two rows: its entry,
+// appended before its handler runs (status 0), and its outcome (outcome_of = the entry's id),
+// appended after. A request refused before its handler (401, 403, 413) has one row with its
+// status. Rows appended with the audit key hold hash = HMAC-SHA256(audit key, prev_hash and the
+// row's fields) (audit_mac); rows from before the key (a server of an older version) hold
+// SHA-256(prev_hash, the row's fields but claimed_user and outcome_of) (legacy_audit_hash).
 struct AuditRecord {
   int64_t id = 0;
   TimeMs at = 0;
-  std::string actor;   // who (as the client said: X-Slipway-User, else the token's name)
-  std::string token;   // the token's name (authenticated), "" for none
-  std::string remote;  // the peer address
+  std::string actor;         // who: the token's name ("admin" for the bootstrap token)
+  std::string token;         // the token's name (authenticated), "" for none
+  std::string claimed_user;  // the user the client named (X-Slipway-User), never trusted
+  std::string remote;        // the peer address
   std::string method;
   std::string path;
   std::string action;  // the route's action label: deploy.create
   std::string target;  // path parameters and the env/app it was authorized for; never bodies
-  int status = 0;      // HTTP status of the answer
+  int status = 0;      // HTTP status of the answer; 0 in an entry whose outcome comes later
   std::string error_code;
   std::string error;
+  int64_t outcome_of = 0;  // 0, or the id of the entry whose outcome this row is
   std::string prev_hash;
   std::string hash;
+};
+
+// What verify_audit found.
+struct AuditVerdict {
+  int64_t rows = 0;         // rows in the log
+  int64_t legacy_rows = 0;  // of them, rows from before the audit key (a plain SHA-256 chain)
+  int64_t bad_row = 0;      // the first row that fails (or is missing); 0 when the log is intact
+  std::string why;          // what is wrong with it
+  bool intact() const { return bad_row == 0; }
 };
 
 // A notification hook (schema 10). `secret` is the hook's credential sealed with the server's
@@ -159,8 +177,24 @@ struct NotifyDeliveryRecord {
   TimeMs at = 0;
 };
 
-// The hash of an audit row: SHA-256 of prev_hash and the row's fields (id included), hex.
-std::string audit_hash(const AuditRecord& r);
+// The hash of an audit row from before the audit key: SHA-256 of prev_hash and the row's fields
+// (id included, claimed_user and outcome_of not), hex. What a server of schema 8 to 11 wrote.
+std::string legacy_audit_hash(const AuditRecord& r);
+// The hash of an audit row under the audit key: HMAC-SHA256 of prev_hash and every field of the
+// row (id included), hex. Recomputing it needs the key, which is kept outside the database.
+std::string audit_mac(const SecretKey& key, const AuditRecord& r);
+
+// A value sealed with the secrets key (common/secret_box.h), where it lives: a secret of
+// config_entries (env, app, key) or the credential of a notification hook (hook = its name).
+struct SealedValue {
+  enum class Kind { config, notify_hook };
+  Kind kind = Kind::config;
+  std::string env;
+  std::string app;
+  std::string key;
+  std::string hook;
+  std::string sealed;
+};
 
 class Store {
  public:
@@ -171,6 +205,13 @@ class Store {
   virtual Status begin() = 0;
   virtual Status commit() = 0;
   virtual Status rollback() = 0;
+  // The database thread runs each batch of jobs in one transaction, committed after the batch
+  // (DbExecutor). A job that must know its writes are durable before it answers (an audit entry
+  // before the action it records, a key rotation before the key files change) calls
+  // commit_now(): it commits what the batch wrote so far and begins the next transaction (when
+  // the commit fails, everything since the last commit is rolled back: as when the batch's own
+  // commit fails). Outside a transaction (each statement commits itself) it does nothing.
+  virtual Status commit_now() = 0;
 
   virtual Result<std::optional<std::string>> get_meta(const std::string& key) = 0;
   virtual Status set_meta(const std::string& key, const std::string& value) = 0;
@@ -274,12 +315,37 @@ class Store {
   virtual Status save_token_use(const std::vector<std::pair<int64_t, TimeMs>>& used) = 0;
 
   // The audit log (schema 8): append and read only; the table's triggers refuse UPDATE and
-  // DELETE. append_audit fills in id, prev_hash and hash and returns the id.
+  // DELETE.
+  //
+  // The chain is keyed (schema 12): set_audit_key gives the key of DATA/audit.key; without it
+  // append_audit refuses (failed_precondition). The meta table holds two records, each with an
+  // HMAC under the key: "audit/head" (the id and hash of the newest row: rows cut from the end
+  // show) and "audit/legacy" (the id and hash of the last row from before the key: only rows up
+  // to it may be a plain SHA-256 chain, so nobody without the key can turn keyed rows into
+  // "legacy" ones, and deleting the record makes the legacy rows fail).
+  virtual void set_audit_key(const SecretKey& key) = 0;
+  // Records the rows in the log now as legacy (the plain chain of a server from before the key)
+  // and the head. Call it once, when the audit key was just made (DATA/audit.key did not exist):
+  // that, not the database, says the rows are from before the key. Needs the key.
+  virtual Status adopt_legacy_audit() = 0;
+  // Appends a row: fills in id, prev_hash and hash (chained to the head record, so that rows cut
+  // from the end still show after the next append) and returns the id. Rows and head in one
+  // savepoint: both or neither.
   virtual Result<int64_t> append_audit(const AuditRecord& r) = 0;
-  // The newest `limit` entries at or after `since`, oldest first.
+  // The newest `limit` entries at or after `since`, oldest first: one per request, with the
+  // status, error and target of its outcome row when there is one (status 0 when its outcome was
+  // never recorded: the server stopped in between).
   virtual Result<std::vector<AuditRecord>> list_audit(TimeMs since, int limit) = 0;
-  // Recomputes the hash chain: 0 when intact, else the id of the first row that does not match.
-  virtual Result<int64_t> verify_audit() = 0;
+  // Checks every row, the legacy record and the head record: the first row that fails and why.
+  virtual Result<AuditVerdict> verify_audit() = 0;
+
+  // Every sealed value of the database (secrets of config_entries, notification hooks' secrets).
+  virtual Result<std::vector<SealedValue>> list_sealed_values() = 0;
+  // Replaces the sealed text of each value (its place unchanged) and sets the meta records in
+  // `meta` (what says which key they are sealed with), all or none (a savepoint); not_found when
+  // a place does not exist. Durable when the transaction it runs in commits (commit_now).
+  virtual Status replace_sealed_values(const std::vector<SealedValue>& values,
+                                       const std::map<std::string, std::string>& meta) = 0;
 
   // Notification hooks and their delivery log (schema 10). insert_notify_hook returns the new id;
   // conflict when the name is taken. delete_notify_hook: false when there is no such hook.

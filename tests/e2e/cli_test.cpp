@@ -95,6 +95,8 @@ TEST_F(CliTest, HelpForEverySubcommand) {
       {"lb", "set"},
       {"lb", "show"},
       {"lb", "clear"},
+      {"audit", "verify"},
+      {"secret", "rotate-key"},
   };
   for (auto args : commands) {
     std::string name = "slipway";

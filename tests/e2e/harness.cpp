@@ -392,7 +392,7 @@ void E2eTest::start_lab(int nodes, const std::string& env) {
   if (!specs) fail("make_nodes: " + specs.error().message);
   lab::LabOptions o;
   o.dir = dir_ / "lab";
-  o.slipway_bin = SLIPWAY_BIN;
+  o.slipway_bin = lab_bin_.empty() ? fs::path(SLIPWAY_BIN) : lab_bin_;
   o.nodes = std::move(*specs);
   o.server_args = server_args_;
   o.progress = [this](const std::string& line) { lab_events_.push_back(line); };

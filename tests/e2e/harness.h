@@ -143,6 +143,9 @@ class E2eTest : public ::testing::Test {
   // More `slipway server` flags for start_lab (--tls: the lab over HTTPS; cli() and http() then
   // trust its CA).
   std::vector<std::string> server_args_;
+  // The executable start_lab runs the server and the agents with (empty: SLIPWAY_BIN); a wrapper
+  // script that sets a process up (a mount namespace) and execs SLIPWAY_BIN.
+  fs::path lab_bin_;
   // What the lab reported ("stopped agent node-1 (exited with code 0)", ...).
   std::vector<std::string> lab_events_;
   fs::path dir_;

@@ -1,8 +1,12 @@
 #include "common/secret_box.h"
 
+#include <array>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include "support/temp_dir.h"
@@ -112,6 +116,60 @@ TEST(SecretKeyFile, WrongSizeOrKindIsRefused) {
   auto viaLink = SecretKey::load_or_create(link);
   ASSERT_FALSE(viaLink);
   EXPECT_NE(viaLink.error().message.find("symbolic link"), std::string::npos);
+}
+
+// DATA/audit.key goes through the same checks as secrets.key, and its errors name it.
+TEST(SecretKeyFile, TheAuditKeyIsCheckedTheSameWayAndNamedInErrors) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "audit.key";
+  auto none = SecretKey::load(path, "audit key");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(none->has_value()) << "an absent file is no key, not an error";
+  const SecretKey k = SecretKey::random();
+  ASSERT_TRUE(k.write_file(path, "audit key"));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto again = k.write_file(path, "audit key");
+  ASSERT_FALSE(again) << "an existing file is never overwritten";
+  auto back = SecretKey::load(path, "audit key");
+  ASSERT_TRUE(back && back->has_value());
+  EXPECT_EQ((*back)->mac_hex("x"), k.mac_hex("x"));
+
+  ASSERT_EQ(::chmod(path.c_str(), 0640), 0);
+  auto wide = SecretKey::load(path, "audit key");
+  ASSERT_FALSE(wide);
+  EXPECT_NE(wide.error().message.find("the audit key " + path.string()), std::string::npos)
+      << wide.error().message;
+  EXPECT_NE(wide.error().message.find("chmod 600"), std::string::npos);
+  const auto link = dir.path() / "link.key";
+  std::filesystem::create_symlink(path, link);
+  auto via_link = SecretKey::load(link, "audit key");
+  ASSERT_FALSE(via_link);
+  EXPECT_NE(via_link.error().message.find("symbolic link"), std::string::npos);
+  EXPECT_FALSE(k.write_file(dir.path() / "link.key", "audit key")) << "never through a link";
+}
+
+// mac_hex is HMAC-SHA256 (as OpenSSL computes it) and verify_mac checks exactly it.
+TEST(SecretBox, MacIsHmacSha256) {
+  std::array<unsigned char, SecretKey::kSize> bytes{};
+  for (size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<unsigned char>(i * 7 + 1);
+  const SecretKey k = SecretKey::from_bytes(bytes);
+  const std::string data = "slipway audit row\nabc\n[1,2]";
+  unsigned char out[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), bytes.data(), static_cast<int>(bytes.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  ASSERT_EQ(len, 32u);
+  std::string expected;
+  for (unsigned i = 0; i < len; ++i)
+    expected += fmt::format("{:02x}", out[i]);
+  EXPECT_EQ(k.mac_hex(data), expected);
+  EXPECT_TRUE(k.verify_mac(data, expected));
+  EXPECT_FALSE(k.verify_mac(data + " ", expected));
+  EXPECT_FALSE(k.verify_mac(data, expected.substr(1)));
+  EXPECT_FALSE(SecretKey::random().verify_mac(data, expected));
 }
 
 }  // namespace

@@ -119,5 +119,49 @@ TEST_F(ConfigStoreTest, ADeployKeepsItsConfigVersion) {
   EXPECT_EQ(back->config_version, 7);
 }
 
+// What a key rotation goes through: every sealed value (config secrets, hooks' credentials),
+// replaced in place in one transaction; plain values untouched; a missing place refuses.
+TEST_F(ConfigStoreTest, SealedValuesAreListedAndReplacedInPlace) {
+  ASSERT_TRUE(store_->change_config("prod", "web", {{"A", false, "plain"}, {"S", true, "v1:old-s"}},
+                                    "alice", 10));
+  ASSERT_TRUE(store_->change_config("dev", "api", {{"T", true, "v1:old-t"}}, "alice", 10));
+  NotifyHookRecord hook;
+  hook.name = "ci";
+  hook.kind = "webhook";
+  hook.target = "https://example.test/hook";
+  hook.events = {"deploy.finished"};
+  hook.secret = "v1:old-h";
+  ASSERT_TRUE(store_->insert_notify_hook(hook));
+  hook.name = "mail";
+  hook.kind = "email";
+  hook.secret = "";
+  ASSERT_TRUE(store_->insert_notify_hook(hook));
+
+  auto values = store_->list_sealed_values();
+  ASSERT_TRUE(values) << values.error().message;
+  ASSERT_EQ(values->size(), 3u) << "secrets and the webhook's; no plain value, no e-mail hook";
+  for (auto& v : *values)
+    v.sealed = "v1:new-" + v.sealed.substr(7);
+  ASSERT_TRUE(store_->replace_sealed_values(*values, {{"secrets/key_check", "v1:check"}}));
+  EXPECT_EQ(store_->get_meta("secrets/key_check").value().value_or(""), "v1:check");
+  const auto prod = store_->get_config("prod", "web").value();
+  ASSERT_EQ(prod.entries.size(), 2u);
+  EXPECT_EQ(prod.entries[0].value, "plain");
+  EXPECT_EQ(prod.entries[1].value, "v1:new-s");
+  EXPECT_EQ(prod.version, 1) << "a rotation is not a config change";
+  EXPECT_EQ(store_->get_config("dev", "api").value().entries[0].value, "v1:new-t");
+  EXPECT_EQ(store_->list_notify_hooks().value()[0].secret, "v1:new-h");
+
+  // All or none: a place that does not exist refuses the whole change.
+  std::vector<SealedValue> gone = *values;
+  gone.front().sealed = "v1:newer";
+  gone.push_back({SealedValue::Kind::config, "prod", "web", "NOPE", "", "v1:x"});
+  auto st = store_->replace_sealed_values(gone, {{"secrets/key_check", "v1:other"}});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, Errc::not_found);
+  EXPECT_EQ(store_->get_config("dev", "api").value().entries[0].value, "v1:new-t");
+  EXPECT_EQ(store_->get_meta("secrets/key_check").value().value_or(""), "v1:check");
+}
+
 }  // namespace
 }  // namespace slipway::store

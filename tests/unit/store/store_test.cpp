@@ -161,7 +161,7 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "10");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables, (std::vector<std::string>{"artifacts",      "audit",
@@ -183,27 +183,27 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "10");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
   store_.reset();
   {
     RawDb raw(path());
-    raw.exec("PRAGMA user_version = 11");
+    raw.exec("PRAGMA user_version = 12");
   }
   auto s = make_sqlite_store(path());
   auto st = s->open();
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::failed_precondition);
   const auto& m = st.error().message;
-  EXPECT_NE(m.find("schema version 11"), std::string::npos) << m;
+  EXPECT_NE(m.find("schema version 12"), std::string::npos) << m;
   EXPECT_NE(m.find("newer"), std::string::npos) << m;
   EXPECT_NE(m.find("upgrade slipway"), std::string::npos) << m;
   EXPECT_NE(m.find(path()), std::string::npos) << m;
   // Nothing was changed in the file.
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "12");
 }
 
 TEST(StoreOpen, AFileThatIsNotADatabaseIsAnError) {
@@ -668,7 +668,7 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "10");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");
