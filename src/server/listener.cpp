@@ -411,7 +411,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       if (auto admitted = route->admit(req); !admitted) {
         bool ok = false;
         res = Response::error(admitted.error());
-        record_audit(ctx, req, *route, res);
+        audit_refusal(ctx, req, *route, res);
         co_await write_response(stream, res, version, false, false, ok);
         unread_body = has_body;
         break;
