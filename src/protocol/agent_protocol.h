@@ -75,9 +75,13 @@ struct Welcome {
   int64_t heartbeat_ms = 5000;
   std::string server_version;
   std::string credential{};  // set on enrollment only
+  // The node waits for an admin's approval (slipway nodes approve): the server sends it nothing
+  // until then. Absent (false) from servers that do not know approval.
+  bool pending = false;
 };
 
 // A node credential: "slwc_" and 64 lower-case hex digits.
+inline constexpr std::string_view kNodeCredentialPrefix = "slwc_";
 bool is_node_credential(std::string_view s);
 std::string new_node_credential();
 

@@ -48,4 +48,27 @@ void record_audit(ServerContext& ctx, const Request& req, const Route& route, co
   });
 }
 
+void record_enrollment_audit(ServerContext& ctx, const store::NodeCredential& c,
+                             const Principal& who, const std::string& remote) {
+  store::AuditRecord a;
+  a.at = c.enrolled_at;
+  a.actor = who.name;
+  a.token = who.name;
+  a.remote = remote;
+  a.method = "GET";
+  a.path = "/api/v1/agent/ws";
+  a.action = "node.enroll";
+  a.target = bounded(fmt::format("node={} env={} roles={} join_token={}{}", c.node, c.env,
+                                 fmt::join(c.roles, ","), c.join_token,
+                                 c.pending ? " pending" : ""),
+                     1024);
+  a.status = 201;
+  ctx.db->post([a = std::move(a)](store::Store& s) {
+    if (auto id = s.append_audit(a); !id) {
+      spdlog::error("cannot append to the audit log (enrollment {}): {}", a.target,
+                    id.error().message);
+    }
+  });
+}
+
 }  // namespace slipway::server

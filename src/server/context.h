@@ -27,6 +27,7 @@
 #include "engine/plans.h"
 #include "engine/runs.h"
 #include "inventory/inventory.h"
+#include "server/enrollment.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "server/tokens.h"
@@ -80,7 +81,9 @@ class ServerContext {
   // Seals and opens secret config values (DATA_DIR/secrets.key); set before the routes run.
   std::optional<SecretKey> secret_key;
   std::string admin_token;
-  std::string join_token;
+  std::string join_token;  // the secret of DATA_DIR/join.token (the default join token)
+  // Under TLS, the CA fingerprint join tokens carry (sha256:HEX, see net/tls.h); "" otherwise.
+  std::string ca_pin;
   std::string url;  // where this server listens, e.g. http://127.0.0.1:7700 or https://...
   // Set when the listener speaks TLS (HTTPS and WSS).
   std::shared_ptr<boost::asio::ssl::context> tls;
@@ -92,11 +95,15 @@ class ServerContext {
 
   // API tokens by hash (loaded at start, kept up to date by the token routes).
   TokenCache tokens;
+  // Join tokens, node credentials and protected environments (loaded at start, kept up to date
+  // by the gateway and the enrollment routes).
+  Enrollment enrollment;
 
   // Who is calling, from the Authorization header: the bootstrap admin token (the root,
-  // break-glass token: an unscoped admin), the agent join token, or an API token (looked up by
-  // its SHA-256 in memory). A principal of kind none when there is no bearer token;
-  // unauthenticated for an unknown, expired or revoked one.
+  // break-glass token: an unscoped admin), a join token (the default one, or one of
+  // `slipway join-token create`), a node's credential, or an API token (looked up by its SHA-256
+  // in memory). A principal of kind none when there is no bearer token; unauthenticated for an
+  // unknown, expired, used-up or revoked one, with the reason.
   Result<Principal> authenticate(const std::string& authorization);
 
   // Runs f(Store&) on the database thread and resumes the caller on the I/O thread with its
@@ -146,6 +153,11 @@ class ServerContext {
 // action, its path parameters and the env/app authorize() was asked about; never the body), when,
 // from where and the outcome. The write goes to the database thread (never blocks). audit.cpp.
 void record_audit(ServerContext& ctx, const Request& req, const Route& route, const Response& res);
+// Appends the audit entry of a node's enrollment (action node.enroll: the node, its environment
+// and roles, the join token used; `who` is the join token's principal), which happens inside the
+// agent WebSocket rather than in a route of its own. audit.cpp.
+void record_enrollment_audit(ServerContext& ctx, const store::NodeCredential& c,
+                             const Principal& who, const std::string& remote);
 
 // Registers the API routes (api_*.cpp).
 void register_artifact_routes(ServerContext& ctx);
@@ -153,6 +165,8 @@ void register_inventory_routes(ServerContext& ctx);
 void register_deploy_routes(ServerContext& ctx);
 void register_freeze_routes(ServerContext& ctx);
 void register_token_routes(ServerContext& ctx);  // tokens, audit, routes (api_tokens.cpp)
+// Join tokens, environments (protect), nodes move and approve (api_enrollment.cpp).
+void register_enrollment_routes(ServerContext& ctx);
 
 // The scope check of a deploy's routes (authorize with the deploy's env and app, looked up): ok
 // also when there is no such deploy (the handler answers 404). In api_deploys.cpp.

@@ -1,8 +1,11 @@
 #include "server/tokens.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/crypto.h"
+#include "common/duration.h"
 
 namespace slipway::server {
 
@@ -12,6 +15,38 @@ std::string new_token_secret() {
 
 std::string token_hash(std::string_view secret) {
   return sha256_hex(secret);
+}
+
+namespace {
+
+constexpr size_t kMaxNameListEntries = 32;
+constexpr int64_t kMaxTtlMs = 10LL * 366 * 24 * 3600 * 1000;  // ten years
+
+}  // namespace
+
+Result<std::vector<std::string>> name_list(JsonReader& r, std::string_view key, NameKind kind) {
+  auto list = r.str_list(key);
+  if (list.size() > kMaxNameListEntries) {
+    return err(Errc::invalid_argument,
+               fmt::format("at most {} entries in {}", kMaxNameListEntries, key));
+  }
+  for (const auto& v : list) {
+    if (auto st = validate_name(kind, v); !st) return st.error();
+  }
+  std::sort(list.begin(), list.end());
+  list.erase(std::unique(list.begin(), list.end()), list.end());
+  return list;
+}
+
+Result<TimeMs> expiry_from_ttl(const std::string& ttl, TimeMs now) {
+  if (ttl.empty()) return TimeMs{0};
+  auto d = parse_duration(ttl);
+  if (!d) return err(Errc::invalid_argument, "ttl: " + d.error().message);
+  if (d->count() <= 0 || d->count() > kMaxTtlMs) {
+    return err(Errc::invalid_argument,
+               fmt::format("ttl '{}' must be more than 0 and at most ten years", ttl.substr(0, 64)));
+  }
+  return now + d->count();
 }
 
 Principal token_principal(const store::TokenRecord& t) {

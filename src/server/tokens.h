@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/names.h"
 #include "server/access.h"
 #include "store/store.h"
 
@@ -25,6 +26,12 @@ inline constexpr std::string_view kTokenPrefix = "slwt_";
 std::string new_token_secret();
 // What is stored and looked up: the lower-case hex SHA-256 of the whole secret.
 std::string token_hash(std::string_view secret);
+
+// What token requests (API tokens, join tokens) share: a list of names of `kind` under `key`
+// (at most 32, each checked against the names grammar; sorted, without duplicates), and a ttl
+// ("" = never: 0) as the time it ends, from `now` (more than 0, at most ten years).
+Result<std::vector<std::string>> name_list(JsonReader& r, std::string_view key, NameKind kind);
+Result<TimeMs> expiry_from_ttl(const std::string& ttl, TimeMs now);
 
 // The principal of a stored token (role parsed; an unknown role reads as viewer).
 Principal token_principal(const store::TokenRecord& t);

@@ -130,6 +130,7 @@ TEST_F(DesiredStoreTest, ADatabaseOfSchema4LearnsTheDesiredStateFromItsNewestSuc
       finished(6, "1.3.0", "name=node-1", DeployState::succeeded, DeployKind::converge)));
   store_.reset();
   exec(
+      "DROP TABLE environments; DROP TABLE join_tokens; "
       "DROP TABLE notify_deliveries; DROP TABLE notify_hooks; "
       "DROP TABLE node_credentials; DROP TABLE audit; DROP TABLE tokens; DROP TABLE "
       "config_versions; DROP TABLE config_entries; "
