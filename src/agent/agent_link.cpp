@@ -195,6 +195,10 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       co_return false;
     }
     auto w = protocol::decode_server_message(*first);
+    if (w && std::holds_alternative<protocol::Disconnect>(*w)) {
+      spdlog::error("the server refused this agent: {}", std::get<protocol::Disconnect>(*w).reason);
+      co_return false;
+    }
     if (!w || !std::holds_alternative<protocol::Welcome>(*w)) {
       spdlog::error("the server did not welcome this agent: {}",
                     w ? "unexpected message" : w.error().message);
@@ -218,6 +222,10 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       if (!m) {
         spdlog::warn("malformed message from the server refused: {}", m.error().message);
         continue;
+      }
+      if (const auto* bye = std::get_if<protocol::Disconnect>(&*m)) {
+        spdlog::error("the server disconnects this agent: {}", bye->reason);
+        continue;  // the close follows
       }
       handler.on_command(*m);
     }

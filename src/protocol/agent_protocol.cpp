@@ -258,6 +258,8 @@ std::string encode(const ServerMessage& m) {
                {"argv", str_array(msg.argv)},
                {"env", str_object(msg.env)},
                {"timeout_ms", msg.timeout_ms}};
+        } else if constexpr (std::is_same_v<T, Disconnect>) {
+          o = {{"type", "disconnect"}, {"reason", msg.reason}};
         }
       },
       m);
@@ -465,6 +467,15 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
   if (type == "ping") {
     if (auto st = r.finish(true); !st) return st.error();
     return ServerMessage{Ping{}};
+  }
+  if (type == "disconnect") {
+    Disconnect d;
+    d.reason = r.str("reason");
+    if (auto st = r.finish(true); !st) return st.error();
+    if (d.reason.size() > kMaxDisconnectReason) {
+      return err(Errc::invalid_argument, "disconnect: reason too long");
+    }
+    return ServerMessage{std::move(d)};
   }
   if (type == "exec") {
     ExecCommand c;

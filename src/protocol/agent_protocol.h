@@ -110,6 +110,14 @@ struct DeactivateCommand {
 
 struct Ping {};
 
+// The server refuses this agent's hello, or cuts an admitted agent off (revoked, moved), and
+// says why, in full: a WebSocket close reason holds at most 123 bytes. The connection closes
+// right after. At most kMaxDisconnectReason bytes.
+struct Disconnect {
+  std::string reason;
+};
+inline constexpr size_t kMaxDisconnectReason = 4096;
+
 enum class StepStatus { started, ok, failed, skipped };
 std::string_view step_status_name(StepStatus s);
 std::optional<StepStatus> step_status_from_name(std::string_view s);
@@ -168,7 +176,8 @@ struct ExecResult {
 Status validate_exec_argv(const std::vector<std::string>& argv);
 
 using AgentMessage = std::variant<Hello, Heartbeat, StepEvent, InstallResult, ExecResult>;
-using ServerMessage = std::variant<Welcome, InstallCommand, DeactivateCommand, Ping, ExecCommand>;
+using ServerMessage =
+    std::variant<Welcome, InstallCommand, DeactivateCommand, Ping, ExecCommand, Disconnect>;
 
 std::string encode(const AgentMessage& m);
 std::string encode(const ServerMessage& m);

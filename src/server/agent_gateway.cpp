@@ -30,6 +30,13 @@ std::map<std::string, inventory::NodeApp> to_node_apps(
   return out;
 }
 
+// Tells the agent why (in full: a close reason holds 123 bytes at most) and closes.
+void disconnect(WsConnection& conn, const std::string& why) {
+  conn.send(protocol::encode(protocol::ServerMessage{
+      protocol::Disconnect{why.substr(0, protocol::kMaxDisconnectReason)}}));
+  conn.close(why);
+}
+
 }  // namespace
 
 AgentGateway::AgentGateway(ServerContext& ctx) : ctx_(ctx) {}
@@ -147,7 +154,7 @@ void AgentGateway::revoke(const std::string& node) {
   if (auto it = sessions_.find(node); it != sessions_.end()) {
     auto conn = it->second;
     sessions_.erase(it);
-    conn->close(fmt::format("node {} is revoked", node));
+    disconnect(*conn, fmt::format("node {} is revoked", node));
     commands_lost(node);
   }
   spdlog::warn("node {} revoked: its agent is cut off and the name cannot connect again", node);
@@ -199,7 +206,7 @@ void AgentGateway::moved(const store::NodeCredential& c, const std::string& why)
   if (auto it = sessions_.find(c.node); it != sessions_.end()) {
     auto conn = it->second;
     sessions_.erase(it);
-    conn->close(why);
+    disconnect(*conn, why);
     if (auto p = pending_.find(c.node); p != pending_.end()) {
       p->second.connected = false;
     } else {
@@ -259,7 +266,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Pr
   if (!admitted) {
     spdlog::warn("agent from {} refused as node {}: {}", conn->remote(), name,
                  admitted.error().message);
-    conn->close(admitted.error().message);
+    disconnect(*conn, admitted.error().message);
     co_return;
   }
   if (!admitted->credential.empty()) {

@@ -138,7 +138,8 @@ class EnrollTest : public E2eTest {
   // Names of the nodes GET /api/v1/nodes lists (every state).
   std::vector<std::string> node_names(const std::string& query = "") {
     std::vector<std::string> out;
-    for (const auto& n : arr(get_json("/api/v1/nodes" + query), "nodes"))
+    const auto nodes = get_json("/api/v1/nodes" + query);
+    for (const auto& n : arr(nodes, "nodes"))
       out.push_back(str(n, "name"));
     return out;
   }
@@ -174,7 +175,7 @@ class EnrollTest : public E2eTest {
     EXPECT_TRUE(files_named(root, ".slipway-env.json").empty());
     EXPECT_TRUE(files_holding(root, secret).empty());
     EXPECT_FALSE(fs::exists(root / "agent.credential"));
-    EXPECT_FALSE(fs::exists(root / "apps"));
+    EXPECT_FALSE(fs::exists(root / "apps" / "web"));
   }
 
   std::string next_address() {
@@ -245,7 +246,9 @@ TEST_F(EnrollTest, AStagingJoinTokenEnrollsNothingInProduction) {
   EXPECT_EQ(node_names("?env=production"), std::vector<std::string>{"prod-1"});
   auto tokens = cli_json({"join-token", "list"});
   for (const auto& t : arr(tokens, "join_tokens")) {
-    if (str(t, "name") == "staging-api") EXPECT_EQ(i64(t, "uses"), 1) << to_json(t);
+    if (str(t, "name") == "staging-api") {
+      EXPECT_EQ(i64(t, "uses"), 1) << to_json(t);
+    }
   }
   const auto audit = to_json(get_json("/api/v1/audit?limit=1000"));
   EXPECT_NE(audit.find("node=stg-1 env=staging roles=api join_token=staging-api"),
@@ -382,7 +385,8 @@ TEST_F(EnrollTest, JoinTokensExpireGetUsedUpAndRevokedButTheirNodesKeepWorking) 
   ASSERT_TRUE(becomes("b-1", "alive"));
   ASSERT_TRUE(wait_until(
       [&] {
-        for (const auto& t : arr(get_json("/api/v1/join-tokens"), "join_tokens")) {
+        const auto tokens = get_json("/api/v1/join-tokens");
+        for (const auto& t : arr(tokens, "join_tokens")) {
           if (str(t, "name") == "brief") return str(t, "state") == "expired";
         }
         return false;
@@ -468,7 +472,7 @@ TEST_F(EnrollTest, APendingNodeGetsNothingUntilApproved) {
   r = cli({"run", "--env", "staging", "--", "true"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out.find("new-1"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(agent("new-1").root / "apps")) << "a pending node got an install";
+  EXPECT_FALSE(fs::exists(agent("new-1").root / "apps" / "web")) << "a pending node got an install";
   EXPECT_EQ(agent_log("new-1").find("installing"), std::string::npos) << agent_log("new-1");
   EXPECT_EQ(status_by_node().count("new-1"), 0u);
 
@@ -560,7 +564,8 @@ TEST_F(EnrollTest, HostileInputOnEveryRouteAndFlag) {
   }
   // Nothing was created or changed by all that.
   EXPECT_TRUE(arr(get_json("/api/v1/join-tokens"), "join_tokens").empty());
-  for (const auto& e : arr(get_json("/api/v1/envs"), "envs"))
+  const auto envs = get_json("/api/v1/envs");
+  for (const auto& e : arr(envs, "envs"))
     EXPECT_FALSE(boolean(e, "protected")) << to_json(e);
   EXPECT_EQ(str(node("node-1"), "env"), "staging");
   // A name is never reused, not even after revocation.
