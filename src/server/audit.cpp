@@ -55,7 +55,8 @@ void record_enrollment_audit(ServerContext& ctx, const store::NodeCredential& c,
   a.actor = who.name;
   a.token = who.name;
   a.remote = remote;
-  a.method = "GET";
+  // Not a read: the enrollment happens on the WebSocket the GET upgraded.
+  a.method = "WEBSOCKET";
   a.path = "/api/v1/agent/ws";
   a.action = "node.enroll";
   a.target = bounded(fmt::format("node={} env={} roles={} join_token={}{}", c.node, c.env,
