@@ -120,9 +120,10 @@ int cmd_join_token_create(const ClientFlags& f, JoinTokenArgs a) {
               << field(r, "token") << "\n"
               << "  it is shown only this once (the server keeps only its hash). Start an agent "
                  "with it:\n"
-              << fmt::format("    slipway agent --server {} --token TOKEN --env {}{} --name NAME "
-                             "--root DIR\n",
-                             f.server, field(r, "env"), roles.empty() ? "" : " --roles " + roles)
+              << fmt::format(
+                     "    slipway agent --server {} --token TOKEN --env {}{} --name NAME "
+                     "--root DIR\n",
+                     f.server, field(r, "env"), roles.empty() ? "" : " --roles " + roles)
               << "  it only enrolls: enrolled nodes keep working after it expires or `slipway "
                  "join-token revoke "
               << field(r, "name") << "`\n";
@@ -160,9 +161,10 @@ int cmd_join_token_revoke(const ClientFlags& f, const std::string& name) {
   return print_or(f, c.send("DELETE", "/api/v1/join-tokens/" + name, nullptr),
                   [&](const json::value&) {
                     std::cout << paint("✓", Color::green) << " "
-                              << fmt::format("revoked join token '{}': it enrolls nothing from "
-                                             "now on (the nodes it enrolled keep working)\n",
-                                             name);
+                              << fmt::format(
+                                     "revoked join token '{}': it enrolls nothing from "
+                                     "now on (the nodes it enrolled keep working)\n",
+                                     name);
                   });
 }
 
@@ -174,9 +176,9 @@ int cmd_env_list(const ClientFlags& f) {
     if (list && list->is_array()) {
       for (const auto& v : list->as_array()) {
         const bool prot = field(v, "protected") == "yes";
-        t.row({field(v, "name"), prot ? paint("protected", Color::yellow) : "no",
-               field(v, "nodes"), field(v, "pending"), field(v, "join_tokens"),
-               time_field(v, "changed_at", "-"), field(v, "changed_by")});
+        t.row({field(v, "name"), prot ? paint("protected", Color::yellow) : "no", field(v, "nodes"),
+               field(v, "pending"), field(v, "join_tokens"), time_field(v, "changed_at", "-"),
+               field(v, "changed_by")});
       }
     }
     if (t.empty()) {
@@ -229,9 +231,10 @@ int cmd_nodes_approve(const ClientFlags& f, const std::string& name) {
   return print_or(f, c.post("/api/v1/nodes/" + name + "/approve", json::object{}),
                   [&](const json::value& r) {
                     std::cout << paint("✓", Color::green) << " "
-                              << fmt::format("node {} approved: a node of {} now, it converges "
-                                             "to the environment's releases\n",
-                                             name, field(r, "env"));
+                              << fmt::format(
+                                     "node {} approved: a node of {} now, it converges "
+                                     "to the environment's releases\n",
+                                     name, field(r, "env"));
                   });
 }
 
@@ -240,8 +243,8 @@ int cmd_nodes_approve(const ClientFlags& f, const std::string& name) {
 void add_enrollment_commands(CLI::App& app, CLI::App& nodes, ClientFlags& cf,
                              std::function<int()>& action,
                              const std::function<void(CLI::App*, ClientFlags&)>& client_flags) {
-  auto* jt = app.add_subcommand(
-      "join-token", "Join tokens: what enrolls new nodes into one environment (admin)");
+  auto* jt = app.add_subcommand("join-token",
+                                "Join tokens: what enrolls new nodes into one environment (admin)");
   jt->require_subcommand(1);
   auto a = std::make_shared<JoinTokenArgs>();
   auto* create = jt->add_subcommand(
@@ -256,7 +259,8 @@ void add_enrollment_commands(CLI::App& app, CLI::App& nodes, ClientFlags& cf,
   create->add_flag("--approve", a->approve,
                    "Its nodes wait, sent nothing, until `slipway nodes approve NAME`");
   client_flags(create, cf);
-  create->callback([&action, &cf, a] { action = [&cf, a] { return cmd_join_token_create(cf, *a); }; });
+  create->callback(
+      [&action, &cf, a] { action = [&cf, a] { return cmd_join_token_create(cf, *a); }; });
   auto* list = jt->add_subcommand("list", "List the join tokens (never their secrets)");
   client_flags(list, cf);
   list->callback([&action, &cf] { action = [&cf] { return cmd_join_token_list(cf); }; });
@@ -294,8 +298,9 @@ void add_enrollment_commands(CLI::App& app, CLI::App& nodes, ClientFlags& cf,
       "must restart with the new --env/--roles (admin)");
   move->add_option("name", m->name, "Node name")->required();
   move->add_option("--env", m->env, "Its environment from now on")->required();
-  auto* roles = move->add_option("--roles", m->roles, "Its roles from now on (default: as they are)")
-                    ->delimiter(',');
+  auto* roles =
+      move->add_option("--roles", m->roles, "Its roles from now on (default: as they are)")
+          ->delimiter(',');
   client_flags(move, cf);
   move->callback([&action, &cf, m, roles] {
     m->roles_given = roles->count() > 0;
@@ -303,7 +308,8 @@ void add_enrollment_commands(CLI::App& app, CLI::App& nodes, ClientFlags& cf,
   });
   auto approve_name = std::make_shared<std::string>();
   auto* approve = nodes.add_subcommand(
-      "approve", "Approve a node waiting for it (nodes --state pending): it becomes a target (admin)");
+      "approve",
+      "Approve a node waiting for it (nodes --state pending): it becomes a target (admin)");
   approve->add_option("name", *approve_name, "Node name")->required();
   client_flags(approve, cf);
   approve->callback([&action, &cf, approve_name] {

@@ -103,9 +103,10 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
   for (const auto& v : r->as_object().at("nodes").as_array()) {
     if (flag(v.as_object(), "pending")) {
       std::cout << paint("pending:", Color::yellow) << " "
-                << fmt::format("{} waits for approval; it is sent nothing until `slipway nodes "
-                               "approve {}`\n",
-                               str(v.as_object(), "name"), str(v.as_object(), "name"));
+                << fmt::format(
+                       "{} waits for approval; it is sent nothing until `slipway nodes "
+                       "approve {}`\n",
+                       str(v.as_object(), "name"), str(v.as_object(), "name"));
     }
   }
   return kExitOk;

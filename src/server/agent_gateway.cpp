@@ -49,9 +49,9 @@ asio::awaitable<Result<AgentGateway::Admission>> AgentGateway::admit(const proto
     co_return err(Errc::forbidden, fmt::format("node {} is revoked", name));
   }
   if (!who.node.empty() && who.node != name) {
-    co_return err(Errc::forbidden,
-                  fmt::format("the credential this agent presented is node {}'s, not {}'s",
-                              who.node, name));
+    co_return err(
+        Errc::forbidden,
+        fmt::format("the credential this agent presented is node {}'s, not {}'s", who.node, name));
   }
   auto lookup = [name](store::Store& s) { return s.get_node_credential(name); };
   auto rec = co_await ctx_.db_call(lookup);
@@ -169,7 +169,8 @@ void AgentGateway::load_revoked(const std::vector<std::string>& nodes) {
 
 void AgentGateway::load_pending(const std::vector<store::NodeCredential>& nodes) {
   for (const auto& c : nodes) {
-    if (c.pending && c.revoked_at == 0) pending_[c.node] = PendingNode{c, std::nullopt, "", false, 0};
+    if (c.pending && c.revoked_at == 0)
+      pending_[c.node] = PendingNode{c, std::nullopt, "", false, 0};
   }
 }
 
@@ -272,8 +273,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Pr
   if (!admitted->credential.empty()) {
     spdlog::info("node {} enrolled from {} into {} (roles {}) through join token {}{}", name,
                  conn->remote(), hello.env, fmt::join(hello.roles, ","),
-                 admitted->enrollment.join_token,
-                 admitted->pending ? ", pending approval" : "");
+                 admitted->enrollment.join_token, admitted->pending ? ", pending approval" : "");
   }
 
   if (auto it = sessions_.find(name); it != sessions_.end()) {
@@ -306,7 +306,8 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Pr
   w.credential = std::move(admitted->credential);
   w.pending = admitted->pending;
   conn->send(protocol::encode(protocol::ServerMessage{w}));
-  if (!admitted->pending) ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
+  if (!admitted->pending)
+    ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
 
   for (;;) {
     auto text = co_await conn->read();

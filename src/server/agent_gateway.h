@@ -108,7 +108,8 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
                                                    const Principal& who, const std::string& remote);
   // A node enrolled before schema 11 and not seen since is bound to what its hello claims, unless
   // that is a protected environment.
-  boost::asio::awaitable<Status> bind_legacy(store::NodeCredential& c, const protocol::Hello& hello);
+  boost::asio::awaitable<Status> bind_legacy(store::NodeCredential& c,
+                                             const protocol::Hello& hello);
   // Puts the node of an admitted hello in the inventory (alive) and saves it.
   void register_hello(const protocol::Hello& hello, const std::string& remote);
   // Handles one message of an admitted node's connection.

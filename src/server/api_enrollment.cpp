@@ -64,8 +64,8 @@ std::map<std::string, json::object> environments(ServerContext& ctx) {
   auto entry = [&](const std::string& env) -> json::object& {
     auto [it, added] = out.try_emplace(env);
     if (added) {
-      it->second = json::object{{"name", env},     {"protected", false}, {"nodes", 0},
-                                {"pending", 0},    {"join_tokens", 0},   {"changed_by", ""},
+      it->second = json::object{{"name", env},          {"protected", false}, {"nodes", 0},
+                                {"pending", 0},         {"join_tokens", 0},   {"changed_by", ""},
                                 {"changed_at", nullptr}};
     }
     return it->second;
@@ -134,26 +134,26 @@ Status check_node_name(const std::string& name) {
 void register_enrollment_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
-  ctx.router.add(
-      "POST", "/api/v1/join-tokens", Access::admin, "join_token.create",
-      [c](Request& req) -> asio::awaitable<Response> {
-        auto t = parse_join_token_request(req.body, req.actor, now_ms());
-        if (!t) co_return Response::error(t.error());
-        const std::string secret = new_join_token_secret();
-        t->hash = sha256_hex(secret);
-        req.audit_target = fmt::format("name={} env={}", t->name, t->env);
-        auto job = [rec = *t](store::Store& s) { return s.insert_join_token(rec); };
-        auto id = co_await c->db_call(job);
-        if (!id) co_return Response::error(id.error());
-        t->id = *id;
-        c->enrollment.put_join_token(*t);
-        spdlog::info("join token '{}' for {} created by {}", t->name, t->env, req.actor);
-        json::object body = join_token_to_json(*t, now_ms());
-        // The only time it is shown; under TLS with the CA's fingerprint, so that the agent pins
-        // the server's CA on its first connection (as with DATA_DIR/join.token).
-        body["token"] = net::format_join_token(net::JoinToken{secret, c->ca_pin});
-        co_return Response::json(201, body);
-      });
+  ctx.router.add("POST", "/api/v1/join-tokens", Access::admin, "join_token.create",
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   auto t = parse_join_token_request(req.body, req.actor, now_ms());
+                   if (!t) co_return Response::error(t.error());
+                   const std::string secret = new_join_token_secret();
+                   t->hash = sha256_hex(secret);
+                   req.audit_target = fmt::format("name={} env={}", t->name, t->env);
+                   auto job = [rec = *t](store::Store& s) { return s.insert_join_token(rec); };
+                   auto id = co_await c->db_call(job);
+                   if (!id) co_return Response::error(id.error());
+                   t->id = *id;
+                   c->enrollment.put_join_token(*t);
+                   spdlog::info("join token '{}' for {} created by {}", t->name, t->env, req.actor);
+                   json::object body = join_token_to_json(*t, now_ms());
+                   // The only time it is shown; under TLS with the CA's fingerprint, so that the
+                   // agent pins the server's CA on its first connection (as with
+                   // DATA_DIR/join.token).
+                   body["token"] = net::format_join_token(net::JoinToken{secret, c->ca_pin});
+                   co_return Response::json(201, body);
+                 });
 
   ctx.router.add("GET", "/api/v1/join-tokens", Access::admin, "join_token.list",
                  [c](Request&) -> asio::awaitable<Response> {
@@ -202,24 +202,25 @@ void register_enrollment_routes(ServerContext& ctx) {
                  });
 
   for (const bool protect : {true, false}) {
-    ctx.router.add(
-        "POST", protect ? "/api/v1/envs/{env}/protect" : "/api/v1/envs/{env}/unprotect",
-        Access::admin, protect ? "env.protect" : "env.unprotect",
-        [c, protect](Request& req) -> asio::awaitable<Response> {
-          const std::string env = req.param("env");
-          if (auto st = validate_name(NameKind::env, env); !st)
-            co_return Response::error(st.error());
-          if (auto st = expect_empty_body(req, "protect request"); !st)
-            co_return Response::error(st.error());
-          if (auto st = authorize(req, env, kAll); !st) co_return Response::error(st.error());
-          const store::EnvRecord rec{env, protect, req.actor, now_ms()};
-          auto job = [rec](store::Store& s) { return s.save_environment(rec); };
-          if (auto st = co_await c->db_call(job); !st) co_return Response::error(st.error());
-          c->enrollment.put_env(rec);
-          spdlog::info("environment {} {} by {}", env, protect ? "protected" : "unprotected",
-                       req.actor);
-          co_return Response::json(200, environments(*c).at(env));
-        });
+    ctx.router.add("POST", protect ? "/api/v1/envs/{env}/protect" : "/api/v1/envs/{env}/unprotect",
+                   Access::admin, protect ? "env.protect" : "env.unprotect",
+                   [c, protect](Request& req) -> asio::awaitable<Response> {
+                     const std::string env = req.param("env");
+                     if (auto st = validate_name(NameKind::env, env); !st)
+                       co_return Response::error(st.error());
+                     if (auto st = expect_empty_body(req, "protect request"); !st)
+                       co_return Response::error(st.error());
+                     if (auto st = authorize(req, env, kAll); !st)
+                       co_return Response::error(st.error());
+                     const store::EnvRecord rec{env, protect, req.actor, now_ms()};
+                     auto job = [rec](store::Store& s) { return s.save_environment(rec); };
+                     if (auto st = co_await c->db_call(job); !st)
+                       co_return Response::error(st.error());
+                     c->enrollment.put_env(rec);
+                     spdlog::info("environment {} {} by {}", env,
+                                  protect ? "protected" : "unprotected", req.actor);
+                     co_return Response::json(200, environments(*c).at(env));
+                   });
   }
 
   ctx.router.add(
@@ -240,13 +241,13 @@ void register_enrollment_routes(ServerContext& ctx) {
         auto moved = co_await c->db_call(job);
         if (!moved) co_return Response::error(moved.error());
         if (!*moved) {
-          co_return Response::error(err(
-              Errc::not_found, fmt::format("node {} is not enrolled (or is revoked)", name)));
+          co_return Response::error(
+              err(Errc::not_found, fmt::format("node {} is not enrolled (or is revoked)", name)));
         }
         const store::NodeCredential& rec = **moved;
         c->enrollment.put_node(rec);
-        const std::string flags = fmt::format("--env {}{}", rec.env,
-                                              rec.roles.empty() ? "" : " --roles " + join(rec.roles, ","));
+        const std::string flags = fmt::format(
+            "--env {}{}", rec.env, rec.roles.empty() ? "" : " --roles " + join(rec.roles, ","));
         c->gateway->moved(rec, fmt::format("node {} was moved to environment {} by {}: restart "
                                            "its agent with {}",
                                            name, rec.env, req.actor, flags));
@@ -257,35 +258,35 @@ void register_enrollment_routes(ServerContext& ctx) {
         co_return Response::json(200, body);
       });
 
-  ctx.router.add(
-      "POST", "/api/v1/nodes/{name}/approve", Access::admin, "node.approve",
-      [c](Request& req) -> asio::awaitable<Response> {
-        const std::string name = req.param("name");
-        if (auto st = check_node_name(name); !st) co_return Response::error(st.error());
-        if (auto st = expect_empty_body(req, "approve request"); !st)
-          co_return Response::error(st.error());
-        auto job = [name, by = req.actor,
-                    at = now_ms()](store::Store& s) -> Result<std::optional<store::NodeCredential>> {
-          auto approved = s.approve_node(name, by, at);
-          if (!approved) return approved.error();
-          auto rec = s.get_node_credential(name);
-          if (!rec) return rec.error();
-          if (!*approved) {
-            if (!*rec || (*rec)->revoked_at != 0)
-              return err(Errc::not_found, fmt::format("node {} is not enrolled", name));
-            return err(Errc::conflict, fmt::format("node {} is not pending approval", name));
-          }
-          return rec;
-        };
-        auto approved = co_await c->db_call(job);
-        if (!approved) co_return Response::error(approved.error());
-        const store::NodeCredential& rec = **approved;
-        req.audit_target = fmt::format("env={}", rec.env);
-        c->enrollment.put_node(rec);
-        c->gateway->approved(name);
-        spdlog::info("node {} approved by {}", name, req.actor);
-        co_return Response::json(200, enrollment_json(rec));
-      });
+  ctx.router.add("POST", "/api/v1/nodes/{name}/approve", Access::admin, "node.approve",
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   const std::string name = req.param("name");
+                   if (auto st = check_node_name(name); !st) co_return Response::error(st.error());
+                   if (auto st = expect_empty_body(req, "approve request"); !st)
+                     co_return Response::error(st.error());
+                   auto job = [name, by = req.actor, at = now_ms()](
+                                  store::Store& s) -> Result<std::optional<store::NodeCredential>> {
+                     auto approved = s.approve_node(name, by, at);
+                     if (!approved) return approved.error();
+                     auto rec = s.get_node_credential(name);
+                     if (!rec) return rec.error();
+                     if (!*approved) {
+                       if (!*rec || (*rec)->revoked_at != 0)
+                         return err(Errc::not_found, fmt::format("node {} is not enrolled", name));
+                       return err(Errc::conflict,
+                                  fmt::format("node {} is not pending approval", name));
+                     }
+                     return rec;
+                   };
+                   auto approved = co_await c->db_call(job);
+                   if (!approved) co_return Response::error(approved.error());
+                   const store::NodeCredential& rec = **approved;
+                   req.audit_target = fmt::format("env={}", rec.env);
+                   c->enrollment.put_node(rec);
+                   c->gateway->approved(name);
+                   spdlog::info("node {} approved by {}", name, req.actor);
+                   co_return Response::json(200, enrollment_json(rec));
+                 });
 }
 
 }  // namespace slipway::server

@@ -71,8 +71,7 @@ json::value node_json(const inventory::Node& n, const std::string& only_app,
 // A node waiting for approval: as a node, with state "pending", nothing desired and whether its
 // agent is connected.
 json::value pending_json(const AgentGateway::PendingNode& p) {
-  json::object o =
-      node_json(AgentGateway::as_node(p), "", engine::DesiredState{}).as_object();
+  json::object o = node_json(AgentGateway::as_node(p), "", engine::DesiredState{}).as_object();
   o["state"] = "pending";
   o["pending"] = true;
   o["connected"] = p.connected;
@@ -104,33 +103,32 @@ void register_inventory_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
   // Nodes; lost ones too unless ?state=alive.
-  ctx.router.add(
-      "GET", "/api/v1/nodes", Access::viewer, "node.list",
-      [c](Request& req) -> asio::awaitable<Response> {
-        auto sel = selector_from_query(req);
-        if (!sel) co_return Response::error(sel.error());
-        const std::string state = req.query_or("state");
-        if (!state.empty() && state != "alive" && state != "lost" && state != "revoked" &&
-            state != "pending") {
-          co_return Response::error(
-              err(Errc::invalid_argument, "state must be alive, lost, revoked or pending"));
-        }
-        if (auto st = authorize(req, req.query_or("env"), ""); !st)
-          co_return Response::error(st.error());
-        json::array nodes;
-        for (const auto* n : c->inventory.select(*sel, true)) {
-          if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
-          if (!in_scope(req.principal, n->env, "")) continue;
-          nodes.push_back(node_json(*n, "", c->convergence->desired()));
-        }
-        for (const auto& [name, p] : c->gateway->pending()) {
-          if (!state.empty() && state != "pending") break;
-          if (!sel->matches(AgentGateway::as_node(p))) continue;
-          if (!in_scope(req.principal, p.enrollment.env, "")) continue;
-          nodes.push_back(pending_json(p));
-        }
-        co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
-      });
+  ctx.router.add("GET", "/api/v1/nodes", Access::viewer, "node.list",
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   auto sel = selector_from_query(req);
+                   if (!sel) co_return Response::error(sel.error());
+                   const std::string state = req.query_or("state");
+                   if (!state.empty() && state != "alive" && state != "lost" &&
+                       state != "revoked" && state != "pending") {
+                     co_return Response::error(err(
+                         Errc::invalid_argument, "state must be alive, lost, revoked or pending"));
+                   }
+                   if (auto st = authorize(req, req.query_or("env"), ""); !st)
+                     co_return Response::error(st.error());
+                   json::array nodes;
+                   for (const auto* n : c->inventory.select(*sel, true)) {
+                     if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
+                     if (!in_scope(req.principal, n->env, "")) continue;
+                     nodes.push_back(node_json(*n, "", c->convergence->desired()));
+                   }
+                   for (const auto& [name, p] : c->gateway->pending()) {
+                     if (!state.empty() && state != "pending") break;
+                     if (!sel->matches(AgentGateway::as_node(p))) continue;
+                     if (!in_scope(req.principal, p.enrollment.env, "")) continue;
+                     nodes.push_back(pending_json(p));
+                   }
+                   co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
+                 });
 
   ctx.router.add(
       "GET", "/api/v1/nodes/{name}", Access::viewer, "node.show",

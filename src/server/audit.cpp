@@ -59,10 +59,10 @@ void record_enrollment_audit(ServerContext& ctx, const store::NodeCredential& c,
   a.method = "WEBSOCKET";
   a.path = "/api/v1/agent/ws";
   a.action = "node.enroll";
-  a.target = bounded(fmt::format("node={} env={} roles={} join_token={}{}", c.node, c.env,
-                                 fmt::join(c.roles, ","), c.join_token,
-                                 c.pending ? " pending" : ""),
-                     1024);
+  a.target =
+      bounded(fmt::format("node={} env={} roles={} join_token={}{}", c.node, c.env,
+                          fmt::join(c.roles, ","), c.join_token, c.pending ? " pending" : ""),
+              1024);
   a.status = 201;
   ctx.db->post([a = std::move(a)](store::Store& s) {
     if (auto id = s.append_audit(a); !id) {

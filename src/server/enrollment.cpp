@@ -6,6 +6,7 @@
 
 #include "common/crypto.h"
 #include "common/strings.h"
+#include "server/tokens.h"
 
 namespace slipway::server {
 
@@ -91,9 +92,6 @@ Status check_claim(const store::NodeCredential& c, std::string_view env,
 }
 
 json::object join_token_to_json(const store::JoinTokenRecord& t, TimeMs now) {
-  auto time_or_null = [](TimeMs at) {
-    return at == 0 ? json::value(nullptr) : json::value(format_time(at));
-  };
   json::array roles;
   for (const auto& r : t.roles)
     roles.emplace_back(r);
@@ -105,21 +103,17 @@ json::object join_token_to_json(const store::JoinTokenRecord& t, TimeMs now) {
   } else if (t.max_uses != 0 && t.uses >= t.max_uses) {
     state = "used up";
   }
-  return json::object{{"id", t.id},
-                      {"name", t.name},
-                      {"env", t.env},
-                      {"roles", std::move(roles)},
-                      {"approve", t.approve},
-                      {"uses", t.uses},
-                      {"max_uses", t.max_uses},
-                      {"created_at", time_or_null(t.created_at)},
-                      {"created_by", t.created_by},
-                      {"expires_at", time_or_null(t.expires_at)},
-                      {"last_used", time_or_null(t.last_used)},
-                      {"revoked", t.revoked_at != 0},
-                      {"revoked_at", time_or_null(t.revoked_at)},
-                      {"revoked_by", t.revoked_by},
-                      {"state", state}};
+  json::object o{{"id", t.id},
+                 {"name", t.name},
+                 {"env", t.env},
+                 {"roles", std::move(roles)},
+                 {"approve", t.approve},
+                 {"uses", t.uses},
+                 {"max_uses", t.max_uses}};
+  for (auto& [k, v] : token_life_json(t))
+    o[k] = std::move(v);
+  o["state"] = state;
+  return o;
 }
 
 void Enrollment::load(std::vector<store::JoinTokenRecord> tokens,

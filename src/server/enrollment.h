@@ -87,7 +87,7 @@ class Enrollment {
 
  private:
   std::unordered_map<std::string, store::JoinTokenRecord> join_by_hash_;
-  std::map<std::string, store::NodeCredential> nodes_;       // by name
+  std::map<std::string, store::NodeCredential> nodes_;         // by name
   std::unordered_map<std::string, std::string> node_by_hash_;  // credential hash -> name
   std::map<std::string, store::EnvRecord, std::less<>> envs_;
 };

@@ -43,8 +43,9 @@ Result<TimeMs> expiry_from_ttl(const std::string& ttl, TimeMs now) {
   auto d = parse_duration(ttl);
   if (!d) return err(Errc::invalid_argument, "ttl: " + d.error().message);
   if (d->count() <= 0 || d->count() > kMaxTtlMs) {
-    return err(Errc::invalid_argument,
-               fmt::format("ttl '{}' must be more than 0 and at most ten years", ttl.substr(0, 64)));
+    return err(
+        Errc::invalid_argument,
+        fmt::format("ttl '{}' must be more than 0 and at most ten years", ttl.substr(0, 64)));
   }
   return now + d->count();
 }
@@ -76,19 +77,26 @@ json::array strings(const std::vector<std::string>& v) {
 
 }  // namespace
 
+json::object token_life_json(TimeMs created_at, const std::string& created_by, TimeMs expires_at,
+                             TimeMs last_used, TimeMs revoked_at, const std::string& revoked_by) {
+  return json::object{{"created_at", time_or_null(created_at)},
+                      {"created_by", created_by},
+                      {"expires_at", time_or_null(expires_at)},
+                      {"last_used", time_or_null(last_used)},
+                      {"revoked", revoked_at != 0},
+                      {"revoked_at", time_or_null(revoked_at)},
+                      {"revoked_by", revoked_by}};
+}
+
 json::object token_to_json(const store::TokenRecord& t) {
-  return json::object{{"id", t.id},
-                      {"name", t.name},
-                      {"role", t.role},
-                      {"envs", strings(t.envs)},
-                      {"apps", strings(t.apps)},
-                      {"created_at", time_or_null(t.created_at)},
-                      {"created_by", t.created_by},
-                      {"expires_at", time_or_null(t.expires_at)},
-                      {"last_used", time_or_null(t.last_used)},
-                      {"revoked", t.revoked_at != 0},
-                      {"revoked_at", time_or_null(t.revoked_at)},
-                      {"revoked_by", t.revoked_by}};
+  json::object o{{"id", t.id},
+                 {"name", t.name},
+                 {"role", t.role},
+                 {"envs", strings(t.envs)},
+                 {"apps", strings(t.apps)}};
+  for (auto& [k, v] : token_life_json(t))
+    o[k] = std::move(v);
+  return o;
 }
 
 void TokenCache::load(std::vector<store::TokenRecord> all) {

@@ -930,7 +930,10 @@ class SqliteStore final : public Store {
         "ON CONFLICT (name) DO UPDATE SET protected = excluded.protected, changed_by = "
         "excluded.changed_by, changed_at = excluded.changed_at");
     if (!s) return s.error();
-    return s->bind(1, e.name).bind(2, e.is_protected).bind(3, e.changed_by).bind(4, e.changed_at)
+    return s->bind(1, e.name)
+        .bind(2, e.is_protected)
+        .bind(3, e.changed_by)
+        .bind(4, e.changed_at)
         .run();
   }
 
@@ -1397,8 +1400,7 @@ class SqliteStore final : public Store {
         return st.error();
       if (db_.changes() == 0) {
         return err(Errc::failed_precondition,
-                   fmt::format("the join token '{}' is revoked, expired or used up",
-                               c.join_token));
+                   fmt::format("the join token '{}' is revoked, expired or used up", c.join_token));
       }
     }
     auto s = db_.prepare(

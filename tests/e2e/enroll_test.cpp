@@ -57,10 +57,10 @@ class EnrollTest : public E2eTest {
     if (a.log.empty()) address_of_[name] = next_address();
     a.log = dir() / "agents" / fmt::format("{}-{}.log", name, ++runs_);
     fs::create_directories(a.log.parent_path());
-    std::vector<std::string> argv = {SLIPWAY_BIN, "agent",   "--server", info().server_url,
-                                     "--token",   token,     "--name",   name,
-                                     "--env",     env,       "--root",   a.root.string(),
-                                     "--address", address_of_[name]};
+    std::vector<std::string> argv = {
+        SLIPWAY_BIN, "agent",         "--server",  info().server_url, "--token",
+        token,       "--name",        name,        "--env",           env,
+        "--root",    a.root.string(), "--address", address_of_[name]};
     if (!roles.empty()) argv.insert(argv.end(), {"--roles", roles});
     a.proc = std::make_unique<ChildProcess>();
     a.proc->start({.argv = argv, .env = {}, .stdout_path = a.log, .stderr_path = a.log});
@@ -147,8 +147,8 @@ class EnrollTest : public E2eTest {
   // Production with a secret and web 1.0.0 deployed on node prod-1 (enrolled with its own join
   // token, roles web); returns the secret's value.
   std::string production_with_a_secret() {
-    const std::string prod = create_join_token(
-        {"--env", "production", "--roles", "web", "--name", "production-web"});
+    const std::string prod =
+        create_join_token({"--env", "production", "--roles", "web", "--name", "production-web"});
     start_agent("prod-1", "production", "web", prod);
     if (!becomes("prod-1", "alive")) throw std::runtime_error("prod-1 did not come up");
     const std::string secret = "prod-db-" + random_hex(12);
@@ -220,11 +220,14 @@ TEST_F(EnrollTest, AStagingJoinTokenEnrollsNothingInProduction) {
   // Command 2: with the staging join token, an agent asks to be a production web node.
   const fs::path intruder = dir() / "intruder";
   start_agent("anything", "production", "web", staging, intruder);
-  EXPECT_TRUE(refused("anything", "join token 'staging-api' enrolls nodes into environment "
-                                  "staging only, not production"))
+  EXPECT_TRUE(refused("anything",
+                      "join token 'staging-api' enrolls nodes into environment "
+                      "staging only, not production"))
       << server_log();
   EXPECT_TRUE(wait_until(
-      [&] { return agent_log("anything").find("staging only, not production") != std::string::npos; },
+      [&] {
+        return agent_log("anything").find("staging only, not production") != std::string::npos;
+      },
       Millis(30'000)))
       << agent_log("anything");
   stop_agent("anything");
@@ -273,9 +276,9 @@ TEST_F(EnrollTest, TheDefaultJoinTokenCannotEnrollIntoAProtectedEnvironment) {
   const fs::path intruder = dir() / "intruder";
   start_agent("anything", "production", "web", info().join_token, intruder);
   EXPECT_TRUE(refused("anything", "environment production is protected")) << server_log();
-  EXPECT_TRUE(wait_until(
-      [&] { return agent_log("anything").find("is protected") != std::string::npos; },
-      Millis(30'000)))
+  EXPECT_TRUE(
+      wait_until([&] { return agent_log("anything").find("is protected") != std::string::npos; },
+                 Millis(30'000)))
       << agent_log("anything");
   stop_agent("anything");
   expect_nothing_reached(intruder, "anything", secret);
@@ -287,7 +290,8 @@ TEST_F(EnrollTest, TheDefaultJoinTokenCannotEnrollIntoAProtectedEnvironment) {
   std::map<std::string, bool> protected_envs;
   for (const auto& e : arr(envs, "envs"))
     protected_envs[str(e, "name")] = boolean(e, "protected");
-  EXPECT_EQ(protected_envs, (std::map<std::string, bool>{{"production", true}, {"staging", false}}));
+  EXPECT_EQ(protected_envs,
+            (std::map<std::string, bool>{{"production", true}, {"staging", false}}));
   r = cli({"env", "list"});
   EXPECT_NE(r.out.find("protected"), std::string::npos) << r.describe();
 
@@ -309,11 +313,14 @@ TEST_F(EnrollTest, AnEnrolledNodeClaimingAnotherEnvironmentOrRoleIsRefusedUntilM
   // Restarted as a production node: refused, and it stays a (lost) staging node.
   stop_agent("web-1");
   start_agent("web-1", "production", "api", token);
-  EXPECT_TRUE(refused("web-1", "enrolled in environment staging with roles api, but its agent "
-                               "claims environment production"))
+  EXPECT_TRUE(refused("web-1",
+                      "enrolled in environment staging with roles api, but its agent "
+                      "claims environment production"))
       << server_log();
   EXPECT_TRUE(wait_until(
-      [&] { return agent_log("web-1").find("restart the agent with --env staging") != std::string::npos; },
+      [&] {
+        return agent_log("web-1").find("restart the agent with --env staging") != std::string::npos;
+      },
       Millis(30'000)))
       << agent_log("web-1");
   EXPECT_EQ(str(node("web-1"), "env"), "staging");
@@ -349,7 +356,8 @@ TEST_F(EnrollTest, AnEnrolledNodeClaimingAnotherEnvironmentOrRoleIsRefusedUntilM
       },
       Millis(30'000)))
       << agent_log("web-1");
-  EXPECT_TRUE(refused("web-1", "enrolled in environment production with roles web")) << server_log();
+  EXPECT_TRUE(refused("web-1", "enrolled in environment production with roles web"))
+      << server_log();
   stop_agent("web-1");
   EXPECT_EQ(str(node("web-1"), "env"), "production");
   start_agent("web-1", "production", "web", token);
@@ -373,14 +381,17 @@ TEST_F(EnrollTest, JoinTokensExpireGetUsedUpAndRevokedButTheirNodesKeepWorking) 
   ASSERT_TRUE(becomes("a-1", "alive"));
   start_agent("a-2", "staging", "api", once);
   EXPECT_TRUE(wait_until(
-      [&] { return agent_log("a-2").find("join token 'once' is used up (1 of 1") != std::string::npos; },
+      [&] {
+        return agent_log("a-2").find("join token 'once' is used up (1 of 1") != std::string::npos;
+      },
       Millis(30'000)))
       << agent_log("a-2");
   stop_agent("a-2");
   EXPECT_EQ(node_state("a-2"), "");
 
   // --ttl: expired, refused with when.
-  const std::string brief = create_join_token({"--env", "staging", "--ttl", "2s", "--name", "brief"});
+  const std::string brief =
+      create_join_token({"--env", "staging", "--ttl", "2s", "--name", "brief"});
   start_agent("b-1", "staging", "api", brief);
   ASSERT_TRUE(becomes("b-1", "alive"));
   ASSERT_TRUE(wait_until(
@@ -409,7 +420,9 @@ TEST_F(EnrollTest, JoinTokensExpireGetUsedUpAndRevokedButTheirNodesKeepWorking) 
   EXPECT_EQ(cli({"join-token", "revoke", "gone"}).exit_code, 2);
   start_agent("c-2", "staging", "api", gone);
   EXPECT_TRUE(wait_until(
-      [&] { return agent_log("c-2").find("join token 'gone' was revoked at") != std::string::npos; },
+      [&] {
+        return agent_log("c-2").find("join token 'gone' was revoked at") != std::string::npos;
+      },
       Millis(30'000)))
       << agent_log("c-2");
   stop_agent("c-2");
@@ -434,7 +447,8 @@ TEST_F(EnrollTest, JoinTokensExpireGetUsedUpAndRevokedButTheirNodesKeepWorking) 
   // A join token downloads nothing (it only enrolls).
   const auto blob = http("GET", "/api/v1/blobs/" + std::string(64, '0'), "", {}, gone);
   EXPECT_EQ(blob.status, 401) << blob.body;
-  const auto blob2 = http("GET", "/api/v1/blobs/" + std::string(64, '0'), "", {}, info().join_token);
+  const auto blob2 =
+      http("GET", "/api/v1/blobs/" + std::string(64, '0'), "", {}, info().join_token);
   EXPECT_EQ(blob2.status, 403) << blob2.body;
 
   // Each enrollment was audited (and counted), once.
@@ -519,13 +533,15 @@ TEST_F(EnrollTest, HostileInputOnEveryRouteAndFlag) {
       {"POST", "/api/v1/join-tokens", "{}", 400, "'env' is required"},
       {"POST", "/api/v1/join-tokens", R"({"env":"../etc"})", 400, "environment"},
       {"POST", "/api/v1/join-tokens", R"({"env":"a\u0000b"})", 400, "environment"},
-      {"POST", "/api/v1/join-tokens", R"({"env":"staging","bogus":1})", 400, "unknown field 'bogus'"},
+      {"POST", "/api/v1/join-tokens", R"({"env":"staging","bogus":1})", 400,
+       "unknown field 'bogus'"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","roles":"api"})", 400, "roles"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","roles":["a b"]})", 400, "role"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","roles":[1]})", 400, "roles"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","name":"a/b"})", 400, "token name"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","name":"default"})", 400, "join.token"},
-      {"POST", "/api/v1/join-tokens", R"({"env":"staging","name":")" + huge + R"("})", 400, "too long"},
+      {"POST", "/api/v1/join-tokens", R"({"env":"staging","name":")" + huge + R"("})", 400,
+       "too long"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","ttl":"soon"})", 400, "ttl"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","ttl":"0s"})", 400, "ttl"},
       {"POST", "/api/v1/join-tokens", R"({"env":"staging","ttl":"99999999d"})", 400, "ttl"},
@@ -546,7 +562,8 @@ TEST_F(EnrollTest, HostileInputOnEveryRouteAndFlag) {
       {"POST", "/api/v1/nodes/node-1/move", "{}", 400, "'env' is required"},
       {"POST", "/api/v1/nodes/node-1/move", R"({"env":"../prod"})", 400, "environment"},
       {"POST", "/api/v1/nodes/node-1/move", R"({"env":"production","roles":["x/y"]})", 400, "role"},
-      {"POST", "/api/v1/nodes/node-1/move", R"({"env":"production","also":true})", 400, "unknown field 'also'"},
+      {"POST", "/api/v1/nodes/node-1/move", R"({"env":"production","also":true})", 400,
+       "unknown field 'also'"},
       {"POST", "/api/v1/nodes/node-1/move", R"({"env":")" + huge + R"("})", 400, "too long"},
       {"POST", "/api/v1/nodes/nobody/move", R"({"env":"production"})", 404, "not enrolled"},
       {"POST", "/api/v1/nodes/a%0ab/move", R"({"env":"production"})", 400, "node name"},

@@ -101,10 +101,8 @@ TEST(Enrollment, AnEnrolledNodeClaimsItsEnvironmentAndEnrolledRolesOnly) {
   auto st = check_claim(c, "production", {"api"});
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::forbidden);
-  EXPECT_NE(message(st).find("enrolled in environment staging"), std::string::npos)
-      << message(st);
-  EXPECT_NE(message(st).find("claims environment production"), std::string::npos)
-      << message(st);
+  EXPECT_NE(message(st).find("enrolled in environment staging"), std::string::npos) << message(st);
+  EXPECT_NE(message(st).find("claims environment production"), std::string::npos) << message(st);
   EXPECT_NE(message(st).find("restart the agent with --env staging --roles api,web"),
             std::string::npos)
       << message(st);

@@ -814,8 +814,9 @@ TEST_F(StoreTest, NodeCredentialsEnrollOnceAndRevokeForGood) {
 }
 
 TEST_F(StoreTest, AnEnrollmentKeepsItsEnvironmentRolesJoinTokenAndApproval) {
-  ASSERT_TRUE(store_->enroll_node(enrollment("web-1", kShaA, 10, "production", {"web", "api"},
-                                             "prod-web", true))
+  ASSERT_TRUE(store_
+                  ->enroll_node(enrollment("web-1", kShaA, 10, "production", {"web", "api"},
+                                           "prod-web", true))
                   .value());
   auto c = store_->get_node_credential("web-1").value().value();
   EXPECT_EQ(c.env, "production");
