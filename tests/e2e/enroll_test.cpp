@@ -20,6 +20,7 @@
 #include "common/fs.h"
 #include "common/strings.h"
 #include "e2e/harness.h"
+#include "net/tls.h"
 #include "support/child_process.h"
 
 namespace slipway::e2e {
@@ -517,6 +518,28 @@ TEST_F(EnrollTest, APendingNodeGetsNothingUntilApproved) {
   const auto audit = to_json(get_json("/api/v1/audit?limit=1000"));
   EXPECT_NE(audit.find("node.approve"), std::string::npos) << audit;
   EXPECT_NE(audit.find("join_token=needs-approval pending"), std::string::npos) << audit;
+}
+
+// Under TLS a join token carries the server CA's fingerprint, as DATA_DIR/join.token does, so that
+// the agent pins the CA on its first connection.
+TEST_F(EnrollTest, UnderTlsAJoinTokenCarriesTheCaFingerprint) {
+  server_args_ = {"--tls"};
+  ASSERT_NO_THROW(start_lab(0));
+  const std::string token = create_join_token({"--env", "production", "--name", "prod"});
+  auto parsed = net::parse_join_token(token);
+  ASSERT_TRUE(parsed) << token;
+  const auto pin = net::parse_join_token(info().join_token).value().ca_pin;
+  ASSERT_FALSE(pin.empty());
+  EXPECT_EQ(parsed->ca_pin, pin);
+  EXPECT_TRUE(parsed->secret.starts_with("slwj_"));
+  start_agent("prod-1", "production", "", token);
+  ASSERT_TRUE(becomes("prod-1", "alive"));
+  EXPECT_EQ(net::pem_file_fingerprint(agent("prod-1").root / "server-ca.pem").value(), pin);
+  // The human form prints it too, once.
+  auto r = cli({"join-token", "create", "--env", "staging", "--name", "stg"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find(":" + pin), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--env staging"), std::string::npos) << r.out;
 }
 
 TEST_F(EnrollTest, HostileInputOnEveryRouteAndFlag) {
