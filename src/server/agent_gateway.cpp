@@ -317,14 +317,50 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Pr
       spdlog::warn("node {}: malformed message refused: {}", name, m.error().message);
       continue;
     }
+    const TimeMs t = now_ms();
     // A connection that was replaced must not speak for the node any more.
     if (auto it = sessions_.find(name); it == sessions_.end() || it->second != conn) break;
     if (auto p = pending_.find(name); p != pending_.end()) {
       // Nothing was sent to it, so it has nothing to report: only heartbeats are expected.
-      p->second.last_seen = now_ms();
+      p->second.last_seen = t;
       continue;
     }
-    on_message(name, *m);
+    ctx_.inventory.touch(name, t);
+    if (auto* hb = std::get_if<protocol::Heartbeat>(&*m)) {
+      if (hb->apps) {
+        auto apps = to_node_apps(*hb->apps);
+        std::vector<std::pair<std::string, std::string>> went_bad;  // app, version
+        if (const auto* before = ctx_.inventory.find(name)) {
+          for (const auto& [app, a] : apps) {
+            auto old = before->apps.find(app);
+            if (old != before->apps.end() && old->second.healthy && !a.healthy &&
+                old->second.version == a.version && !a.version.empty())
+              went_bad.emplace_back(app, a.version);
+          }
+        }
+        ctx_.inventory.set_apps(name, apps, t);
+        ctx_.save_node(name);
+        for (const auto& [app, version] : went_bad) {
+          spdlog::warn("node {}: {} {} is no longer healthy", name, app, version);
+          ctx_.engine->on_app_unhealthy(name, app, version, "reported by the agent's health probe");
+          ctx_.convergence->on_app_unhealthy(name, app, version);
+        }
+      }
+    } else if (auto* step = std::get_if<protocol::StepEvent>(&*m)) {
+      ctx_.engine->on_step(name, *step);
+    } else if (auto* res = std::get_if<protocol::InstallResult>(&*m)) {
+      // A result the engine refuses (forged or replayed) changes nothing, not even the node's
+      // apps in the inventory; on_result logs and counts the refusal.
+      if (!ctx_.engine->report_refusal(name, res->action, &res->app)) {
+        if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
+        ctx_.save_node(name);
+      }
+      ctx_.engine->on_result(name, *res);
+    } else if (auto* exec = std::get_if<protocol::ExecResult>(&*m)) {
+      on_exec_result(name, *exec);
+    } else {
+      spdlog::warn("node {}: unexpected message (hello twice?)", name);
+    }
   }
 
   if (auto it = sessions_.find(name); it != sessions_.end() && it->second == conn) {
@@ -334,46 +370,6 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Pr
     } else {
       on_lost(name, "connection closed");
     }
-  }
-}
-
-void AgentGateway::on_message(const std::string& name, protocol::AgentMessage& m) {
-  const TimeMs t = now_ms();
-  ctx_.inventory.touch(name, t);
-  if (auto* hb = std::get_if<protocol::Heartbeat>(&m)) {
-    if (hb->apps) {
-      auto apps = to_node_apps(*hb->apps);
-      std::vector<std::pair<std::string, std::string>> went_bad;  // app, version
-      if (const auto* before = ctx_.inventory.find(name)) {
-        for (const auto& [app, a] : apps) {
-          auto old = before->apps.find(app);
-          if (old != before->apps.end() && old->second.healthy && !a.healthy &&
-              old->second.version == a.version && !a.version.empty())
-            went_bad.emplace_back(app, a.version);
-        }
-      }
-      ctx_.inventory.set_apps(name, apps, t);
-      ctx_.save_node(name);
-      for (const auto& [app, version] : went_bad) {
-        spdlog::warn("node {}: {} {} is no longer healthy", name, app, version);
-        ctx_.engine->on_app_unhealthy(name, app, version, "reported by the agent's health probe");
-        ctx_.convergence->on_app_unhealthy(name, app, version);
-      }
-    }
-  } else if (auto* step = std::get_if<protocol::StepEvent>(&m)) {
-    ctx_.engine->on_step(name, *step);
-  } else if (auto* res = std::get_if<protocol::InstallResult>(&m)) {
-    // A result the engine refuses (forged or replayed) changes nothing, not even the node's
-    // apps in the inventory; on_result logs and counts the refusal.
-    if (!ctx_.engine->report_refusal(name, res->action, &res->app)) {
-      if (!res->apps.empty()) ctx_.inventory.set_apps(name, to_node_apps(res->apps), t);
-      ctx_.save_node(name);
-    }
-    ctx_.engine->on_result(name, *res);
-  } else if (auto* exec = std::get_if<protocol::ExecResult>(&m)) {
-    on_exec_result(name, *exec);
-  } else {
-    spdlog::warn("node {}: unexpected message (hello twice?)", name);
   }
 }
 

@@ -112,8 +112,6 @@ class AgentGateway final : public engine::NodeTransport, public engine::ExecTran
                                              const protocol::Hello& hello);
   // Puts the node of an admitted hello in the inventory (alive) and saves it.
   void register_hello(const protocol::Hello& hello, const std::string& remote);
-  // Handles one message of an admitted node's connection.
-  void on_message(const std::string& name, protocol::AgentMessage& m);
 
   ServerContext& ctx_;
   std::map<std::string, std::shared_ptr<WsConnection>> sessions_;

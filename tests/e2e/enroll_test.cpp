@@ -390,9 +390,9 @@ TEST_F(EnrollTest, JoinTokensExpireGetUsedUpAndRevokedButTheirNodesKeepWorking) 
   stop_agent("a-2");
   EXPECT_EQ(node_state("a-2"), "");
 
-  // --ttl: expired, refused with when.
+  // --ttl: expired, refused with when. (Long enough for b-1 to enroll first on a loaded machine.)
   const std::string brief =
-      create_join_token({"--env", "staging", "--ttl", "2s", "--name", "brief"});
+      create_join_token({"--env", "staging", "--ttl", "15s", "--name", "brief"});
   start_agent("b-1", "staging", "api", brief);
   ASSERT_TRUE(becomes("b-1", "alive"));
   ASSERT_TRUE(wait_until(
