@@ -165,11 +165,12 @@ std::vector<store::JoinTokenRecord> Enrollment::join_tokens() const {
   return out;
 }
 
-void Enrollment::put_node(const store::NodeCredential& c) {
+void Enrollment::put_node(store::NodeCredential c) {
   forget_node(c.node);
   if (c.revoked_at != 0 || c.hash.empty()) return;
-  nodes_[c.node] = c;
   node_by_hash_[c.hash] = c.node;
+  std::string name = c.node;
+  nodes_[std::move(name)] = std::move(c);
 }
 
 void Enrollment::forget_node(const std::string& node) {

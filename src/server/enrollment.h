@@ -75,7 +75,7 @@ class Enrollment {
   std::vector<store::JoinTokenRecord> join_tokens() const;  // oldest first
 
   // Node credentials: a revoked one (empty hash) is forgotten.
-  void put_node(const store::NodeCredential& c);
+  void put_node(store::NodeCredential c);
   void forget_node(const std::string& node);
   // The enrolled node whose credential this is; nullptr when none.
   const store::NodeCredential* node_for(std::string_view credential) const;
