@@ -34,11 +34,23 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Downloads artifacts from the server, resuming a partial file, retrying a few times.
+// The node's credential from ROOT/agent.credential, "" before its enrollment.
+std::string read_credential(const fs::path& file) {
+  auto c = read_file(file, 256);
+  if (!c) return {};
+  std::string cred(trim(*c));
+  return protocol::is_node_credential(cred) ? cred : std::string();
+}
+
+// Downloads artifacts from the server, resuming a partial file, retrying a few times. It
+// authenticates with the node's credential (a join token only enrolls; the server refuses it
+// here): installs come only after the welcome that gave the node its credential.
 class HttpFetcher final : public Fetcher {
  public:
-  HttpFetcher(std::string server, std::string token, net::TlsClientConfig tls)
-      : server_(std::move(server)), token_(std::move(token)), tls_(std::move(tls)) {}
+  HttpFetcher(std::string server, fs::path credential_file, net::TlsClientConfig tls)
+      : server_(std::move(server)),
+        credential_file_(std::move(credential_file)),
+        tls_(std::move(tls)) {}
 
   Status fetch(const protocol::InstallCommand& cmd, const fs::path& dest) override {
     const std::string url = cmd.url.rfind("http", 0) == 0 ? cmd.url : server_ + cmd.url;
@@ -51,7 +63,9 @@ class HttpFetcher final : public Fetcher {
       net::HttpOptions o;
       o.timeout = Millis(60'000);
       o.tls = tls_;
-      auto r = net::http_download(url, {{"Authorization", "Bearer " + token_}}, dest, true, o);
+      const std::string credential = read_credential(credential_file_);
+      if (credential.empty()) return err(Errc::unauthenticated, "this node is not enrolled yet");
+      auto r = net::http_download(url, {{"Authorization", "Bearer " + credential}}, dest, true, o);
       if (r && (r->status == 200 || r->status == 206)) return {};
       if (r && r->status == 416) {
         fs::remove(dest, ec);  // our partial file is not a prefix of this artifact
@@ -73,7 +87,7 @@ class HttpFetcher final : public Fetcher {
 
  private:
   std::string server_;
-  std::string token_;  // the join token's secret
+  fs::path credential_file_;
   net::TlsClientConfig tls_;
 };
 
@@ -103,9 +117,9 @@ Result<net::TlsClientConfig> agent_tls(const AgentOptions& o, const net::JoinTok
 
 class Agent final : public LinkHandler {
  public:
-  Agent(const AgentOptions& opts, const net::JoinToken& token, const net::TlsClientConfig& tls)
+  Agent(const AgentOptions& opts, const net::TlsClientConfig& tls)
       : opts_(opts),
-        fetcher_(opts.server, token.secret, tls),
+        fetcher_(opts.server, opts.root / "agent.credential", tls),
         runtime_(NodeIdentity{opts.name, opts.env, opts.address, opts.root}, fetcher_),
         jobs_(static_cast<size_t>(std::max(1, opts.job_threads))),
         exec_jobs_(static_cast<size_t>(std::max(1, opts.exec_threads))),
@@ -164,14 +178,17 @@ class Agent final : public LinkHandler {
     hello.agent_version = SLIPWAY_VERSION;
     hello.apps = runtime_.app_states();
     // The node's own credential, from its enrollment (none before the first welcome).
-    if (auto c = read_file(credential_file(), 256)) {
-      std::string cred(trim(*c));
-      if (protocol::is_node_credential(cred)) hello.credential = std::move(cred);
-    }
+    hello.credential = read_credential(credential_file());
     return hello;
   }
 
   void on_welcome(const protocol::Welcome& w) override {
+    if (w.pending) {
+      spdlog::warn(
+          "node {} waits for an admin's approval (slipway nodes approve {}): the server sends it "
+          "nothing until then",
+          opts_.name, opts_.name);
+    }
     if (!w.credential.empty()) {
       // Enrolled: the server keeps only the credential's hash; losing this file means the name
       // cannot connect again.
@@ -397,7 +414,7 @@ int run_agent(const AgentOptions& opts) {
     spdlog::error("{}", tls.error().message);
     return kExitUsage;
   }
-  Agent agent(opts, *token, *tls);
+  Agent agent(opts, *tls);
   return agent.run();
 }
 

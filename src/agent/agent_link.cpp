@@ -45,6 +45,9 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<bool> welcomed{false};
   std::atomic<uint64_t> sessions{0};
   bool stopping = false;
+  // The server answered 401 to the node's credential (revoked, or a server that lost its
+  // database): the next upgrade presents the join token instead, and the hello says why.
+  bool credential_refused = false;
   int64_t heartbeat_ms = 5000;
   uint64_t rng;
 
@@ -145,10 +148,15 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
     spdlog::info("trusting the server's CA {} (kept in {})", tls->pin, opts.save_ca);
   }
 
+  // The upgrade authenticates with the node's credential once it has one (a join token only
+  // enrolls: it may have expired, been used up or revoked since), with the join token before.
   template <class Ws>
   asio::awaitable<bool> upgrade(Ws& ws) {
-    ws.set_option(websocket::stream_base::decorator([token = secret](websocket::request_type& req) {
-      req.set(beast::http::field::authorization, "Bearer " + token);
+    protocol::Hello hello = handler.hello();
+    const bool by_credential = !hello.credential.empty() && !credential_refused;
+    const std::string bearer = by_credential ? hello.credential : secret;
+    ws.set_option(websocket::stream_base::decorator([bearer](websocket::request_type& req) {
+      req.set(beast::http::field::authorization, "Bearer " + bearer);
       req.set(beast::http::field::user_agent, "slipway-agent/" SLIPWAY_VERSION);
     }));
     ws.read_message_max(net::WsConnection::kMaxMessageBytes);
@@ -157,7 +165,11 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
     auto [hec] = co_await ws.async_handshake(res, url.host + ":" + url.port, "/api/v1/agent/ws",
                                              asio::as_tuple(asio::use_awaitable));
     if (hec) {
-      if (res.result_int() == 401 || res.result_int() == 403) {
+      if (by_credential && res.result_int() == 401) {
+        credential_refused = true;
+        spdlog::error("the server refused this node's credential ({}): {}; trying the join token",
+                      res.result_int(), res.body());
+      } else if (res.result_int() == 401 || res.result_int() == 403) {
         spdlog::error("the server refused the join token ({}): {}", res.result_int(), res.body());
       } else {
         problem("WebSocket handshake with {} failed: {}", opts.server, hec.message());
@@ -167,21 +179,26 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
     beast::get_lowest_layer(ws).expires_never();
     auto c = net::make_ws_connection(std::move(ws), opts.server, false);
     conn = c;
-    const bool was_welcomed = co_await converse(c);
+    const bool was_welcomed = co_await converse(c, std::move(hello));
     welcomed = false;
     conn.reset();
     if (was_welcomed) handler.on_disconnected();
     co_return was_welcomed;
   }
 
-  asio::awaitable<bool> converse(const std::shared_ptr<net::WsConnection>& c) {
-    c->send(protocol::encode(protocol::AgentMessage{handler.hello()}));
+  asio::awaitable<bool> converse(const std::shared_ptr<net::WsConnection>& c,
+                                 protocol::Hello hello) {
+    c->send(protocol::encode(protocol::AgentMessage{std::move(hello)}));
     auto first = co_await c->read();
     if (!first) {
       problem("the server closed the connection: {}", first.error().message);
       co_return false;
     }
     auto w = protocol::decode_server_message(*first);
+    if (w && std::holds_alternative<protocol::Disconnect>(*w)) {
+      spdlog::error("the server refused this agent: {}", std::get<protocol::Disconnect>(*w).reason);
+      co_return false;
+    }
     if (!w || !std::holds_alternative<protocol::Welcome>(*w)) {
       spdlog::error("the server did not welcome this agent: {}",
                     w ? "unexpected message" : w.error().message);
@@ -190,6 +207,7 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
     }
     const auto& welcome = std::get<protocol::Welcome>(*w);
     heartbeat_ms = welcome.heartbeat_ms;
+    credential_refused = false;  // the node has a credential the server knows now
     welcomed = true;
     ++sessions;
     handler.on_welcome(welcome);
@@ -204,6 +222,10 @@ struct AgentLink::Impl : std::enable_shared_from_this<Impl> {
       if (!m) {
         spdlog::warn("malformed message from the server refused: {}", m.error().message);
         continue;
+      }
+      if (const auto* bye = std::get_if<protocol::Disconnect>(&*m)) {
+        spdlog::error("the server disconnects this agent: {}", bye->reason);
+        continue;  // the close follows
       }
       handler.on_command(*m);
     }

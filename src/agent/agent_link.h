@@ -23,7 +23,8 @@ namespace slipway::agent {
 
 struct LinkOptions {
   std::string server;  // http://HOST:PORT or https://HOST:PORT
-  // The join token as given: SECRET, or SECRET:sha256:HEX (see net/tls.h); only SECRET is sent.
+  // The join token as given: SECRET, or SECRET:sha256:HEX (see net/tls.h); only SECRET is sent,
+  // and only until the node has its own credential (see LinkHandler::hello).
   std::string token;
   // What an https:// server's certificate is checked against. Empty: the join token's CA
   // fingerprint when it has one, else the system's store.
@@ -43,7 +44,8 @@ struct LinkOptions {
 class LinkHandler {
  public:
   virtual ~LinkHandler() = default;
-  // The hello of a new connection.
+  // The hello of a new connection, asked before its WebSocket upgrade: once the hello carries
+  // the node's credential, the upgrade authenticates with it rather than with the join token.
   virtual protocol::Hello hello() = 0;
   // The server welcomed this connection.
   virtual void on_welcome(const protocol::Welcome& w) { (void)w; }

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/token_source.h"
+#include "cli/cmd_enroll.h"
 #include "cli/cmd_notify.h"
 #include "cli/commands.h"
 #include "common/log.h"
@@ -334,7 +335,8 @@ int run(int argc, char** argv) {
   auto* nodes =
       app.add_subcommand("nodes", "List the nodes (agents) the server knows, alive and lost");
   nodes->add_option("--env", nodes_env, "Only this environment");
-  nodes->add_option("--state", nodes_state, "Only alive, lost or revoked nodes");
+  nodes->add_option("--state", nodes_state,
+                    "Only alive, lost, revoked or pending nodes (pending: waiting for approval)");
   client_flags(nodes, cf);
   std::string release_name;
   auto* release = nodes->add_subcommand(
@@ -597,6 +599,8 @@ int run(int argc, char** argv) {
   token_revoke->callback([&] { action = [&] { return cmd_token_revoke(cf, revoke_ref); }; });
 
   add_notify_commands(app, cf, action, [](CLI::App* sub, ClientFlags& f) { client_flags(sub, f); });
+  add_enrollment_commands(app, *nodes, cf, action,
+                          [](CLI::App* sub, ClientFlags& f) { client_flags(sub, f); });
 
   // audit
   std::string audit_since;

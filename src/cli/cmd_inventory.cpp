@@ -31,10 +31,12 @@ bool flag(const json::object& o, const char* key) {
   return v && v->is_bool() && v->as_bool();
 }
 
-// "alive", "lost", and "QUARANTINED" after either.
+// "alive", "lost", "pending" (waiting for approval), and "QUARANTINED" after either.
 std::string state_cell(const json::object& n) {
   const std::string state = str(n, "state");
-  std::string cell = state == "alive" ? paint(state, Color::green) : paint(state, Color::red);
+  std::string cell = state == "alive"     ? paint(state, Color::green)
+                     : state == "pending" ? paint(state, Color::yellow)
+                                          : paint(state, Color::red);
   if (flag(n, "quarantined")) cell += " " + paint("QUARANTINED", Color::red);
   return cell;
 }
@@ -69,8 +71,9 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
   if (!env.empty()) {
     if (auto st = validate_name(NameKind::env, env); !st) return fail(st.error());
   }
-  if (!state.empty() && state != "alive" && state != "lost" && state != "revoked") {
-    return fail(err(Errc::invalid_argument, "--state must be alive, lost or revoked"));
+  if (!state.empty() && state != "alive" && state != "lost" && state != "revoked" &&
+      state != "pending") {
+    return fail(err(Errc::invalid_argument, "--state must be alive, lost, revoked or pending"));
   }
   auto c = make_client(f);
   auto r = c.get("/api/v1/nodes" + query({{"env", env}, {"state", state}}));
@@ -97,6 +100,15 @@ int cmd_nodes(const ClientFlags& f, const std::string& env, const std::string& s
   }
   t.print(std::cout);
   print_quarantined(r->as_object().at("nodes").as_array());
+  for (const auto& v : r->as_object().at("nodes").as_array()) {
+    if (flag(v.as_object(), "pending")) {
+      std::cout << paint("pending:", Color::yellow) << " "
+                << fmt::format(
+                       "{} waits for approval; it is sent nothing until `slipway nodes "
+                       "approve {}`\n",
+                       str(v.as_object(), "name"), str(v.as_object(), "name"));
+    }
+  }
   return kExitOk;
 }
 

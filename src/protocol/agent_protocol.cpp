@@ -167,14 +167,14 @@ Result<AppState> app_state_from_json(const json::value& v) {
 }
 
 bool is_node_credential(std::string_view s) {
-  constexpr std::string_view kPrefix = "slwc_";
+  constexpr std::string_view kPrefix = kNodeCredentialPrefix;
   if (s.size() != kPrefix.size() + 64 || s.substr(0, kPrefix.size()) != kPrefix) return false;
   return std::all_of(s.begin() + static_cast<std::ptrdiff_t>(kPrefix.size()), s.end(),
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string new_node_credential() {
-  return "slwc_" + random_hex(32);
+  return std::string(kNodeCredentialPrefix) + random_hex(32);
 }
 
 std::string encode(const AgentMessage& m) {
@@ -237,6 +237,8 @@ std::string encode(const ServerMessage& m) {
                {"heartbeat_ms", msg.heartbeat_ms},
                {"server_version", msg.server_version}};
           if (!msg.credential.empty()) o["credential"] = msg.credential;
+          if (msg.pending) o["pending"] = true;
+          if (msg.pending) o["pending"] = true;
         } else if constexpr (std::is_same_v<T, InstallCommand>) {
           o = {{"type", "install"},          {"action", msg.action},
                {"deploy", msg.deploy},       {"app", msg.app},
@@ -256,6 +258,8 @@ std::string encode(const ServerMessage& m) {
                {"argv", str_array(msg.argv)},
                {"env", str_object(msg.env)},
                {"timeout_ms", msg.timeout_ms}};
+        } else if constexpr (std::is_same_v<T, Disconnect>) {
+          o = {{"type", "disconnect"}, {"reason", msg.reason}};
         }
       },
       m);
@@ -408,6 +412,7 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
     w.heartbeat_ms = r.i64_or("heartbeat_ms", 5000);
     w.server_version = r.str_or("server_version", "");
     w.credential = r.str_or("credential", "");
+    w.pending = r.boolean_or("pending", false);
     if (auto st = r.finish(true); !st) return st.error();  // newer servers may add fields
     if (!w.credential.empty() && !is_node_credential(w.credential)) {
       return err(Errc::invalid_argument, "welcome: malformed credential");
@@ -462,6 +467,15 @@ Result<ServerMessage> decode_server_message(std::string_view text) {
   if (type == "ping") {
     if (auto st = r.finish(true); !st) return st.error();
     return ServerMessage{Ping{}};
+  }
+  if (type == "disconnect") {
+    Disconnect d;
+    d.reason = r.str("reason");
+    if (auto st = r.finish(true); !st) return st.error();
+    if (d.reason.size() > kMaxDisconnectReason) {
+      return err(Errc::invalid_argument, "disconnect: reason too long");
+    }
+    return ServerMessage{std::move(d)};
   }
   if (type == "exec") {
     ExecCommand c;

@@ -76,9 +76,13 @@ struct Welcome {
   int64_t heartbeat_ms = 5000;
   std::string server_version;
   std::string credential{};  // set on enrollment only
+  // The node waits for an admin's approval (slipway nodes approve): the server sends it nothing
+  // until then. Absent (false) from servers that do not know approval.
+  bool pending = false;
 };
 
 // A node credential: "slwc_" and 64 lower-case hex digits.
+inline constexpr std::string_view kNodeCredentialPrefix = "slwc_";
 bool is_node_credential(std::string_view s);
 std::string new_node_credential();
 
@@ -106,6 +110,14 @@ struct DeactivateCommand {
 };
 
 struct Ping {};
+
+// The server refuses this agent's hello, or cuts an admitted agent off (revoked, moved), and
+// says why, in full: a WebSocket close reason holds at most 123 bytes. The connection closes
+// right after. At most kMaxDisconnectReason bytes.
+struct Disconnect {
+  std::string reason;
+};
+inline constexpr size_t kMaxDisconnectReason = 4096;
 
 enum class StepStatus { started, ok, failed, skipped };
 std::string_view step_status_name(StepStatus s);
@@ -165,7 +177,8 @@ struct ExecResult {
 Status validate_exec_argv(const std::vector<std::string>& argv);
 
 using AgentMessage = std::variant<Hello, Heartbeat, StepEvent, InstallResult, ExecResult>;
-using ServerMessage = std::variant<Welcome, InstallCommand, DeactivateCommand, Ping, ExecCommand>;
+using ServerMessage =
+    std::variant<Welcome, InstallCommand, DeactivateCommand, Ping, ExecCommand, Disconnect>;
 
 std::string encode(const AgentMessage& m);
 std::string encode(const ServerMessage& m);

@@ -41,6 +41,10 @@ struct Principal {
   std::vector<std::string> apps;  // empty = every app
   std::string name;               // the token's name ("admin" for the bootstrap token)
   int64_t token_id = 0;           // 0 for the bootstrap admin token and the join token
+  // An agent (kind agent) authenticated by a join token: its name ("default": the server's
+  // DATA_DIR/join.token), which only enrolls new nodes; or by a node's own credential: the node.
+  std::string join_token;
+  std::string node;
 };
 
 // Whether the principal's kind and role reach the route's access level (no scope involved).

@@ -30,52 +30,152 @@ std::map<std::string, inventory::NodeApp> to_node_apps(
   return out;
 }
 
+// Tells the agent why (in full: a close reason holds 123 bytes at most) and closes.
+void disconnect(WsConnection& conn, const std::string& why) {
+  conn.send(protocol::encode(protocol::ServerMessage{
+      protocol::Disconnect{why.substr(0, protocol::kMaxDisconnectReason)}}));
+  conn.close(why);
+}
+
 }  // namespace
 
 AgentGateway::AgentGateway(ServerContext& ctx) : ctx_(ctx) {}
 
-asio::awaitable<Result<std::string>> AgentGateway::admit(const protocol::Hello& hello) {
+asio::awaitable<Result<AgentGateway::Admission>> AgentGateway::admit(const protocol::Hello& hello,
+                                                                     const Principal& who,
+                                                                     const std::string& remote) {
   const std::string name = hello.name;
   if (revoked_.contains(name)) {
     co_return err(Errc::forbidden, fmt::format("node {} is revoked", name));
   }
+  if (!who.node.empty() && who.node != name) {
+    co_return err(
+        Errc::forbidden,
+        fmt::format("the credential this agent presented is node {}'s, not {}'s", who.node, name));
+  }
   auto lookup = [name](store::Store& s) { return s.get_node_credential(name); };
   auto rec = co_await ctx_.db_call(lookup);
   if (!rec) co_return err(Errc::internal, "cannot check the node's credential");
-  if (*rec && (*rec)->revoked_at != 0) {
+  if (!*rec) co_return co_await enroll(hello, who, remote);
+  store::NodeCredential c = std::move(**rec);
+  if (c.revoked_at != 0) {
     revoked_.insert(name);
     co_return err(Errc::forbidden, fmt::format("node {} is revoked", name));
   }
-  if (*rec) {
-    if (hello.credential.empty() ||
-        !constant_time_equal(sha256_hex(hello.credential), (*rec)->hash)) {
-      co_return err(Errc::unauthenticated,
-                    fmt::format("node {} is enrolled with another credential", name));
-    }
-    co_return std::string();
-  }
-  // A new name: the first agent to say hello with it enrolls it. (An agent that presents a
-  // credential the server has no record of, as after the database was lost, enrolls again.)
-  std::string issued = protocol::new_node_credential();
-  auto enroll = [name, hash = sha256_hex(issued), at = now_ms()](store::Store& s) {
-    return s.enroll_node(name, hash, at);
-  };
-  auto enrolled = co_await ctx_.db_call(enroll);
-  if (!enrolled) co_return err(Errc::internal, "cannot record the node's credential");
-  if (!*enrolled) {
+  // (An agent that presents a credential the server has no record of, as after the database was
+  // lost, enrolls again above.)
+  if (hello.credential.empty() || !constant_time_equal(sha256_hex(hello.credential), c.hash)) {
     co_return err(Errc::unauthenticated,
                   fmt::format("node {} is enrolled with another credential", name));
   }
-  co_return issued;
+  if (auto st = check_claim(c, hello.env, hello.roles); !st) co_return st.error();
+  if (c.env.empty()) {
+    if (auto st = co_await bind_legacy(c, hello); !st) co_return st.error();
+  }
+  co_return Admission{"", c.pending, std::move(c)};
+}
+
+asio::awaitable<Status> AgentGateway::bind_legacy(store::NodeCredential& c,
+                                                  const protocol::Hello& hello) {
+  if (ctx_.enrollment.is_protected(hello.env)) {
+    co_return err(Errc::forbidden,
+                  fmt::format("node {} was enrolled before environments were bound to nodes, and "
+                              "environment {} is protected: an admin binds it with `slipway "
+                              "nodes move {} --env {}`",
+                              c.node, hello.env, c.node, hello.env));
+  }
+  auto job = [name = c.node, env = hello.env, roles = hello.roles](store::Store& s) {
+    return s.move_node(name, env, roles);
+  };
+  auto bound = co_await ctx_.db_call(job);
+  if (!bound) co_return bound.error();
+  c.env = hello.env;
+  c.roles = hello.roles;
+  ctx_.enrollment.put_node(c);
+  spdlog::info("node {} (enrolled before environments were bound) is bound to {} (roles {})",
+               c.node, c.env, fmt::join(c.roles, ","));
+  co_return Status{};
+}
+
+asio::awaitable<Result<AgentGateway::Admission>> AgentGateway::enroll(const protocol::Hello& hello,
+                                                                      const Principal& who,
+                                                                      const std::string& remote) {
+  const std::string name = hello.name;
+  if (!who.node.empty()) {
+    co_return err(Errc::unauthenticated, fmt::format("node {} is not enrolled", name));
+  }
+  // Which join token opened the connection: none for an admin token (an admin may enroll
+  // anywhere), the default one, or one of `slipway join-token create` (as it is now: it may
+  // have been revoked or used up since the upgrade).
+  std::optional<store::JoinTokenRecord> token;
+  const bool by_admin = who.join_token.empty();
+  if (!by_admin && who.join_token != kDefaultJoinToken) {
+    const auto* t = ctx_.enrollment.join_token_named(who.join_token);
+    if (!t) co_return err(Errc::unauthenticated, "the join token is not valid");
+    token = *t;
+  }
+  const TimeMs now = now_ms();
+  if (!by_admin) {
+    if (auto st = check_enrollment(token ? &*token : nullptr, hello.env, hello.roles,
+                                   ctx_.enrollment.is_protected(hello.env), now);
+        !st) {
+      co_return st.error();
+    }
+  }
+  std::string issued = protocol::new_node_credential();
+  store::NodeCredential c;
+  c.node = name;
+  c.hash = sha256_hex(issued);
+  c.enrolled_at = now;
+  c.env = hello.env;
+  c.roles = hello.roles;
+  c.join_token = by_admin ? who.name : who.join_token;
+  c.pending = token && token->approve;
+  // Fail closed, as for the routes (context.h run_audited): the audit entry is committed before
+  // the enrollment, and an enrollment that cannot be audited does not happen.
+  store::AuditRecord entry = enrollment_audit_entry(c, who, remote);
+  struct Outcome {
+    Result<int64_t> entry;
+    Result<bool> enrolled;
+  };
+  auto job = [c, entry, id = token ? token->id : 0](store::Store& s) {
+    Outcome o{s.append_audit(entry), false};
+    if (o.entry) {
+      if (auto st = s.commit_now(); !st) o.entry = st.error();
+    }
+    if (o.entry) o.enrolled = s.enroll_node(c, id);
+    return o;
+  };
+  auto done = co_await ctx_.db_call(job);
+  if (!done.entry) {
+    spdlog::error("refused the enrollment of node {}: the audit log cannot be written: {}", name,
+                  done.entry.error().message);
+    co_return err(Errc::unavailable, "the server cannot audit the enrollment now: try again later");
+  }
+  auto& enrolled = done.enrolled;
+  if (!enrolled || !*enrolled) {
+    const Error e = !enrolled ? (enrolled.error().code == Errc::failed_precondition
+                                     ? enrolled.error()
+                                     : err(Errc::internal, "cannot record the node's credential"))
+                              : err(Errc::unauthenticated,
+                                    fmt::format("node {} is enrolled with another credential", name));
+    record_enrollment_outcome(ctx_, std::move(entry), *done.entry, http_status(e.code), e.message);
+    co_return e;
+  }
+  ctx_.enrollment.put_node(c);
+  if (token) ctx_.enrollment.count_use(token->id, now);
+  record_enrollment_outcome(ctx_, std::move(entry), *done.entry, 201, "");
+  co_return Admission{std::move(issued), c.pending, std::move(c)};
 }
 
 void AgentGateway::revoke(const std::string& node) {
   revoked_.insert(node);
+  pending_.erase(node);
   ctx_.inventory.mark_revoked(node);
   if (auto it = sessions_.find(node); it != sessions_.end()) {
     auto conn = it->second;
     sessions_.erase(it);
-    conn->close(fmt::format("node {} is revoked", node));
+    disconnect(*conn, fmt::format("node {} is revoked", node));
     commands_lost(node);
   }
   spdlog::warn("node {} revoked: its agent is cut off and the name cannot connect again", node);
@@ -88,7 +188,86 @@ void AgentGateway::load_revoked(const std::vector<std::string>& nodes) {
   }
 }
 
-asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
+void AgentGateway::load_pending(const std::vector<store::NodeCredential>& nodes) {
+  for (const auto& c : nodes) {
+    if (c.pending && c.revoked_at == 0)
+      pending_[c.node] = PendingNode{c, std::nullopt, "", false, 0};
+  }
+}
+
+inventory::Node AgentGateway::as_node(const PendingNode& p) {
+  inventory::Node n;
+  n.name = p.enrollment.node;
+  n.env = p.enrollment.env;
+  n.roles = p.enrollment.roles;
+  n.first_seen = p.enrollment.enrolled_at;
+  n.last_seen = p.last_seen != 0 ? p.last_seen : p.enrollment.enrolled_at;
+  if (p.hello) {
+    n.zone = p.hello->zone;
+    n.tags = p.hello->tags;
+    n.address = p.hello->address.empty() ? p.remote : p.hello->address;
+    n.agent_version = p.hello->agent_version;
+  }
+  return n;
+}
+
+void AgentGateway::approved(const std::string& node) {
+  auto it = pending_.find(node);
+  if (it == pending_.end()) return;
+  PendingNode p = std::move(it->second);
+  pending_.erase(it);
+  if (p.connected && p.hello && sessions_.contains(node)) {
+    register_hello(*p.hello, p.remote);
+    spdlog::info("node {} approved: it is a node of {} now", node, p.enrollment.env);
+    ctx_.convergence->check(node);
+  }
+}
+
+void AgentGateway::moved(const store::NodeCredential& c, const std::string& why) {
+  if (auto p = pending_.find(c.node); p != pending_.end()) p->second.enrollment = c;
+  if (auto it = sessions_.find(c.node); it != sessions_.end()) {
+    auto conn = it->second;
+    sessions_.erase(it);
+    disconnect(*conn, why);
+    if (auto p = pending_.find(c.node); p != pending_.end()) {
+      p->second.connected = false;
+    } else {
+      on_lost(c.node, "moved to " + c.env);
+    }
+  }
+  if (const auto* known = ctx_.inventory.find(c.node)) {
+    inventory::Node n = *known;
+    const auto state = n.state;
+    n.env = c.env;
+    n.roles = c.roles;
+    ctx_.inventory.register_node(std::move(n), known->last_seen);
+    if (state == inventory::NodeState::revoked) {
+      ctx_.inventory.mark_revoked(c.node);
+    } else {
+      ctx_.inventory.mark_lost(c.node, now_ms());
+    }
+    ctx_.save_node(c.node);
+  }
+}
+
+void AgentGateway::register_hello(const protocol::Hello& hello, const std::string& remote) {
+  const TimeMs now = now_ms();
+  inventory::Node node;
+  node.name = hello.name;
+  node.env = hello.env;
+  node.roles = hello.roles;
+  node.zone = hello.zone;
+  node.tags = hello.tags;
+  node.address = hello.address.empty() ? remote : hello.address;
+  node.agent_version = hello.agent_version;
+  node.apps = to_node_apps(hello.apps);
+  for (auto& [app, a] : node.apps)
+    a.updated_at = now;
+  ctx_.inventory.register_node(std::move(node), now);
+  ctx_.save_node(hello.name);
+}
+
+asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn, Principal who) {
   // The first message must be hello.
   auto first = co_await conn->read();
   if (!first) co_return;
@@ -101,7 +280,7 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   }
   auto hello = std::get<protocol::Hello>(std::move(*msg));
   const std::string name = hello.name;
-  auto admitted = co_await admit(hello);
+  auto admitted = co_await admit(hello, who, conn->remote());
   // Revoked while the database answered: refused all the same.
   if (admitted && revoked_.contains(name)) {
     admitted = err(Errc::forbidden, fmt::format("node {} is revoked", name));
@@ -109,11 +288,14 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
   if (!admitted) {
     spdlog::warn("agent from {} refused as node {}: {}", conn->remote(), name,
                  admitted.error().message);
-    conn->close(admitted.error().message);
+    disconnect(*conn, admitted.error().message);
     co_return;
   }
-  if (!admitted->empty()) spdlog::info("node {} enrolled from {}", name, conn->remote());
-  const TimeMs now = now_ms();
+  if (!admitted->credential.empty()) {
+    spdlog::info("node {} enrolled from {} into {} (roles {}) through join token {}{}", name,
+                 conn->remote(), hello.env, fmt::join(hello.roles, ","),
+                 admitted->enrollment.join_token, admitted->pending ? ", pending approval" : "");
+  }
 
   if (auto it = sessions_.find(name); it != sessions_.end()) {
     // The same agent reconnecting before its old connection was noticed dead (it presented the
@@ -125,31 +307,28 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     old->close("replaced by a new connection");
     commands_lost(name);
   }
-
-  inventory::Node node;
-  node.name = name;
-  node.env = hello.env;
-  node.roles = hello.roles;
-  node.zone = hello.zone;
-  node.tags = hello.tags;
-  node.address = hello.address.empty() ? conn->remote() : hello.address;
-  node.agent_version = hello.agent_version;
-  node.apps = to_node_apps(hello.apps);
-  for (auto& [app, a] : node.apps)
-    a.updated_at = now;
-  ctx_.inventory.register_node(std::move(node), now);
-  ctx_.save_node(name);
   sessions_[name] = conn;
-  spdlog::info("node {} connected from {} (env {}, roles {}, zone {})", name, conn->remote(),
-               hello.env, fmt::join(hello.roles, ","), hello.zone.empty() ? "-" : hello.zone);
+  if (admitted->pending) {
+    pending_[name] = PendingNode{admitted->enrollment, hello, conn->remote(), true, now_ms()};
+    spdlog::info(
+        "node {} connected from {} and waits for approval (slipway nodes approve {}): it is sent "
+        "nothing until then",
+        name, conn->remote(), name);
+  } else {
+    register_hello(hello, conn->remote());
+    spdlog::info("node {} connected from {} (env {}, roles {}, zone {})", name, conn->remote(),
+                 hello.env, fmt::join(hello.roles, ","), hello.zone.empty() ? "-" : hello.zone);
+  }
 
   protocol::Welcome w;
   w.node = name;
   w.heartbeat_ms = ctx_.opts.heartbeat.count();
   w.server_version = SLIPWAY_VERSION;
-  w.credential = std::move(*admitted);
+  w.credential = std::move(admitted->credential);
+  w.pending = admitted->pending;
   conn->send(protocol::encode(protocol::ServerMessage{w}));
-  ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
+  if (!admitted->pending)
+    ctx_.convergence->check(name);  // a new machine, or one that missed a deploy
 
   for (;;) {
     auto text = co_await conn->read();
@@ -162,6 +341,11 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
     const TimeMs t = now_ms();
     // A connection that was replaced must not speak for the node any more.
     if (auto it = sessions_.find(name); it == sessions_.end() || it->second != conn) break;
+    if (auto p = pending_.find(name); p != pending_.end()) {
+      // Nothing was sent to it, so it has nothing to report: only heartbeats are expected.
+      p->second.last_seen = t;
+      continue;
+    }
     ctx_.inventory.touch(name, t);
     if (auto* hb = std::get_if<protocol::Heartbeat>(&*m)) {
       if (hb->apps) {
@@ -203,7 +387,11 @@ asio::awaitable<void> AgentGateway::serve(std::shared_ptr<WsConnection> conn) {
 
   if (auto it = sessions_.find(name); it != sessions_.end() && it->second == conn) {
     sessions_.erase(it);
-    on_lost(name, "connection closed");
+    if (auto p = pending_.find(name); p != pending_.end()) {
+      p->second.connected = false;
+    } else {
+      on_lost(name, "connection closed");
+    }
   }
 }
 
@@ -248,6 +436,7 @@ void AgentGateway::on_exec_result(const std::string& node, const protocol::ExecR
 }
 
 bool AgentGateway::send(const std::string& node, const protocol::ServerMessage& m) {
+  if (pending_.contains(node)) return false;  // nothing until it is approved
   auto it = sessions_.find(node);
   if (it == sessions_.end() || !it->second->is_open()) return false;
   it->second->send(protocol::encode(m));

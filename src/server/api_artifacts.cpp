@@ -416,6 +416,13 @@ void register_artifact_routes(ServerContext& ctx) {
   ctx.router.add(
       "GET", "/api/v1/blobs/{sha256}", Access::agent, "blob.download",
       [c](Request& req) -> asio::awaitable<Response> {
+        // A join token only enrolls: an enrolled agent downloads with its node's credential.
+        if (!req.principal.join_token.empty()) {
+          co_return Response::error(
+              err(Errc::forbidden,
+                  "a join token only enrolls a node: an enrolled agent downloads with its node "
+                  "credential"));
+        }
         const std::string sha = req.param("sha256");
         if (!is_sha256_hex(sha)) {
           co_return Response::error(

@@ -62,9 +62,21 @@ json::value node_json(const inventory::Node& n, const std::string& only_app,
                       {"apps", std::move(apps)},
                       {"desired", std::move(desired_json)},
                       {"drift", drift},
+                      {"pending", false},
                       {"quarantined", q.has_value()},
                       {"quarantine_reason", q ? q->reason : ""},
                       {"quarantined_at", q ? json::value(format_time(q->since)) : nullptr}};
+}
+
+// A node waiting for approval: as a node, with state "pending", nothing desired and whether its
+// agent is connected.
+json::value pending_json(const AgentGateway::PendingNode& p) {
+  json::object o = node_json(AgentGateway::as_node(p), "", engine::DesiredState{}).as_object();
+  o["state"] = "pending";
+  o["pending"] = true;
+  o["connected"] = p.connected;
+  o["join_token"] = p.enrollment.join_token;
+  return o;
 }
 
 Result<inventory::Selector> selector_from_query(const Request& req) {
@@ -91,26 +103,32 @@ void register_inventory_routes(ServerContext& ctx) {
   ServerContext* c = &ctx;
 
   // Nodes; lost ones too unless ?state=alive.
-  ctx.router.add(
-      "GET", "/api/v1/nodes", Access::viewer, "node.list",
-      [c](Request& req) -> asio::awaitable<Response> {
-        auto sel = selector_from_query(req);
-        if (!sel) co_return Response::error(sel.error());
-        const std::string state = req.query_or("state");
-        if (!state.empty() && state != "alive" && state != "lost" && state != "revoked") {
-          co_return Response::error(
-              err(Errc::invalid_argument, "state must be alive, lost or revoked"));
-        }
-        if (auto st = authorize(req, req.query_or("env"), ""); !st)
-          co_return Response::error(st.error());
-        json::array nodes;
-        for (const auto* n : c->inventory.select(*sel, true)) {
-          if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
-          if (!in_scope(req.principal, n->env, "")) continue;
-          nodes.push_back(node_json(*n, "", c->convergence->desired()));
-        }
-        co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
-      });
+  ctx.router.add("GET", "/api/v1/nodes", Access::viewer, "node.list",
+                 [c](Request& req) -> asio::awaitable<Response> {
+                   auto sel = selector_from_query(req);
+                   if (!sel) co_return Response::error(sel.error());
+                   const std::string state = req.query_or("state");
+                   if (!state.empty() && state != "alive" && state != "lost" &&
+                       state != "revoked" && state != "pending") {
+                     co_return Response::error(err(
+                         Errc::invalid_argument, "state must be alive, lost, revoked or pending"));
+                   }
+                   if (auto st = authorize(req, req.query_or("env"), ""); !st)
+                     co_return Response::error(st.error());
+                   json::array nodes;
+                   for (const auto* n : c->inventory.select(*sel, true)) {
+                     if (!state.empty() && inventory::node_state_name(n->state) != state) continue;
+                     if (!in_scope(req.principal, n->env, "")) continue;
+                     nodes.push_back(node_json(*n, "", c->convergence->desired()));
+                   }
+                   for (const auto& [name, p] : c->gateway->pending()) {
+                     if (!state.empty() && state != "pending") break;
+                     if (!sel->matches(AgentGateway::as_node(p))) continue;
+                     if (!in_scope(req.principal, p.enrollment.env, "")) continue;
+                     nodes.push_back(pending_json(p));
+                   }
+                   co_return Response::json(200, json::object{{"nodes", std::move(nodes)}});
+                 });
 
   ctx.router.add(
       "GET", "/api/v1/nodes/{name}", Access::viewer, "node.show",
@@ -119,6 +137,11 @@ void register_inventory_routes(ServerContext& ctx) {
         if (auto st = validate_name(NameKind::node, name); !st)
           co_return Response::error(st.error());
         const auto* n = c->inventory.find(name);
+        if (auto p = c->gateway->pending().find(name); !n && p != c->gateway->pending().end()) {
+          if (auto st = authorize(req, p->second.enrollment.env, ""); !st)
+            co_return Response::error(st.error());
+          co_return Response::json(200, pending_json(p->second));
+        }
         if (!n)
           co_return Response::error(err(Errc::not_found, fmt::format("no node named {}", name)));
         if (auto st = authorize(req, n->env, ""); !st) co_return Response::error(st.error());
@@ -162,6 +185,7 @@ void register_inventory_routes(ServerContext& ctx) {
                    };
                    if (auto st = co_await c->db_call(job); !st)
                      co_return Response::error(st.error());
+                   c->enrollment.forget_node(name);  // its credential authenticates nothing now
                    c->gateway->revoke(name);
                    const auto* n = c->inventory.find(name);
                    json::value body =

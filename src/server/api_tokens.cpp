@@ -15,23 +15,6 @@ namespace slipway::server {
 
 namespace {
 
-constexpr size_t kMaxScopeEntries = 32;
-constexpr int64_t kMaxTtlMs = 10LL * 366 * 24 * 3600 * 1000;  // ten years
-
-Result<std::vector<std::string>> scope_list(JsonReader& r, std::string_view key, NameKind kind) {
-  auto list = r.str_list(key);
-  if (list.size() > kMaxScopeEntries) {
-    return err(Errc::invalid_argument,
-               fmt::format("at most {} entries in {}", kMaxScopeEntries, key));
-  }
-  for (const auto& v : list) {
-    if (auto st = validate_name(kind, v); !st) return st.error();
-  }
-  std::sort(list.begin(), list.end());
-  list.erase(std::unique(list.begin(), list.end()), list.end());
-  return list;
-}
-
 // The token a create request describes (everything but the secret, hash and id).
 Result<store::TokenRecord> parse_create(const std::string& body, const std::string& actor,
                                         TimeMs now) {
@@ -41,8 +24,8 @@ Result<store::TokenRecord> parse_create(const std::string& body, const std::stri
   store::TokenRecord t;
   t.role = r.str("role");
   t.name = r.str_or("name", "");
-  auto envs = scope_list(r, "envs", NameKind::env);
-  auto apps = scope_list(r, "apps", NameKind::app);
+  auto envs = name_list(r, "envs", NameKind::env);
+  auto apps = name_list(r, "apps", NameKind::app);
   const std::string ttl = r.str_or("ttl", "");
   if (auto st = r.finish(); !st) return st.error();
   if (!envs) return envs.error();
@@ -61,15 +44,9 @@ Result<store::TokenRecord> parse_create(const std::string& body, const std::stri
   }
   if (t.name.empty()) t.name = fmt::format("{}-{}", t.role, random_hex(4));
   if (auto st = validate_name(NameKind::token, t.name); !st) return st.error();
-  if (!ttl.empty()) {
-    auto d = parse_duration(ttl);
-    if (!d) return err(Errc::invalid_argument, "ttl: " + d.error().message);
-    if (d->count() <= 0 || d->count() > kMaxTtlMs) {
-      return err(Errc::invalid_argument,
-                 fmt::format("ttl '{}' must be more than 0 and at most ten years", ttl));
-    }
-    t.expires_at = now + d->count();
-  }
+  auto expires = expiry_from_ttl(ttl, now);
+  if (!expires) return expires.error();
+  t.expires_at = *expires;
   t.envs = std::move(*envs);
   t.apps = std::move(*apps);
   t.created_by = actor;

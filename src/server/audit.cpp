@@ -161,4 +161,31 @@ Status open_audit_log(store::Store& s, const std::filesystem::path& data_dir) {
   return {};
 }
 
+store::AuditRecord enrollment_audit_entry(const store::NodeCredential& c, const Principal& who,
+                                          const std::string& remote) {
+  store::AuditRecord a;
+  a.at = now_ms();
+  a.actor = who.name;
+  a.token = who.name;
+  a.remote = remote;
+  // Not a read: the enrollment happens on the WebSocket the GET upgraded.
+  a.method = "WEBSOCKET";
+  a.path = "/api/v1/agent/ws";
+  a.action = "node.enroll";
+  a.target =
+      bounded(fmt::format("node={} env={} roles={} join_token={}{}", c.node, c.env,
+                          fmt::join(c.roles, ","), c.join_token, c.pending ? " pending" : ""),
+              1024);
+  return a;
+}
+
+void record_enrollment_outcome(ServerContext& ctx, store::AuditRecord entry, int64_t entry_id,
+                               int status, const std::string& error) {
+  entry.outcome_of = entry_id;
+  entry.at = now_ms();
+  entry.status = status;
+  entry.error = bounded(error, 512);
+  post_row(ctx, std::move(entry));
+}
+
 }  // namespace slipway::server

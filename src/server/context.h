@@ -27,6 +27,7 @@
 #include "engine/plans.h"
 #include "engine/runs.h"
 #include "inventory/inventory.h"
+#include "server/enrollment.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "server/tokens.h"
@@ -85,7 +86,9 @@ class ServerContext {
   // thread: after start, use it only there (inside db_call jobs), never on the I/O thread.
   std::optional<SecretKey> secret_key;
   std::string admin_token;
-  std::string join_token;
+  std::string join_token;  // the secret of DATA_DIR/join.token (the default join token)
+  // Under TLS, the CA fingerprint join tokens carry (sha256:HEX, see net/tls.h); "" otherwise.
+  std::string ca_pin;
   std::string url;  // where this server listens, e.g. http://127.0.0.1:7700 or https://...
   // Set when the listener speaks TLS (HTTPS and WSS).
   std::shared_ptr<boost::asio::ssl::context> tls;
@@ -97,11 +100,15 @@ class ServerContext {
 
   // API tokens by hash (loaded at start, kept up to date by the token routes).
   TokenCache tokens;
+  // Join tokens, node credentials and protected environments (loaded at start, kept up to date
+  // by the gateway and the enrollment routes).
+  Enrollment enrollment;
 
   // Who is calling, from the Authorization header: the bootstrap admin token (the root,
-  // break-glass token: an unscoped admin), the agent join token, or an API token (looked up by
-  // its SHA-256 in memory). A principal of kind none when there is no bearer token;
-  // unauthenticated for an unknown, expired or revoked one.
+  // break-glass token: an unscoped admin), a join token (the default one, or one of
+  // `slipway join-token create`), a node's credential, or an API token (looked up by its SHA-256
+  // in memory). A principal of kind none when there is no bearer token; unauthenticated for an
+  // unknown, expired, used-up or revoked one, with the reason.
   Result<Principal> authenticate(const std::string& authorization);
 
   // Runs f(Store&) on the database thread and resumes the caller on the I/O thread with its
@@ -201,6 +208,15 @@ std::string notify_secret_place(const std::string& name);
 // version), a key is made, the rows already in the log are recorded as legacy (store.h), and only
 // then is the file written (audit.cpp).
 Status open_audit_log(store::Store& s, const std::filesystem::path& data_dir);
+// A node's enrollment, which happens inside the agent WebSocket rather than in a route of its own,
+// is audited like a request (action node.enroll: the node, its environment and roles, the join
+// token used; `who` is the join token's principal): its entry, committed before the enrollment is
+// (fail closed: the gateway refuses an enrollment whose entry cannot be written), then the
+// outcome linked to it (fire and forget). audit.cpp.
+store::AuditRecord enrollment_audit_entry(const store::NodeCredential& c, const Principal& who,
+                                          const std::string& remote);
+void record_enrollment_outcome(ServerContext& ctx, store::AuditRecord entry, int64_t entry_id,
+                               int status, const std::string& error);
 
 // Registers the API routes (api_*.cpp).
 void register_artifact_routes(ServerContext& ctx);
@@ -208,6 +224,8 @@ void register_inventory_routes(ServerContext& ctx);
 void register_deploy_routes(ServerContext& ctx);
 void register_freeze_routes(ServerContext& ctx);
 void register_token_routes(ServerContext& ctx);  // tokens, audit, routes (api_tokens.cpp)
+// Join tokens, environments (protect), nodes move and approve (api_enrollment.cpp).
+void register_enrollment_routes(ServerContext& ctx);
 
 // The scope check of a route that reads deploy `id` (authorize_object with the deploy's env and
 // app, looked up): not_found when there is no such deploy, for every caller. A route that acts on

@@ -337,7 +337,8 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
           res = Response::error(
               err(Errc::forbidden,
                   req.principal.kind == Principal::Kind::agent
-                      ? std::string("the agent join token may not use this route")
+                      ? std::string("an agent's join token or node credential may not use this "
+                                    "route")
                       : fmt::format("token '{}' ({}) may not {} {}: it needs the {} role",
                                     req.principal.name, role_name(req.principal.role), req.method,
                                     req.path, access_name(route->access))));
@@ -393,7 +394,7 @@ asio::awaitable<void> http_session(ServerContext& ctx, Stream& stream, const std
       auto conn = co_await accept_ws(stream, hdr, remote);
       if (!conn) co_return;
       if (req.path == "/api/v1/agent/ws") {
-        co_await ctx.gateway->serve(conn);
+        co_await ctx.gateway->serve(conn, req.principal);
       } else {
         int64_t id = 0;
         try {

@@ -179,6 +179,30 @@ Result<Principal> ServerContext::authenticate(const std::string& authorization) 
   if (constant_time_equal(token, join_token)) {
     p.kind = Principal::Kind::agent;
     p.name = "agent";
+    p.join_token = kDefaultJoinToken;
+    return p;
+  }
+  // Looked up by hash: no secret is compared, so no timing tells how much of one matched.
+  if (token.starts_with(protocol::kNodeCredentialPrefix)) {
+    const auto* node = enrollment.node_for(token);
+    if (!node) {
+      return err(Errc::unauthenticated,
+                 "the node credential is not valid (the node was revoked, or this server never "
+                 "enrolled it)");
+    }
+    p.kind = Principal::Kind::agent;
+    p.name = "node:" + node->node;
+    p.node = node->node;
+    return p;
+  }
+  if (token.starts_with(kJoinTokenPrefix)) {
+    const auto* t = enrollment.join_token_for(token);
+    if (!t) return err(Errc::unauthenticated, "the join token is not valid");
+    if (auto why = join_token_unusable(*t, now_ms()); !why.empty())
+      return err(Errc::unauthenticated, why);
+    p.kind = Principal::Kind::agent;
+    p.name = "join:" + t->name;
+    p.join_token = t->name;
     return p;
   }
   return tokens.lookup(token, now_ms());
@@ -398,6 +422,7 @@ int run_server(const ServerOptions& opts) {
     }
     ctx.tls = tls->first;
     join_token->ca_pin = tls->second;
+    ctx.ca_pin = tls->second;
   }
   // The file holds what agents are given: the secret, and the CA's fingerprint under TLS.
   if (const auto full = net::format_join_token(*join_token); full != *join) {
@@ -445,6 +470,9 @@ int run_server(const ServerOptions& opts) {
   std::vector<engine::PlanId> interrupted_plans;
   std::vector<store::TokenRecord> tokens;
   std::vector<std::string> revoked;
+  std::vector<store::JoinTokenRecord> join_tokens;
+  std::vector<store::NodeCredential> credentials;
+  std::vector<store::EnvRecord> envs;
   ctx.db->run_sync([&](store::Store& s) {
     if (auto st = s.open(); !st) {
       load_status = st;
@@ -492,13 +520,19 @@ int run_server(const ServerOptions& opts) {
       return;
     }
     tokens = std::move(*t);
-    auto rv = s.revoked_nodes();
-    if (!rv) {
-      load_status = rv.error();
+    auto jt = s.list_join_tokens();
+    auto nc = s.list_node_credentials();
+    auto ev = s.list_environments();
+    if (!jt || !nc || !ev) {
+      load_status = !jt ? jt.error() : !nc ? nc.error() : ev.error();
       return;
     }
-    for (const auto& c : *rv)
-      revoked.push_back(c.node);
+    join_tokens = std::move(*jt);
+    credentials = std::move(*nc);
+    envs = std::move(*ev);
+    for (const auto& c : credentials) {
+      if (c.revoked_at != 0) revoked.push_back(c.node);
+    }
   });
   if (!load_status) {
     spdlog::error("cannot open the database or its keys: {}", load_status.error().message);
@@ -515,11 +549,13 @@ int run_server(const ServerOptions& opts) {
   }
   ctx.inventory.load(std::move(nodes));
   ctx.tokens.load(std::move(tokens));
+  ctx.enrollment.load(std::move(join_tokens), credentials, envs);
   for (auto& [name, q] : quarantines)
     ctx.inventory.set_quarantine(name, std::move(q));
 
   ctx.gateway = std::make_unique<AgentGateway>(ctx);
   ctx.gateway->load_revoked(revoked);
+  ctx.gateway->load_pending(credentials);
   ctx.watchers = std::make_unique<Watchers>(ctx);
   ctx.convergence = std::make_unique<Convergence>(ctx, *ctx.watchers);
   ctx.convergence->load(desired);
@@ -555,6 +591,7 @@ int run_server(const ServerOptions& opts) {
   register_metrics_routes(ctx);
   register_token_routes(ctx);
   register_secret_key_routes(ctx);
+  register_enrollment_routes(ctx);
   if (auto st = start_notifications(ctx); !st) {
     spdlog::error("cannot start notifications: {}", st.error().message);
     return kExitFailed;

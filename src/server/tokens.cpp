@@ -1,8 +1,11 @@
 #include "server/tokens.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/crypto.h"
+#include "common/duration.h"
 
 namespace slipway::server {
 
@@ -12,6 +15,39 @@ std::string new_token_secret() {
 
 std::string token_hash(std::string_view secret) {
   return sha256_hex(secret);
+}
+
+namespace {
+
+constexpr size_t kMaxNameListEntries = 32;
+constexpr int64_t kMaxTtlMs = 10LL * 366 * 24 * 3600 * 1000;  // ten years
+
+}  // namespace
+
+Result<std::vector<std::string>> name_list(JsonReader& r, std::string_view key, NameKind kind) {
+  auto list = r.str_list(key);
+  if (list.size() > kMaxNameListEntries) {
+    return err(Errc::invalid_argument,
+               fmt::format("at most {} entries in {}", kMaxNameListEntries, key));
+  }
+  for (const auto& v : list) {
+    if (auto st = validate_name(kind, v); !st) return st.error();
+  }
+  std::sort(list.begin(), list.end());
+  list.erase(std::unique(list.begin(), list.end()), list.end());
+  return list;
+}
+
+Result<TimeMs> expiry_from_ttl(const std::string& ttl, TimeMs now) {
+  if (ttl.empty()) return TimeMs{0};
+  auto d = parse_duration(ttl);
+  if (!d) return err(Errc::invalid_argument, "ttl: " + d.error().message);
+  if (d->count() <= 0 || d->count() > kMaxTtlMs) {
+    return err(
+        Errc::invalid_argument,
+        fmt::format("ttl '{}' must be more than 0 and at most ten years", ttl.substr(0, 64)));
+  }
+  return now + d->count();
 }
 
 Principal token_principal(const store::TokenRecord& t) {
@@ -41,19 +77,26 @@ json::array strings(const std::vector<std::string>& v) {
 
 }  // namespace
 
+json::object token_life_json(TimeMs created_at, const std::string& created_by, TimeMs expires_at,
+                             TimeMs last_used, TimeMs revoked_at, const std::string& revoked_by) {
+  return json::object{{"created_at", time_or_null(created_at)},
+                      {"created_by", created_by},
+                      {"expires_at", time_or_null(expires_at)},
+                      {"last_used", time_or_null(last_used)},
+                      {"revoked", revoked_at != 0},
+                      {"revoked_at", time_or_null(revoked_at)},
+                      {"revoked_by", revoked_by}};
+}
+
 json::object token_to_json(const store::TokenRecord& t) {
-  return json::object{{"id", t.id},
-                      {"name", t.name},
-                      {"role", t.role},
-                      {"envs", strings(t.envs)},
-                      {"apps", strings(t.apps)},
-                      {"created_at", time_or_null(t.created_at)},
-                      {"created_by", t.created_by},
-                      {"expires_at", time_or_null(t.expires_at)},
-                      {"last_used", time_or_null(t.last_used)},
-                      {"revoked", t.revoked_at != 0},
-                      {"revoked_at", time_or_null(t.revoked_at)},
-                      {"revoked_by", t.revoked_by}};
+  json::object o{{"id", t.id},
+                 {"name", t.name},
+                 {"role", t.role},
+                 {"envs", strings(t.envs)},
+                 {"apps", strings(t.apps)}};
+  for (auto& [k, v] : token_life_json(t))
+    o[k] = std::move(v);
+  return o;
 }
 
 void TokenCache::load(std::vector<store::TokenRecord> all) {

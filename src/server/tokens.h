@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/names.h"
 #include "server/access.h"
 #include "store/store.h"
 
@@ -25,6 +26,22 @@ inline constexpr std::string_view kTokenPrefix = "slwt_";
 std::string new_token_secret();
 // What is stored and looked up: the lower-case hex SHA-256 of the whole secret.
 std::string token_hash(std::string_view secret);
+
+// What token requests (API tokens, join tokens) share: a list of names of `kind` under `key`
+// (at most 32, each checked against the names grammar; sorted, without duplicates), and a ttl
+// ("" = never: 0) as the time it ends, from `now` (more than 0, at most ten years).
+Result<std::vector<std::string>> name_list(JsonReader& r, std::string_view key, NameKind kind);
+Result<TimeMs> expiry_from_ttl(const std::string& ttl, TimeMs now);
+
+// The life of a token as the API shows it (API tokens and join tokens alike): created_at,
+// created_by, expires_at, last_used, revoked, revoked_at, revoked_by; times RFC 3339 or null.
+json::object token_life_json(TimeMs created_at, const std::string& created_by, TimeMs expires_at,
+                             TimeMs last_used, TimeMs revoked_at, const std::string& revoked_by);
+template <class Record>
+json::object token_life_json(const Record& t) {
+  return token_life_json(t.created_at, t.created_by, t.expires_at, t.last_used, t.revoked_at,
+                         t.revoked_by);
+}
 
 // The principal of a stored token (role parsed; an unknown role reads as viewer).
 Principal token_principal(const store::TokenRecord& t);

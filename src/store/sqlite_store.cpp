@@ -174,6 +174,31 @@ CREATE TRIGGER notify_deliveries_no_update BEFORE UPDATE ON notify_deliveries
 CREATE TRIGGER notify_deliveries_no_delete BEFORE DELETE ON notify_deliveries
   BEGIN SELECT RAISE(ABORT, 'the delivery log is append-only'); END;
 )sql",
+    // 11: an environment is a security boundary. Each enrollment keeps the environment and roles
+    // the node may claim (a node enrolled before is bound to what it last registered as; one the
+    // nodes table does not know is bound at its next hello), the join token that enrolled it, and
+    // whether it waits for approval. Join tokens (hashes only) scoped to one environment; the
+    // environments' settings (protected: new nodes only through a join token scoped to it).
+    R"sql(
+ALTER TABLE node_credentials ADD COLUMN env TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_credentials ADD COLUMN roles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE node_credentials ADD COLUMN join_token TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_credentials ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE node_credentials ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_credentials ADD COLUMN approved_at INTEGER NOT NULL DEFAULT 0;
+UPDATE node_credentials SET
+  env = COALESCE((SELECT env FROM nodes WHERE nodes.name = node_credentials.node), ''),
+  roles = COALESCE((SELECT roles FROM nodes WHERE nodes.name = node_credentials.node), '[]');
+CREATE TABLE join_tokens (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL UNIQUE,
+  env TEXT NOT NULL, roles TEXT NOT NULL, approve INTEGER NOT NULL, max_uses INTEGER NOT NULL,
+  uses INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, revoked_by TEXT NOT NULL, revoked_at INTEGER NOT NULL,
+  last_used INTEGER NOT NULL);
+CREATE TABLE environments (
+  name TEXT PRIMARY KEY, protected INTEGER NOT NULL, changed_by TEXT NOT NULL,
+  changed_at INTEGER NOT NULL);
+)sql",
     // 12: the audit log keyed (rows from now on hold an HMAC under DATA/audit.key, see
     // append_audit), a request's entry and its outcome as two rows (outcome_of), and the user a
     // client claims to be, kept apart from the actor (the token's name) in the audit log, pushes
@@ -235,6 +260,24 @@ std::map<std::string, inventory::NodeApp> apps_from_json(const std::string& text
     a.last_healthy = r.str_or("last_healthy", "");
     a.updated_at = r.i64_or("updated_at", 0);
     out.emplace(std::string(name), std::move(a));
+  }
+  return out;
+}
+
+// A node's roles as the nodes table keeps them: a JSON array.
+std::string roles_json(const std::vector<std::string>& roles) {
+  json::array a;
+  for (const auto& r : roles)
+    a.emplace_back(r);
+  return to_json(a);
+}
+
+std::vector<std::string> roles_from_json(const std::string& text) {
+  std::vector<std::string> out;
+  if (auto v = parse_json(text, "roles"); v && v->is_array()) {
+    for (const auto& r : v->as_array()) {
+      if (r.is_string()) out.emplace_back(r.get_string());
+    }
   }
   return out;
 }
@@ -546,13 +589,10 @@ class SqliteStore final : public Store {
         "address = excluded.address, agent_version = excluded.agent_version, last_seen = "
         "excluded.last_seen, apps = excluded.apps");
     if (!s) return s.error();
-    json::array roles;
-    for (const auto& r : n.roles)
-      roles.emplace_back(r);
     json::object tags;
     for (const auto& [k, v] : n.tags)
       tags[k] = v;
-    s->bind(1, n.name).bind(2, n.env).bind(3, to_json(roles)).bind(4, n.zone);
+    s->bind(1, n.name).bind(2, n.env).bind(3, roles_json(n.roles)).bind(4, n.zone);
     s->bind(5, to_json(tags)).bind(6, n.address).bind(7, n.agent_version);
     s->bind(8, n.first_seen).bind(9, n.last_seen).bind(10, to_json(apps_to_json(n.apps)));
     return s->run();
@@ -580,11 +620,7 @@ class SqliteStore final : public Store {
       inventory::Node n;
       n.name = s->text(0);
       n.env = s->text(1);
-      if (auto v = parse_json(s->text(2), "roles"); v && v->is_array()) {
-        for (const auto& r : v->get_array()) {
-          if (r.is_string()) n.roles.emplace_back(r.get_string());
-        }
-      }
+      n.roles = roles_from_json(s->text(2));
       n.zone = s->text(3);
       if (auto v = parse_json(s->text(4), "tags"); v && v->is_object()) {
         for (const auto& [k, tv] : v->get_object()) {
@@ -967,25 +1003,130 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<NodeCredential>> get_node_credential(const std::string& node) override {
-    auto s = db_.prepare(
-        "SELECT node, hash, enrolled_at, revoked_at, revoked_by FROM node_credentials WHERE node "
-        "= ?");
-    if (!s) return s.error();
-    s->bind(1, node);
-    auto row = s->step();
-    if (!row) return row.error();
-    if (!*row) return std::optional<NodeCredential>();
-    return std::optional<NodeCredential>(
-        NodeCredential{s->text(0), s->text(1), s->i64(2), s->i64(3), s->text(4)});
+    auto found = node_credentials(" WHERE node = ?", node);
+    if (!found) return found.error();
+    if (found->empty()) return std::optional<NodeCredential>();
+    return std::optional<NodeCredential>(std::move(found->front()));
   }
 
-  Result<bool> enroll_node(const std::string& node, const std::string& hash, TimeMs at) override {
+  Result<bool> enroll_node(const NodeCredential& c, int64_t join_token_id) override {
+    if (auto st = db_.exec("SAVEPOINT enroll_node"); !st) return st.error();
+    auto r = enroll(c, join_token_id);
+    if (!r || !*r) {
+      (void)db_.exec("ROLLBACK TO enroll_node");
+      (void)db_.exec("RELEASE enroll_node");
+      return r;
+    }
+    if (auto st = db_.exec("RELEASE enroll_node"); !st) return st.error();
+    return r;
+  }
+
+  Result<std::vector<NodeCredential>> list_node_credentials() override {
+    return node_credentials("", "");
+  }
+
+  Result<bool> move_node(const std::string& node, const std::string& env,
+                         const std::optional<std::vector<std::string>>& roles) override {
     auto s = db_.prepare(
-        "INSERT INTO node_credentials (node, hash, enrolled_at, revoked_at, revoked_by) VALUES "
-        "(?, ?, ?, 0, '') ON CONFLICT (node) DO NOTHING");
+        "UPDATE node_credentials SET env = ?1, roles = COALESCE(?2, roles) WHERE node = ?3 AND "
+        "revoked_at = 0");
     if (!s) return s.error();
-    if (auto st = s->bind(1, node).bind(2, hash).bind(3, at).run(); !st) return st.error();
+    s->bind(1, env).bind(3, node);
+    if (roles) s->bind(2, roles_json(*roles));
+    if (auto st = s->run(); !st) return st.error();
     return db_.changes() > 0;
+  }
+
+  Result<bool> approve_node(const std::string& node, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "UPDATE node_credentials SET pending = 0, approved_by = ?, approved_at = ? WHERE node = ? "
+        "AND pending = 1 AND revoked_at = 0");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, by).bind(2, at).bind(3, node).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Result<int64_t> insert_join_token(const JoinTokenRecord& t) override {
+    auto s = db_.prepare(
+        "INSERT INTO join_tokens (name, hash, env, roles, approve, max_uses, uses, created_by, "
+        "created_at, expires_at, revoked_by, revoked_at, last_used) VALUES (?, ?, ?, ?, ?, ?, 0, "
+        "?, ?, ?, '', 0, 0) ON CONFLICT DO NOTHING");
+    if (!s) return s.error();
+    s->bind(1, t.name).bind(2, t.hash).bind(3, t.env).bind(4, join(t.roles, ","));
+    s->bind(5, t.approve).bind(6, t.max_uses).bind(7, t.created_by).bind(8, t.created_at);
+    s->bind(9, t.expires_at);
+    if (auto st = s->run(); !st) return st.error();
+    if (db_.changes() == 0) {
+      return err(Errc::conflict, fmt::format("there is a join token named '{}' already (names of "
+                                             "revoked join tokens are not reused)",
+                                             t.name));
+    }
+    return db_.last_insert_id();
+  }
+
+  Result<std::vector<JoinTokenRecord>> list_join_tokens() override {
+    auto s = db_.prepare(
+        "SELECT id, name, hash, env, roles, approve, max_uses, uses, created_by, created_at, "
+        "expires_at, revoked_by, revoked_at, last_used FROM join_tokens ORDER BY id");
+    if (!s) return s.error();
+    std::vector<JoinTokenRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      JoinTokenRecord t;
+      t.id = s->i64(0);
+      t.name = s->text(1);
+      t.hash = s->text(2);
+      t.env = s->text(3);
+      t.roles = split(s->text(4), ',');
+      t.approve = s->i64(5) != 0;
+      t.max_uses = s->i64(6);
+      t.uses = s->i64(7);
+      t.created_by = s->text(8);
+      t.created_at = s->i64(9);
+      t.expires_at = s->i64(10);
+      t.revoked_by = s->text(11);
+      t.revoked_at = s->i64(12);
+      t.last_used = s->i64(13);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  Result<bool> revoke_join_token(int64_t id, const std::string& by, TimeMs at) override {
+    auto s = db_.prepare(
+        "UPDATE join_tokens SET revoked_by = ?, revoked_at = ? WHERE id = ? AND revoked_at = 0");
+    if (!s) return s.error();
+    if (auto st = s->bind(1, by).bind(2, at).bind(3, id).run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
+  Result<std::vector<EnvRecord>> list_environments() override {
+    auto s = db_.prepare(
+        "SELECT name, protected, changed_by, changed_at FROM environments ORDER BY name");
+    if (!s) return s.error();
+    std::vector<EnvRecord> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.push_back(EnvRecord{s->text(0), s->i64(1) != 0, s->text(2), s->i64(3)});
+    }
+    return out;
+  }
+
+  Status save_environment(const EnvRecord& e) override {
+    auto s = db_.prepare(
+        "INSERT INTO environments (name, protected, changed_by, changed_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET protected = excluded.protected, changed_by = "
+        "excluded.changed_by, changed_at = excluded.changed_at");
+    if (!s) return s.error();
+    return s->bind(1, e.name)
+        .bind(2, e.is_protected)
+        .bind(3, e.changed_by)
+        .bind(4, e.changed_at)
+        .run();
   }
 
   Status revoke_node(const std::string& node, const std::string& by, TimeMs at) override {
@@ -998,18 +1139,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<NodeCredential>> revoked_nodes() override {
-    auto s = db_.prepare(
-        "SELECT node, hash, enrolled_at, revoked_at, revoked_by FROM node_credentials WHERE "
-        "revoked_at != 0 ORDER BY node");
-    if (!s) return s.error();
-    std::vector<NodeCredential> out;
-    for (;;) {
-      auto row = s->step();
-      if (!row) return row.error();
-      if (!*row) break;
-      out.push_back(NodeCredential{s->text(0), s->text(1), s->i64(2), s->i64(3), s->text(4)});
-    }
-    return out;
+    return node_credentials(" WHERE revoked_at != 0", "");
   }
 
   Status save_plan(const engine::DeployPlan& p) override {
@@ -1529,6 +1659,63 @@ class SqliteStore final : public Store {
 
  public:
  private:
+  // The node credentials matching `where` (" WHERE ...", with at most one parameter, `arg`), by
+  // name.
+  Result<std::vector<NodeCredential>> node_credentials(const char* where, const std::string& arg) {
+    auto s = db_.prepare(std::string("SELECT node, hash, enrolled_at, revoked_at, revoked_by, env, "
+                                     "roles, join_token, pending, approved_by, approved_at FROM "
+                                     "node_credentials") +
+                         where + " ORDER BY node");
+    if (!s) return s.error();
+    if (!arg.empty()) s->bind(1, arg);
+    std::vector<NodeCredential> out;
+    for (;;) {
+      auto row = s->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      NodeCredential c;
+      c.node = s->text(0);
+      c.hash = s->text(1);
+      c.enrolled_at = s->i64(2);
+      c.revoked_at = s->i64(3);
+      c.revoked_by = s->text(4);
+      c.env = s->text(5);
+      c.roles = roles_from_json(s->text(6));
+      c.join_token = s->text(7);
+      c.pending = s->i64(8) != 0;
+      c.approved_by = s->text(9);
+      c.approved_at = s->i64(10);
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  // enroll_node inside its savepoint: the join token's use first (refused when it may not enroll
+  // any more), then the credential (false when the name has a record).
+  Result<bool> enroll(const NodeCredential& c, int64_t join_token_id) {
+    if (join_token_id != 0) {
+      auto use = db_.prepare(
+          "UPDATE join_tokens SET uses = uses + 1, last_used = ?1 WHERE id = ?2 AND revoked_at = "
+          "0 AND (expires_at = 0 OR expires_at > ?1) AND (max_uses = 0 OR uses < max_uses)");
+      if (!use) return use.error();
+      if (auto st = use->bind(1, c.enrolled_at).bind(2, join_token_id).run(); !st)
+        return st.error();
+      if (db_.changes() == 0) {
+        return err(Errc::failed_precondition,
+                   fmt::format("the join token '{}' is revoked, expired or used up", c.join_token));
+      }
+    }
+    auto s = db_.prepare(
+        "INSERT INTO node_credentials (node, hash, enrolled_at, revoked_at, revoked_by, env, "
+        "roles, join_token, pending, approved_by, approved_at) VALUES (?, ?, ?, 0, '', ?, ?, ?, "
+        "?, '', 0) ON CONFLICT (node) DO NOTHING");
+    if (!s) return s.error();
+    s->bind(1, c.node).bind(2, c.hash).bind(3, c.enrolled_at).bind(4, c.env);
+    s->bind(5, roles_json(c.roles)).bind(6, c.join_token).bind(7, c.pending);
+    if (auto st = s->run(); !st) return st.error();
+    return db_.changes() > 0;
+  }
+
   Result<engine::ConfigVersion> apply_config(const std::string& env, const std::string& app,
                                              const std::vector<ConfigEdit>& edits,
                                              const std::string& actor, TimeMs at) {

@@ -38,14 +38,53 @@ struct ArtifactRecord {
   std::string claimed_user{};  // the user the client named (X-Slipway-User), "" for none; schema 12
 };
 
-// A node's enrollment (schema 7): the SHA-256 (hex) of the credential the server gave its agent.
+// A node's enrollment (schema 9): the SHA-256 (hex) of the credential the server gave its agent.
 // A revoked node has an empty hash and revoked_at set; its name never enrolls again.
+// Schema 11: what the node may claim in its hello, fixed at enrollment (changed only by
+// `slipway nodes move`): its environment ("" = not bound yet: enrolled before schema 11 and not
+// seen since) and the roles it may have; the join token that enrolled it ("default": the
+// server's DATA_DIR/join.token); whether it waits for an admin's approval.
 struct NodeCredential {
   std::string node;
   std::string hash;
   TimeMs enrolled_at = 0;
   TimeMs revoked_at = 0;
   std::string revoked_by;
+  std::string env;
+  std::vector<std::string> roles;
+  std::string join_token;
+  bool pending = false;
+  std::string approved_by;
+  TimeMs approved_at = 0;
+};
+
+// A join token (schema 11): what enrolls new nodes into one environment, with the roles they may
+// claim ("" = any), until it expires, is used `max_uses` times or is revoked. Only the SHA-256
+// of the secret is kept. With `approve`, the nodes it enrolls wait (pending) for an admin.
+struct JoinTokenRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string hash;
+  std::string env;
+  std::vector<std::string> roles;  // empty = any
+  bool approve = false;
+  int64_t max_uses = 0;  // 0 = unlimited
+  int64_t uses = 0;      // enrollments so far
+  std::string created_by;
+  TimeMs created_at = 0;
+  TimeMs expires_at = 0;  // 0 = never
+  std::string revoked_by;
+  TimeMs revoked_at = 0;  // 0 = not revoked
+  TimeMs last_used = 0;   // the last enrollment
+};
+
+// An environment's settings (schema 11): a protected environment accepts new nodes only through
+// join tokens scoped to it. Environments without a record are not protected.
+struct EnvRecord {
+  std::string name;
+  bool is_protected = false;
+  std::string changed_by;
+  TimeMs changed_at = 0;
 };
 
 struct DeployFilter {
@@ -271,13 +310,36 @@ class Store {
   // Marks every running run failed, and its unfinished nodes with `reason`; returns the ids.
   virtual Result<std::vector<engine::RunId>> fail_running_runs(const std::string& reason,
                                                                TimeMs now) = 0;
-  // Node credentials (schema 7). enroll_node records a node's first credential: false when the
-  // name has a record already (enrolled or revoked). revoke_node revokes a name for good, enrolled
-  // or not (a second revoke keeps the first's time and author).
+  // Node credentials (schema 9). enroll_node records a node's first credential (c.node, hash,
+  // enrolled_at, env, roles, join_token, pending): false when the name has a record already
+  // (enrolled or revoked). With a join token (its id; 0 for the server's default join token) the
+  // same step counts one use of it, and refuses (failed_precondition, nothing recorded) when it is
+  // revoked, expired at c.enrolled_at or used up: the store, not a cache, has the last word.
+  // revoke_node revokes a name for good, enrolled or not (a second revoke keeps the first's time
+  // and author).
   virtual Result<std::optional<NodeCredential>> get_node_credential(const std::string& node) = 0;
-  virtual Result<bool> enroll_node(const std::string& node, const std::string& hash, TimeMs at) = 0;
+  virtual Result<bool> enroll_node(const NodeCredential& c, int64_t join_token_id = 0) = 0;
   virtual Status revoke_node(const std::string& node, const std::string& by, TimeMs at) = 0;
   virtual Result<std::vector<NodeCredential>> revoked_nodes() = 0;
+  // Every record, revoked ones too, by name (what the server's credential cache starts from).
+  virtual Result<std::vector<NodeCredential>> list_node_credentials() = 0;
+  // Binds an enrolled node to `env` and, when given, `roles` (slipway nodes move; and the first
+  // hello of a node enrolled before schema 11). False when the name has no record or is revoked.
+  virtual Result<bool> move_node(const std::string& node, const std::string& env,
+                                 const std::optional<std::vector<std::string>>& roles) = 0;
+  // Lifts a pending node's wait: false when the name is not pending (unknown, revoked, approved).
+  virtual Result<bool> approve_node(const std::string& node, const std::string& by, TimeMs at) = 0;
+
+  // Join tokens (schema 11). insert_join_token returns the new id (t.id, uses and last_used are
+  // ignored); conflict when the name is taken (also by a revoked token: names are never reused).
+  // revoke_join_token: false when there is no such token or it was revoked already.
+  virtual Result<int64_t> insert_join_token(const JoinTokenRecord& t) = 0;
+  virtual Result<std::vector<JoinTokenRecord>> list_join_tokens() = 0;  // oldest first
+  virtual Result<bool> revoke_join_token(int64_t id, const std::string& by, TimeMs at) = 0;
+
+  // Environments' settings (schema 11), by name.
+  virtual Result<std::vector<EnvRecord>> list_environments() = 0;
+  virtual Status save_environment(const EnvRecord& e) = 0;  // insert or replace
   // Deploy plans (ordered stages): the whole record (insert or update).
   virtual Status save_plan(const engine::DeployPlan& p) = 0;
   virtual Result<std::optional<engine::DeployPlan>> get_plan(engine::PlanId id) = 0;

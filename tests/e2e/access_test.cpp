@@ -1,7 +1,7 @@
 // Who may do what: every route of the server (as GET /api/v1/routes lists them) tried with no
 // token, a viewer, a publisher, a deployer scoped to staging, a deployer scoped to another app, an
-// admin, the agent join token, an expired and a revoked token; and the token and audit commands of
-// the CLI.
+// admin, the agent join token, a node's credential, an expired and a revoked token; and the token
+// and audit commands of the CLI.
 //
 // "Allowed" means the server did not answer 401 or 403 (the probes use ids and versions that make
 // the handler answer at once: 404, 400, 412 are all "allowed"). A route that is not in kProbes
@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
+#include "common/strings.h"
 #include "e2e/harness.h"
 
 namespace slipway::e2e {
@@ -29,12 +31,15 @@ struct Probe {
   // What it does reaches every environment (a push: the version becomes deployable everywhere):
   // refused to a token scoped to environments.
   bool every_env = false;
+  bool enrolls = false;  // an agent route a join token may use (it only enrolls a node)
 };
 
 struct Caller {
   std::string label;
   std::string token;  // "" = none
-  std::string role;   // "", agent, viewer, publisher, deployer, admin, dead (expired or revoked)
+  // "", agent (a join token), node (a node's credential), viewer, publisher, deployer, admin,
+  // dead (expired or revoked)
+  std::string role;
   bool staging_only = false;
   bool other_app = false;  // scoped to the app "api"
 };
@@ -67,8 +72,11 @@ class AccessTest : public E2eTest {
 int expected(const Caller& who, const std::string& access, const Probe& p, bool production) {
   if (access == "public") return 0;
   if (who.role.empty() || who.role == "dead") return 401;
-  if (access == "agent") return who.role == "agent" || who.role == "admin" ? 0 : 403;
-  if (who.role == "agent") return 403;
+  if (access == "agent") {
+    if (who.role == "agent") return p.enrolls ? 0 : 403;
+    return who.role == "node" || who.role == "admin" ? 0 : 403;
+  }
+  if (who.role == "agent" || who.role == "node") return 403;
   static const std::map<std::string, int> rank = {
       {"viewer", 1}, {"publisher", 2}, {"deployer", 3}, {"admin", 4}};
   if (rank.at(who.role) < rank.at(access)) return 403;
@@ -159,7 +167,7 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
       {"GET /api/v1/deploys/{id}/watch",
        {"/api/v1/deploys/{deployS}/watch", "", "/api/v1/deploys/{deployP}/watch", "",
         AppScope::web}},
-      {"GET /api/v1/agent/ws", {"/api/v1/agent/ws", "", "", "", AppScope::none}},
+      {"GET /api/v1/agent/ws", {"/api/v1/agent/ws", "", "", "", AppScope::none, true}},
       {"POST /api/v1/freezes",
        {"/api/v1/freezes", R"({"env":"staging","app":"web","until":"{until}","reason":"x"})",
         "/api/v1/freezes", R"({"env":"production","app":"web","until":"{until}","reason":"x"})",
@@ -244,11 +252,28 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
        {"/api/v1/notify/hooks/nobody/test", "", "", "", AppScope::none}},
       {"GET /api/v1/notify/deliveries",
        {"/api/v1/notify/deliveries?limit=1", "", "", "", AppScope::none}},
+      {"POST /api/v1/join-tokens", {"/api/v1/join-tokens", "{}", "", "", AppScope::none}},
+      {"GET /api/v1/join-tokens", {"/api/v1/join-tokens", "", "", "", AppScope::none}},
+      {"DELETE /api/v1/join-tokens/{name}",
+       {"/api/v1/join-tokens/nobody", "", "", "", AppScope::none}},
+      {"GET /api/v1/envs", {"/api/v1/envs", "", "", "", AppScope::none}},
+      {"POST /api/v1/envs/{env}/protect",
+       {"/api/v1/envs/staging/protect", "{\"x\":1}", "/api/v1/envs/production/protect", "{\"x\":1}",
+        AppScope::all}},
+      {"POST /api/v1/envs/{env}/unprotect",
+       {"/api/v1/envs/staging/unprotect", "{\"x\":1}", "/api/v1/envs/production/unprotect",
+        "{\"x\":1}", AppScope::all}},
+      {"POST /api/v1/nodes/{name}/move",
+       {"/api/v1/nodes/no-such-node/move", "{\"env\":\"staging\"}", "", "", AppScope::all}},
+      {"POST /api/v1/nodes/{name}/approve",
+       {"/api/v1/nodes/no-such-node/approve", "", "", "", AppScope::all}},
   };
 
   const std::string expiring = create_token(R"({"role":"admin","name":"soon-gone","ttl":"1s"})");
   const std::string revoked = create_token(R"({"role":"admin","name":"revoked"})");
   ASSERT_EQ(http("DELETE", "/api/v1/tokens/revoked").status, 200);
+  const std::string credential_file = read_file(node_root("node-1") / "agent.credential").value();
+  const std::string node_credential(trim(credential_file));
   const std::vector<Caller> callers = {
       {"no token", "", ""},
       {"viewer", create_token(R"({"role":"viewer","name":"viewer"})"), "viewer"},
@@ -262,6 +287,7 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
       {"admin", create_token(R"({"role":"admin","name":"second-admin"})"), "admin"},
       {"bootstrap admin", info().admin_token, "admin"},
       {"agent join token", info().join_token, "agent"},
+      {"node credential", node_credential, "node"},
       {"expired", expiring, "dead"},
       {"revoked", revoked, "dead"},
   };

@@ -4,6 +4,8 @@
 
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "common/fs.h"
+#include "common/strings.h"
 #include "e2e/harness.h"
 
 namespace slipway::e2e {
@@ -361,8 +363,12 @@ TEST_F(ApiTest, BlobsAndRanges) {
     expect_error(http("GET", "/api/v1/blobs/" + d), 400, "blob " + d);
   }
   expect_error(http("GET", "/api/v1/blobs/" + std::string(64, '0')), 404, "an unknown blob");
-  // Agents may fetch blobs with the join token; nobody may without a token.
-  EXPECT_EQ(http("GET", "/api/v1/blobs/" + sha, "", {}, info().join_token).status, 200);
+  // Agents fetch blobs with their node's credential; a join token only enrolls (403); nobody may
+  // without a token.
+  const std::string credential(trim(read_file(node_root("node-1") / "agent.credential").value()));
+  EXPECT_EQ(http("GET", "/api/v1/blobs/" + sha, "", {}, credential).status, 200);
+  expect_error(http("GET", "/api/v1/blobs/" + sha, "", {}, info().join_token), 403,
+               "a blob with the join token");
   expect_error(http("GET", "/api/v1/blobs/" + sha, "", {}, ""), 401, "a blob without a token");
   // Unknown artifacts.
   expect_error(http("GET", "/api/v1/artifacts/web/9.9.9"), 404, "an unknown version");

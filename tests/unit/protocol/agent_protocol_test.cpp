@@ -618,5 +618,25 @@ TEST(AgentProtocol, CredentialsInHelloAndWelcome) {
   EXPECT_FALSE(decode_agent_message(to_json(wrong_type)));
 }
 
+TEST(AgentProtocol, PendingWelcomeAndDisconnectWithItsReasonInFull) {
+  Welcome w;
+  w.node = "web-1";
+  EXPECT_FALSE(server_round_trip(w).pending);
+  EXPECT_EQ(encode(ServerMessage{w}).find("pending"), std::string::npos);
+  w.pending = true;
+  EXPECT_TRUE(server_round_trip(w).pending);
+  EXPECT_NE(server_error(R"({"type":"welcome","node":"n","pending":"yes"})").find("pending"),
+            std::string::npos);
+
+  // Longer than a WebSocket close reason may be (123 bytes).
+  const std::string why(600, 'w');
+  EXPECT_EQ(server_round_trip(Disconnect{why}).reason, why);
+  server_error(R"({"type":"disconnect"})");
+  server_error(R"({"type":"disconnect","reason":5})");
+  server_error(to_json(json::object{{"type", "disconnect"},
+                                    {"reason", std::string(kMaxDisconnectReason + 1, 'x')}}));
+  EXPECT_TRUE(decode_server_message(R"({"type":"disconnect","reason":"r","newer":1})"));
+}
+
 }  // namespace
 }  // namespace slipway::protocol

@@ -131,6 +131,7 @@ TEST_F(DesiredStoreTest, ADatabaseOfSchema4LearnsTheDesiredStateFromItsNewestSuc
   store_.reset();
   exec(
       "ALTER TABLE artifacts DROP COLUMN claimed_user; ALTER TABLE runs DROP COLUMN claimed_user; "
+      "DROP TABLE environments; DROP TABLE join_tokens; "
       "DROP TABLE notify_deliveries; DROP TABLE notify_hooks; "
       "DROP TABLE node_credentials; DROP TABLE audit; DROP TABLE tokens; DROP TABLE "
       "config_versions; DROP TABLE config_entries; "

@@ -15,6 +15,7 @@ inline constexpr const char* kBackToSchemaVersion1 =
     "DROP TABLE audit; DROP TABLE tokens; "                                // 8
     "DROP TABLE node_credentials; "                                        // 9
     "DROP TABLE notify_deliveries; DROP TABLE notify_hooks; "              // 10
+    "DROP TABLE environments; DROP TABLE join_tokens; "                    // 11
     "ALTER TABLE artifacts DROP COLUMN claimed_user; "                     // 12
     "PRAGMA user_version = 1";
 

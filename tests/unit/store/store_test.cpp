@@ -161,14 +161,15 @@ Deploy deploy(engine::DeployId id, std::string app = "billing", std::string env 
 
 TEST_F(StoreTest, FreshFileGetsTheSchema) {
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "12");
   EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
   const auto tables = raw.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1");
   EXPECT_EQ(tables, (std::vector<std::string>{"artifacts",      "audit",
                                               "config_entries", "config_versions",
                                               "deploy_log",     "deploy_nodes",
                                               "deploy_steps",   "deploys",
-                                              "desired",        "freezes",
+                                              "desired",        "environments",
+                                              "freezes",        "join_tokens",
                                               "meta",           "node_credentials",
                                               "nodes",          "notify_deliveries",
                                               "notify_hooks",   "plans",
@@ -183,27 +184,27 @@ TEST_F(StoreTest, OpeningTwiceMigratesOnce) {
   auto again = open_store();
   EXPECT_EQ(again->get_meta("k").value(), std::optional<std::string>("v"));
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "12");
 }
 
 TEST_F(StoreTest, ADatabaseFromANewerVersionIsRefused) {
   store_.reset();
   {
     RawDb raw(path());
-    raw.exec("PRAGMA user_version = 12");
+    raw.exec("PRAGMA user_version = 13");
   }
   auto s = make_sqlite_store(path());
   auto st = s->open();
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::failed_precondition);
   const auto& m = st.error().message;
-  EXPECT_NE(m.find("schema version 12"), std::string::npos) << m;
+  EXPECT_NE(m.find("schema version 13"), std::string::npos) << m;
   EXPECT_NE(m.find("newer"), std::string::npos) << m;
   EXPECT_NE(m.find("upgrade slipway"), std::string::npos) << m;
   EXPECT_NE(m.find(path()), std::string::npos) << m;
   // Nothing was changed in the file.
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "12");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "13");
 }
 
 TEST(StoreOpen, AFileThatIsNotADatabaseIsAnError) {
@@ -668,7 +669,7 @@ TEST_F(StoreTest, AVersion1DatabaseGainsFreezesAndStrategiesAndKeepsItsDeploys) 
   }
   auto s = open_store();
   RawDb raw(path());
-  EXPECT_EQ(raw.one("PRAGMA user_version"), "11");
+  EXPECT_EQ(raw.one("PRAGMA user_version"), "12");
   auto d = s->get_deploy(3).value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->forced_freeze, "");
@@ -755,11 +756,39 @@ TEST_F(StoreTest, ADeployForcedThroughAFreezeKeepsTheRecord) {
 namespace slipway::store {
 namespace {
 
+NodeCredential enrollment(std::string node, std::string hash, TimeMs at,
+                          std::string env = "staging", std::vector<std::string> roles = {"api"},
+                          std::string join_token = "default", bool pending = false) {
+  NodeCredential c;
+  c.node = std::move(node);
+  c.hash = std::move(hash);
+  c.enrolled_at = at;
+  c.env = std::move(env);
+  c.roles = std::move(roles);
+  c.join_token = std::move(join_token);
+  c.pending = pending;
+  return c;
+}
+
+JoinTokenRecord join_token(std::string name, std::string env, int64_t max_uses = 0,
+                           TimeMs expires_at = 0) {
+  JoinTokenRecord t;
+  t.name = std::move(name);
+  t.hash = std::string(64, t.name[0]);
+  t.env = std::move(env);
+  t.roles = {"api", "web"};
+  t.max_uses = max_uses;
+  t.created_by = "alice";
+  t.created_at = 5;
+  t.expires_at = expires_at;
+  return t;
+}
+
 TEST_F(StoreTest, NodeCredentialsEnrollOnceAndRevokeForGood) {
   EXPECT_FALSE(store_->get_node_credential("web-1").value().has_value());
-  EXPECT_TRUE(store_->enroll_node("web-1", std::string(64, 'a'), 10).value());
+  EXPECT_TRUE(store_->enroll_node(enrollment("web-1", std::string(64, 'a'), 10)).value());
   // A second enrollment of the name does not replace the first credential.
-  EXPECT_FALSE(store_->enroll_node("web-1", std::string(64, 'b'), 11).value());
+  EXPECT_FALSE(store_->enroll_node(enrollment("web-1", std::string(64, 'b'), 11)).value());
   auto c = store_->get_node_credential("web-1").value();
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->hash, std::string(64, 'a'));
@@ -773,15 +802,140 @@ TEST_F(StoreTest, NodeCredentialsEnrollOnceAndRevokeForGood) {
   EXPECT_EQ(c->hash, "");
   EXPECT_EQ(c->revoked_at, 20);
   EXPECT_EQ(c->revoked_by, "alice");
-  EXPECT_FALSE(store_->enroll_node("web-1", std::string(64, 'c'), 40).value());
+  EXPECT_FALSE(store_->enroll_node(enrollment("web-1", std::string(64, 'c'), 40)).value());
 
   // A name never enrolled can be revoked too, and then never enrolls.
   ASSERT_TRUE(store_->revoke_node("web-9", "alice", 50));
-  EXPECT_FALSE(store_->enroll_node("web-9", std::string(64, 'd'), 60).value());
+  EXPECT_FALSE(store_->enroll_node(enrollment("web-9", std::string(64, 'd'), 60)).value());
   const auto revoked = store_->revoked_nodes().value();
   ASSERT_EQ(revoked.size(), 2u);
   EXPECT_EQ(revoked[0].node, "web-1");
   EXPECT_EQ(revoked[1].node, "web-9");
+}
+
+TEST_F(StoreTest, AnEnrollmentKeepsItsEnvironmentRolesJoinTokenAndApproval) {
+  ASSERT_TRUE(store_
+                  ->enroll_node(enrollment("web-1", kShaA, 10, "production", {"web", "api"},
+                                           "prod-web", true))
+                  .value());
+  auto c = store_->get_node_credential("web-1").value().value();
+  EXPECT_EQ(c.env, "production");
+  EXPECT_EQ(c.roles, (std::vector<std::string>{"web", "api"}));
+  EXPECT_EQ(c.join_token, "prod-web");
+  EXPECT_TRUE(c.pending);
+
+  // Approval: once, by whom and when; an unknown or approved name is not pending.
+  EXPECT_TRUE(store_->approve_node("web-1", "alice", 20).value());
+  EXPECT_FALSE(store_->approve_node("web-1", "bob", 30).value());
+  EXPECT_FALSE(store_->approve_node("nobody", "bob", 30).value());
+  c = store_->get_node_credential("web-1").value().value();
+  EXPECT_FALSE(c.pending);
+  EXPECT_EQ(c.approved_by, "alice");
+  EXPECT_EQ(c.approved_at, 20);
+
+  // A move changes the environment, and the roles only when given.
+  EXPECT_TRUE(store_->move_node("web-1", "staging", std::nullopt).value());
+  c = store_->get_node_credential("web-1").value().value();
+  EXPECT_EQ(c.env, "staging");
+  EXPECT_EQ(c.roles, (std::vector<std::string>{"web", "api"}));
+  EXPECT_TRUE(store_->move_node("web-1", "staging", std::vector<std::string>{}).value());
+  EXPECT_TRUE(store_->get_node_credential("web-1").value()->roles.empty());
+  EXPECT_FALSE(store_->move_node("nobody", "staging", std::nullopt).value());
+  ASSERT_TRUE(store_->revoke_node("web-1", "alice", 40));
+  EXPECT_FALSE(store_->move_node("web-1", "production", std::nullopt).value());
+  EXPECT_FALSE(store_->approve_node("web-1", "alice", 50).value());
+
+  const auto all = store_->list_node_credentials().value();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].revoked_at, 40);
+}
+
+TEST_F(StoreTest, JoinTokensCountEachEnrollmentAndRefuseWhenUsedUpExpiredOrRevoked) {
+  const auto once = store_->insert_join_token(join_token("once", "staging", 1)).value();
+  const auto soon = store_->insert_join_token(join_token("soon", "staging", 0, 100)).value();
+  const auto gone = store_->insert_join_token(join_token("gone", "production")).value();
+  EXPECT_EQ(store_->insert_join_token(join_token("once", "production")).error().code,
+            Errc::conflict);
+
+  auto with = [](const std::string& node, const std::string& token, TimeMs at) {
+    return enrollment(node, node + std::to_string(at), at, "staging", {"api"}, token);
+  };
+  EXPECT_TRUE(store_->enroll_node(with("a", "once", 10), once).value());
+  // Used up: refused, and nothing recorded for the name.
+  auto used = store_->enroll_node(with("b", "once", 11), once);
+  ASSERT_FALSE(used);
+  EXPECT_EQ(used.error().code, Errc::failed_precondition);
+  EXPECT_NE(used.error().message.find("'once'"), std::string::npos) << used.error().message;
+  EXPECT_FALSE(store_->get_node_credential("b").value().has_value());
+
+  // Expired at its time.
+  EXPECT_TRUE(store_->enroll_node(with("c", "soon", 99), soon).value());
+  EXPECT_FALSE(store_->enroll_node(with("d", "soon", 100), soon));
+  // Revoked: once.
+  EXPECT_TRUE(store_->revoke_join_token(gone, "alice", 50).value());
+  EXPECT_FALSE(store_->revoke_join_token(gone, "bob", 60).value());
+  EXPECT_FALSE(store_->enroll_node(with("e", "gone", 70), gone));
+  // A taken name counts no use.
+  EXPECT_FALSE(store_->enroll_node(with("c", "gone", 70), 0).value());
+  EXPECT_FALSE(store_->enroll_node(with("a", "soon", 80), soon).value());
+
+  const auto list = store_->list_join_tokens().value();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].name, "once");
+  EXPECT_EQ(list[0].uses, 1);
+  EXPECT_EQ(list[0].last_used, 10);
+  EXPECT_EQ(list[0].max_uses, 1);
+  EXPECT_EQ(list[0].roles, (std::vector<std::string>{"api", "web"}));
+  EXPECT_EQ(list[0].hash, std::string(64, 'o'));
+  EXPECT_EQ(list[1].uses, 1);
+  EXPECT_EQ(list[1].expires_at, 100);
+  EXPECT_EQ(list[2].uses, 0);
+  EXPECT_EQ(list[2].revoked_by, "alice");
+  EXPECT_EQ(list[2].revoked_at, 50);
+}
+
+TEST_F(StoreTest, EnvironmentsAreProtectedAndUnprotected) {
+  EXPECT_TRUE(store_->list_environments().value().empty());
+  ASSERT_TRUE(store_->save_environment(EnvRecord{"production", true, "alice", 10}));
+  ASSERT_TRUE(store_->save_environment(EnvRecord{"staging", false, "bob", 11}));
+  ASSERT_TRUE(store_->save_environment(EnvRecord{"production", false, "carol", 12}));
+  const auto envs = store_->list_environments().value();
+  ASSERT_EQ(envs.size(), 2u);
+  EXPECT_EQ(envs[0].name, "production");
+  EXPECT_FALSE(envs[0].is_protected);
+  EXPECT_EQ(envs[0].changed_by, "carol");
+  EXPECT_EQ(envs[0].changed_at, 12);
+}
+
+TEST_F(StoreTest, NodesEnrolledBeforeSchema11AreBoundToWhatTheyLastRegisteredAs) {
+  ASSERT_TRUE(store_->upsert_node(node("web-1")));  // staging, roles api and worker
+  ASSERT_TRUE(store_->enroll_node(enrollment("web-1", kShaA, 10)));
+  ASSERT_TRUE(store_->enroll_node(enrollment("ghost", kShaB, 10)));
+  store_.reset();
+  {
+    // Back to schema 10: no join tokens, environments, nor what an enrollment binds (and none
+    // of schema 12's columns).
+    RawDb raw(path());
+    raw.exec(
+        "DROP INDEX audit_outcomes; ALTER TABLE audit DROP COLUMN outcome_of; "
+        "ALTER TABLE audit DROP COLUMN claimed_user; ALTER TABLE artifacts DROP COLUMN "
+        "claimed_user; ALTER TABLE runs DROP COLUMN claimed_user; "
+        "DROP TABLE environments; DROP TABLE join_tokens; "
+        "ALTER TABLE node_credentials DROP COLUMN env; "
+        "ALTER TABLE node_credentials DROP COLUMN roles; "
+        "ALTER TABLE node_credentials DROP COLUMN join_token; "
+        "ALTER TABLE node_credentials DROP COLUMN pending; "
+        "ALTER TABLE node_credentials DROP COLUMN approved_by; "
+        "ALTER TABLE node_credentials DROP COLUMN approved_at; PRAGMA user_version = 10");
+  }
+  store_ = open_store();
+  auto c = store_->get_node_credential("web-1").value().value();
+  EXPECT_EQ(c.hash, kShaA);
+  EXPECT_EQ(c.env, "staging");
+  EXPECT_EQ(c.roles, (std::vector<std::string>{"api", "worker"}));
+  EXPECT_FALSE(c.pending);
+  // One the nodes table does not know stays unbound (bound at its next hello).
+  EXPECT_EQ(store_->get_node_credential("ghost").value()->env, "");
 }
 
 }  // namespace
