@@ -986,8 +986,9 @@ Status Lab::down(StopOrder order) {
     result = stop_targets(agents, SIGTERM, opts_.stop_timeout);
     if (auto s = stop_targets(server, SIGTERM, opts_.stop_timeout); !s && result) result = s;
   }
-  if (result) result = judge_exits(agents, SIGTERM);
-  if (auto s = judge_exits(server, SIGTERM); !s && result) result = s;
+  std::vector<Target> all = agents;
+  all.insert(all.end(), server.begin(), server.end());
+  if (auto s = judge_exits(all, SIGTERM); !s && result) result = s;
   sweep_apps(info_.dir / "nodes", opts_.stop_timeout);
   for (auto& n : info_.nodes)
     n.pid = 0;

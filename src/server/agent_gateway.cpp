@@ -154,11 +154,12 @@ asio::awaitable<Result<AgentGateway::Admission>> AgentGateway::enroll(const prot
   }
   auto& enrolled = done.enrolled;
   if (!enrolled || !*enrolled) {
-    const Error e = !enrolled ? (enrolled.error().code == Errc::failed_precondition
-                                     ? enrolled.error()
-                                     : err(Errc::internal, "cannot record the node's credential"))
-                              : err(Errc::unauthenticated,
-                                    fmt::format("node {} is enrolled with another credential", name));
+    const Error e = !enrolled
+                        ? (enrolled.error().code == Errc::failed_precondition
+                               ? enrolled.error()
+                               : err(Errc::internal, "cannot record the node's credential"))
+                        : err(Errc::unauthenticated,
+                              fmt::format("node {} is enrolled with another credential", name));
     record_enrollment_outcome(ctx_, std::move(entry), *done.entry, http_status(e.code), e.message);
     co_return e;
   }

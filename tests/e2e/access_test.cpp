@@ -167,7 +167,7 @@ TEST_F(AccessTest, EveryRouteForEveryRoleAndScope) {
       {"GET /api/v1/deploys/{id}/watch",
        {"/api/v1/deploys/{deployS}/watch", "", "/api/v1/deploys/{deployP}/watch", "",
         AppScope::web}},
-      {"GET /api/v1/agent/ws", {"/api/v1/agent/ws", "", "", "", AppScope::none, true}},
+      {"GET /api/v1/agent/ws", {"/api/v1/agent/ws", "", "", "", AppScope::none, false, true}},
       {"POST /api/v1/freezes",
        {"/api/v1/freezes", R"({"env":"staging","app":"web","until":"{until}","reason":"x"})",
         "/api/v1/freezes", R"({"env":"production","app":"web","until":"{until}","reason":"x"})",

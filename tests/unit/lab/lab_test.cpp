@@ -93,11 +93,17 @@ std::string node_list(const fs::path& lab_dir) {
 
 // FAKE_SERVER_FAIL: exits 1 at once, with a message. FAKE_SERVER_HANG: never listens.
 // FAKE_IGNORE_TERM: ignores SIGTERM.
+// As the real server and agent do: SIGTERM is a clean stop, exit code 0 (the lab reports any
+// other end after SIGTERM as an error).
+void exit_0_on_term(int) {
+  ::_exit(0);
+}
+
 int fake_server(const std::vector<std::string>& args) {
   const fs::path data = arg(args, "--data");
   const std::string listen = arg(args, "--listen");
   write_atomically(data / "fake-server.pid", std::to_string(::getpid()));
-  if (std::getenv("FAKE_IGNORE_TERM")) ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGTERM, std::getenv("FAKE_IGNORE_TERM") ? SIG_IGN : exit_0_on_term);
   if (std::getenv("FAKE_SERVER_FAIL")) {
     std::fprintf(stderr, "boom: cannot open the database\n");
     return 1;
@@ -153,14 +159,24 @@ int fake_server(const std::vector<std::string>& args) {
   }
 }
 
-// FAKE_AGENT_FAIL_NAME=NAME: that agent exits 2 at once. FAKE_AGENT_APP: starts an "app" (a
+// FAKE_AGENT_FAIL_NAME=NAME: that agent exits 2 at once. FAKE_AGENT_TERM_EXIT=N: exits N on
+// SIGTERM, as a crash at shutdown would. FAKE_AGENT_APP: starts an "app" (a
 // child in ROOT/app, in its own session, as a supervisor that leaves its app running would) and
 // records its pid in ROOT/app.pid. FAKE_IGNORE_TERM: ignores SIGTERM.
 int fake_agent(const std::vector<std::string>& args) {
   const fs::path root = arg(args, "--root");
   const std::string name = arg(args, "--name");
   write_atomically(root / "argv.txt", join(args, "\n") + "\n");
-  if (std::getenv("FAKE_IGNORE_TERM")) ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGTERM, std::getenv("FAKE_IGNORE_TERM") ? SIG_IGN : exit_0_on_term);
+  // FAKE_AGENT_TERM_EXIT=N: says what a heap corrupted at shutdown says, and exits N on SIGTERM.
+  if (const char* code = std::getenv("FAKE_AGENT_TERM_EXIT")) {
+    static int term_exit = std::atoi(code);
+    ::signal(SIGTERM, [](int) {
+      constexpr char kMsg[] = "corrupted size vs. prev_size while consolidating\n";
+      (void)!::write(2, kMsg, sizeof kMsg - 1);
+      ::_exit(term_exit);
+    });
+  }
   if (const char* fail = std::getenv("FAKE_AGENT_FAIL_NAME"); fail && name == fail) {
     std::fprintf(stderr, "agent boom: %s cannot start\n", name.c_str());
     return 2;
@@ -466,11 +482,33 @@ TEST(Lab, ProcessesThatIgnoreSigtermAreKilled) {
   opts.stop_timeout = Millis(200);
   auto info = lab.up(opts);
   ASSERT_TRUE(info) << info.error().message;
+  // Stopped all the same, and reported: a process that needs SIGKILL did not stop cleanly.
   auto down = lab.down();
-  EXPECT_TRUE(down) << down.error().message;
+  ASSERT_FALSE(down);
+  EXPECT_NE(down.error().message.find("not a clean stop"), std::string::npos)
+      << down.error().message;
+  EXPECT_NE(down.error().message.find("was killed by signal 9 after signal 15"), std::string::npos)
+      << down.error().message;
+  EXPECT_NE(down.error().message.find("server (pid"), std::string::npos) << down.error().message;
   EXPECT_FALSE(process_alive(info->server_pid));
   for (const auto& n : info->nodes)
     EXPECT_FALSE(process_alive(n.pid));
+}
+
+TEST(Lab, AnAgentThatDoesNotExit0AfterSigtermIsReportedWithItsLog) {
+  TempDir tmp;
+  EnvGuard crash("FAKE_AGENT_TERM_EXIT", "134");
+  Lab lab;
+  auto info = lab.up(options(tmp, 2));
+  ASSERT_TRUE(info) << info.error().message;
+  auto down = lab.down(Lab::StopOrder::together);
+  ASSERT_FALSE(down);
+  const auto& m = down.error().message;
+  EXPECT_NE(m.find("agent " + info->nodes[0].spec.name), std::string::npos) << m;
+  EXPECT_NE(m.find("exited with code 134 after signal 15"), std::string::npos) << m;
+  EXPECT_NE(m.find("corrupted size vs. prev_size"), std::string::npos) << m;  // its log
+  EXPECT_EQ(m.find("server (pid"), std::string::npos) << m;                   // the server exited 0
+  EXPECT_FALSE(process_alive(info->server_pid));
 }
 
 TEST(Lab, AppsThatAgentsLeaveBehindAreStopped) {
