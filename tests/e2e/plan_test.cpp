@@ -304,7 +304,8 @@ TEST_F(PlanE2eTest, ARestartedServerFailsAPlanItWasRunningAndPlansGoOnAfter) {
   EXPECT_EQ(str(started, "ref"), "p2");
   ASSERT_TRUE(wait_until(
       [&] {
-        const auto& d = arr(plan("p2"), "stages")[0].as_object().at("deploy");
+        const json::value p2 = plan("p2");  // named: arr() returns a reference into it
+        const auto& d = arr(p2, "stages")[0].as_object().at("deploy");
         return d.is_int64() && str(deploy(d.as_int64()), "state") == "paused";
       },
       Millis(60'000)));
